@@ -1,0 +1,196 @@
+//! The table catalog: the schemas of `schemas/*.toml`, compiled in. Every crate that
+//! needs a table's columns, key, types or Chinese labels asks here, so the TOML files
+//! stay the single statement of the contract.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+/// How a column's values are parsed from source cells and stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Normalized text.
+    Text,
+    /// A GB 32100 code.
+    Uscc,
+    /// A calendar date.
+    Date,
+    /// A month, stored as its first day.
+    Month,
+    /// A four-digit year.
+    Year,
+    /// A year, or a date whose year is taken.
+    YearOrDate,
+    /// Money in 元, Decimal128(20,2).
+    Money,
+    /// A whole count.
+    Count,
+    /// A 64-bit integer (system tables).
+    Int64,
+    /// A boolean.
+    Bool,
+    /// A value of an alias table.
+    Enum,
+    /// A GB/T 4754-2017 class code.
+    IndustryCode,
+    /// A Datong county code.
+    Division,
+    /// A patent application number.
+    PatentNo,
+    /// Several values in one cell, separated by `;` `；` `,` `，` `、`.
+    List,
+    /// A UTC timestamp (system tables).
+    Timestamp,
+    /// A list of text (system tables).
+    TextList,
+    /// A 64-bit float (marts).
+    Float64,
+}
+
+/// The lower bound of a quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Min {
+    /// ≥ 0
+    Zero,
+    /// > 0
+    Positive,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSchema {
+    /// snake_case name.
+    pub name: String,
+    /// Parse and storage type.
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    /// The alias table of an `enum` column.
+    #[serde(default, rename = "enum")]
+    pub enum_name: Option<String>,
+    /// Chinese label.
+    pub label: String,
+    /// Required in source files.
+    #[serde(default)]
+    pub required: bool,
+    /// Accepted header spellings.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Lower bound of a quantity.
+    #[serde(default)]
+    pub min: Option<Min>,
+    /// A date or year after the run date is allowed.
+    #[serde(default)]
+    pub future_ok: bool,
+    /// Not read from source files.
+    #[serde(default)]
+    pub derived: bool,
+    /// Whether the stored column may hold nulls (default: unless key or required).
+    #[serde(default)]
+    pub nullable: Option<bool>,
+}
+
+/// One table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSchema {
+    /// snake_case table name.
+    pub name: String,
+    /// Chinese label.
+    pub label: String,
+    /// `source` (read from agency files), `derived`, `reference`, `system` or `mart`.
+    pub kind: String,
+    /// The columns that identify a row.
+    pub key: Vec<String>,
+    /// The columns, in stored order.
+    pub columns: Vec<ColumnSchema>,
+}
+
+impl TableSchema {
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether a column may be null when stored.
+    pub fn is_nullable(&self, column: &ColumnSchema) -> bool {
+        column
+            .nullable
+            .unwrap_or(!(column.required || self.key.contains(&column.name)))
+    }
+}
+
+const FILES: &[(&str, &str)] = &[
+    ("enterprise", include_str!("../../../schemas/enterprise.toml")),
+    ("enterprise_annual", include_str!("../../../schemas/enterprise_annual.toml")),
+    ("designation", include_str!("../../../schemas/designation.toml")),
+    ("employment", include_str!("../../../schemas/employment.toml")),
+    ("patent", include_str!("../../../schemas/patent.toml")),
+    ("patent_applicant", include_str!("../../../schemas/patent_applicant.toml")),
+    ("financing", include_str!("../../../schemas/financing.toml")),
+    ("town", include_str!("../../../schemas/town.toml")),
+    ("town_roster", include_str!("../../../schemas/town_roster.toml")),
+    ("industry_code", include_str!("../../../schemas/industry_code.toml")),
+    ("division", include_str!("../../../schemas/division.toml")),
+    ("quarantine", include_str!("../../../schemas/quarantine.toml")),
+    ("ingest_warning", include_str!("../../../schemas/ingest_warning.toml")),
+    ("ingest_run", include_str!("../../../schemas/ingest_run.toml")),
+    ("run", include_str!("../../../schemas/run.toml")),
+];
+
+/// Every table of the catalog. The files are compiled in and checked by a unit test,
+/// so a parse failure here is a build defect, reported with the file name.
+pub fn catalog() -> &'static [TableSchema] {
+    static CATALOG: OnceLock<Vec<TableSchema>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        FILES
+            .iter()
+            .map(|(name, text)| {
+                toml::from_str(text)
+                    .unwrap_or_else(|e| panic!("schemas/{name}.toml is invalid: {e}"))
+            })
+            .collect()
+    })
+}
+
+/// The table with this name.
+pub fn table(name: &str) -> Option<&'static TableSchema> {
+    catalog().iter().find(|t| t.name == name)
+}
+
+/// The source kinds, in the order a run ingests them (the registry first, since every
+/// other kind references it).
+pub const SOURCE_KINDS: [&str; 6] = [
+    "enterprise",
+    "enterprise_annual",
+    "designation",
+    "employment",
+    "patent",
+    "financing",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_parses_and_is_consistent() {
+        let cat = catalog();
+        assert_eq!(cat.len(), FILES.len());
+        for (t, (file, _)) in cat.iter().zip(FILES) {
+            assert_eq!(&t.name, file, "schemas/{file}.toml names itself {}", t.name);
+            for k in &t.key {
+                assert!(t.column(k).is_some(), "{}: key {k} is not a column", t.name);
+            }
+            for c in &t.columns {
+                assert!(!c.label.is_empty());
+                assert_eq!(c.ty == ColumnType::Enum, c.enum_name.is_some(), "{}.{}", t.name, c.name);
+            }
+        }
+        for kind in SOURCE_KINDS {
+            assert_eq!(table(kind).unwrap().kind, "source");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! One source cell as the file gave it, before any rule is applied: text, a typed
+//! XLSX number, boolean or date, or nothing. Cells keep their original form so that a
+//! quarantined row can show exactly what arrived.
+
+use chrono::NaiveDate;
+use serde_json::Value as Json;
+
+/// A raw cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value at all.
+    Empty,
+    /// Text as read (not yet normalized).
+    Text(String),
+    /// A typed number (XLSX, JSON).
+    Number(f64),
+    /// A typed boolean (XLSX, JSON).
+    Bool(bool),
+    /// A typed date (XLSX date cells).
+    Date(NaiveDate),
+}
+
+impl Cell {
+    /// The cell as text for the rules: numbers without a spurious `.0` when whole
+    /// (`140214.0` is `140214`), dates in ISO form. `None` when empty.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Cell::Empty => None,
+            Cell::Text(s) => Some(s.clone()),
+            Cell::Number(n) => Some(format_number(*n)),
+            Cell::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+            Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+        }
+    }
+
+    /// The cell as JSON for `quarantine.raw`.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Cell::Empty => Json::Null,
+            Cell::Text(s) => Json::String(s.clone()),
+            Cell::Number(n) => serde_json::Number::from_f64(*n)
+                .map(Json::Number)
+                .unwrap_or_else(|| Json::String(n.to_string())),
+            Cell::Bool(b) => Json::Bool(*b),
+            Cell::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
+        }
+    }
+}
+
+/// Formats a float the way a person reads it: whole numbers without a fraction,
+/// others in the shortest form that round-trips (never in exponent notation).
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e17 {
+        format!("{n:.0}")
+    } else {
+        format!("{n}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_naturally() {
+        assert_eq!(Cell::Number(140214.0).text().as_deref(), Some("140214"));
+        assert_eq!(Cell::Number(1234.5).text().as_deref(), Some("1234.5"));
+        assert_eq!(Cell::Number(0.1).text().as_deref(), Some("0.1"));
+        assert_eq!(Cell::Empty.text(), None);
+    }
+}

@@ -1,0 +1,630 @@
+//! One ingest run over a pipeline's files: kinds in dependency order (the registry
+//! first), files in path order, every row validated, exact duplicates dropped from the
+//! later copy, conflicting duplicates all quarantined, and per file
+//! `rows_read = rows_loaded + rows_duplicate + rows_quarantined`.
+//!
+//! A file that cannot be read at all (encoding, corrupt workbook, missing required
+//! column, malformed line) is rejected whole: none of its rows are kept, it reports 0
+//! rows read, and the run goes on with the other files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Builder, ListBuilder, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use townstat_domain::division::Divisions;
+use townstat_domain::enums::AliasTables;
+use townstat_domain::industry::Industries;
+use townstat_domain::number::Unit;
+use townstat_domain::schema::{self, SOURCE_KINDS, TableSchema};
+use townstat_domain::{Rejection, Warning};
+
+use crate::arrow_out::{self, Lineage};
+use crate::cell::Cell;
+use crate::error::{Error, FileRejection, Result};
+use crate::header::{self, AliasIndex, ColumnMap};
+use crate::pipeline::{Format, Pipeline, Source};
+use crate::read::{self, Opened, RawRecord};
+use crate::registry::Registry;
+use crate::validate::{Applicant, Rules, Value, validate_row};
+
+/// What happened to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Read; its good rows are in the output.
+    Loaded,
+    /// Already ingested by an earlier run with the same content.
+    Skipped,
+    /// Could not be read at all.
+    Rejected,
+}
+
+impl FileStatus {
+    /// The value stored in `ingest_run.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Loaded => "loaded",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// The account of one source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    /// The file as the run names it.
+    pub source_file: String,
+    /// The record kind.
+    pub kind: String,
+    /// SHA-256 of the file's bytes, hex.
+    pub content_hash: String,
+    /// Rows read (records after the header that are not blank).
+    pub rows_read: i64,
+    /// Rows that reach the warehouse.
+    pub rows_loaded: i64,
+    /// Exact duplicates dropped.
+    pub rows_duplicate: i64,
+    /// Rows sent to quarantine.
+    pub rows_quarantined: i64,
+    /// Loaded, skipped or rejected.
+    pub status: FileStatus,
+    /// Why the file was rejected or skipped.
+    pub message: Option<String>,
+}
+
+/// A quarantined row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRow {
+    /// Source file.
+    pub source_file: String,
+    /// Row number as a person counts it in that file.
+    pub row_number: i64,
+    /// Record kind.
+    pub kind: String,
+    /// The original cells as a JSON object keyed by header.
+    pub raw: String,
+    /// Distinct reason codes, in the order found.
+    pub reasons: Vec<String>,
+    /// One message per reason.
+    pub messages: Vec<String>,
+}
+
+/// A loaded row's warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningRow {
+    /// Source file.
+    pub source_file: String,
+    /// Row number.
+    pub row_number: i64,
+    /// Record kind.
+    pub kind: String,
+    /// Distinct warning codes.
+    pub warnings: Vec<String>,
+    /// One message per warning.
+    pub messages: Vec<String>,
+}
+
+/// Everything an ingest run produced, ready to commit.
+#[derive(Debug)]
+pub struct IngestOutput {
+    /// Rows to merge, per table (source kinds and `patent_applicant`).
+    pub tables: BTreeMap<String, RecordBatch>,
+    /// Quarantined rows.
+    pub quarantine: Vec<QuarantineRow>,
+    /// Warnings of loaded rows.
+    pub warnings: Vec<WarningRow>,
+    /// One report per file, in the order read.
+    pub files: Vec<FileReport>,
+    /// The registry after this run's enterprise files (for later steps).
+    pub registry: Registry,
+}
+
+/// Options of an ingest run.
+pub struct IngestOptions<'a> {
+    /// The run's id, stored in lineage columns.
+    pub run_id: &'a str,
+    /// The run date.
+    pub as_of: NaiveDate,
+    /// Content hashes already loaded by earlier runs (such files are skipped).
+    pub already_loaded: &'a dyn Fn(&str) -> bool,
+}
+
+struct StoredRow {
+    file: usize,
+    row_number: u64,
+    cells: Vec<Cell>,
+    values: Vec<Value>,
+    warnings: Vec<(Warning, String)>,
+    applicants: Vec<Applicant>,
+    conflicted: bool,
+}
+
+struct FileState {
+    report: FileReport,
+    header: Vec<String>,
+}
+
+/// Hashes a file's bytes.
+pub fn content_hash(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// How the run names a file: relative to the working directory when under it.
+pub fn display_path(path: &Path) -> String {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    match cwd.and_then(|d| abs.strip_prefix(&d).ok().map(Path::to_path_buf)) {
+        Some(rel) => rel.to_string_lossy().into_owned(),
+        None => abs.to_string_lossy().into_owned(),
+    }
+}
+
+/// Renders a record's cells as a JSON object keyed by the header.
+fn raw_json(header: &[String], cells: &[Cell]) -> String {
+    let mut map = serde_json::Map::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let mut key = header
+            .get(i)
+            .filter(|h| !h.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", i + 1));
+        while map.contains_key(&key) {
+            key.push('#');
+        }
+        map.insert(key, cell.to_json());
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+fn group_messages<C: Copy + PartialEq>(items: &[(C, String)]) -> (Vec<C>, Vec<String>) {
+    let mut codes: Vec<C> = vec![];
+    let mut messages: Vec<String> = vec![];
+    for (code, msg) in items {
+        match codes.iter().position(|c| c == code) {
+            Some(i) => {
+                messages[i].push_str("; ");
+                messages[i].push_str(msg);
+            }
+            None => {
+                codes.push(*code);
+                messages.push(msg.clone());
+            }
+        }
+    }
+    (codes, messages)
+}
+
+/// Key text and content fingerprint of a row.
+fn fingerprint(t: &TableSchema, values: &[Value]) -> (String, [u8; 16]) {
+    let mut key = String::new();
+    for k in &t.key {
+        if let Some(i) = t.columns.iter().position(|c| &c.name == k) {
+            key.push_str(&values[i].canonical_text());
+            key.push('\u{1f}');
+        }
+    }
+    let mut h = Sha256::new();
+    for v in values {
+        // A type tag keeps Null apart from empty text.
+        let tag: u8 = match v {
+            Value::Null => 0,
+            _ => 1,
+        };
+        h.update([tag]);
+        h.update(v.canonical_text().as_bytes());
+        h.update([0x1f]);
+    }
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    (key, out)
+}
+
+/// Reads one file to its outcomes, or rejects it whole.
+#[allow(clippy::type_complexity)]
+fn read_file(
+    path: &Path,
+    display: &str,
+    source: &Source,
+    t: &TableSchema,
+    rules: &Rules,
+) -> Result<(Vec<String>, Vec<(RawRecord, std::result::Result<crate::validate::ValidRow, Vec<Rejection>>)>), FileRejection> {
+    let format = source
+        .format
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| {
+            FileRejection(format!(
+                "{display}: cannot tell the format from the extension; set format in the pipeline"
+            ))
+        })?;
+    let index = AliasIndex::new(t, source);
+    let (map, records): (ColumnMap, Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>) =
+        match read::open(path, format, source)? {
+            Opened::Keyed { header, records } => {
+                (header::map_header(&header, t, &index, display)?, records)
+            }
+            Opened::Tabular(mut records) => {
+                let mut head: Vec<RawRecord> = vec![];
+                for r in records.by_ref() {
+                    head.push(r?);
+                    if head.len() >= header::HEADER_SEARCH_ROWS {
+                        break;
+                    }
+                }
+                let best = head
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (header::header_score(&r.cells, &index), i))
+                    .max_by_key(|(score, i)| (*score, std::cmp::Reverse(*i)));
+                let Some((score, at)) = best.filter(|(s, _)| *s > 0) else {
+                    return Err(FileRejection(format!(
+                        "{display}: no header row in the first {} rows: no cell matches a column of {}",
+                        header::HEADER_SEARCH_ROWS,
+                        t.name
+                    )));
+                };
+                let _ = score;
+                let header_cells: Vec<String> = head[at]
+                    .cells
+                    .iter()
+                    .map(|c| c.text().unwrap_or_default())
+                    .collect();
+                let map = header::map_header(&header_cells, t, &index, display)?;
+                let rest: Vec<RawRecord> = head.split_off(at + 1);
+                (map, Box::new(rest.into_iter().map(Ok).chain(records)))
+            }
+        };
+    let default_units: Vec<Unit> = t
+        .columns
+        .iter()
+        .map(|c| {
+            source
+                .units
+                .get(&c.name)
+                .and_then(|u| Unit::parse(u))
+                .unwrap_or(Unit::Yuan)
+        })
+        .collect();
+    let mut out = vec![];
+    for record in records {
+        let record = record?;
+        if record.is_blank() {
+            continue;
+        }
+        let outcome = validate_row(t, &map, &default_units, &record.cells, rules);
+        out.push((record, outcome));
+    }
+    Ok((map.header, out))
+}
+
+/// Runs ingestion over every file of a pipeline.
+pub fn ingest(pipeline: &Pipeline, opts: &IngestOptions, mut registry: Registry) -> Result<IngestOutput> {
+    let enums = AliasTables::load(&pipeline.resolve(&pipeline.file.enums))?;
+    let divisions = Divisions::datong();
+    let industries = Industries::gbt4754_2017();
+    let files = pipeline.files()?;
+    let mut states: Vec<FileState> = vec![];
+    let mut quarantine: Vec<QuarantineRow> = vec![];
+    let mut warnings_out: Vec<WarningRow> = vec![];
+    let mut tables = BTreeMap::new();
+
+    for kind in SOURCE_KINDS {
+        let t = schema::table(kind).ok_or_else(|| Error::Pipeline {
+            path: pipeline.path.clone(),
+            message: format!("no schema for kind {kind}"),
+        })?;
+        let kind_files: Vec<&(PathBuf, &Source)> =
+            files.iter().filter(|(_, s)| s.kind == kind).collect();
+        let mut rows: Vec<StoredRow> = vec![];
+        // key → variants (content fingerprint, index into rows)
+        let mut keys: HashMap<String, Vec<([u8; 16], usize)>> = HashMap::new();
+        for (path, source) in kind_files {
+            let display = display_path(path);
+            let hash = content_hash(path).unwrap_or_default();
+            let file_idx = states.len();
+            let mut report = FileReport {
+                source_file: display.clone(),
+                kind: kind.to_string(),
+                content_hash: hash.clone(),
+                rows_read: 0,
+                rows_loaded: 0,
+                rows_duplicate: 0,
+                rows_quarantined: 0,
+                status: FileStatus::Loaded,
+                message: None,
+            };
+            if (opts.already_loaded)(&hash) {
+                report.status = FileStatus::Skipped;
+                report.message = Some("same content already loaded by an earlier run".into());
+                states.push(FileState { report, header: vec![] });
+                continue;
+            }
+            let rules = Rules {
+                as_of: opts.as_of,
+                enums: &enums,
+                divisions: &divisions,
+                industries: &industries,
+                registry: &registry,
+            };
+            match read_file(path, &display, source, t, &rules) {
+                Err(FileRejection(message)) => {
+                    report.status = FileStatus::Rejected;
+                    report.message = Some(message);
+                    states.push(FileState { report, header: vec![] });
+                }
+                Ok((header, outcomes)) => {
+                    for (record, outcome) in outcomes {
+                        report.rows_read += 1;
+                        match outcome {
+                            Err(reasons) => {
+                                let items: Vec<_> =
+                                    reasons.into_iter().map(|r| (r.reason, r.message)).collect();
+                                let (codes, messages) = group_messages(&items);
+                                report.rows_quarantined += 1;
+                                quarantine.push(QuarantineRow {
+                                    source_file: display.clone(),
+                                    row_number: record.row_number as i64,
+                                    kind: kind.to_string(),
+                                    raw: raw_json(&header, &record.cells),
+                                    reasons: codes.iter().map(|c| c.code().to_string()).collect(),
+                                    messages,
+                                });
+                            }
+                            Ok(valid) => {
+                                let (key, content) = fingerprint(t, &valid.values);
+                                let variants = keys.entry(key).or_default();
+                                if variants.iter().any(|(c, _)| *c == content) {
+                                    report.rows_duplicate += 1;
+                                    continue;
+                                }
+                                variants.push((content, rows.len()));
+                                rows.push(StoredRow {
+                                    file: file_idx,
+                                    row_number: record.row_number,
+                                    cells: record.cells,
+                                    values: valid.values,
+                                    warnings: valid.warnings,
+                                    applicants: valid.applicants,
+                                    conflicted: false,
+                                });
+                            }
+                        }
+                    }
+                    states.push(FileState { report, header });
+                }
+            }
+        }
+        // Same key, different values: every variant is quarantined.
+        for variants in keys.values().filter(|v| v.len() > 1) {
+            let files: Vec<String> = variants
+                .iter()
+                .map(|(_, i)| {
+                    let r = &rows[*i];
+                    format!("{} row {}", states[r.file].report.source_file, r.row_number)
+                })
+                .collect();
+            for (_, i) in variants {
+                rows[*i].conflicted = true;
+                let r = &rows[*i];
+                let state = &mut states[r.file];
+                state.report.rows_quarantined += 1;
+                quarantine.push(QuarantineRow {
+                    source_file: state.report.source_file.clone(),
+                    row_number: r.row_number as i64,
+                    kind: kind.to_string(),
+                    raw: raw_json(&state.header, &r.cells),
+                    reasons: vec!["conflicting_duplicate".to_string()],
+                    messages: vec![format!(
+                        "key ({}) has different values in {}",
+                        t.key.join(", "),
+                        files.join(", ")
+                    )],
+                });
+            }
+        }
+        let kept: Vec<&StoredRow> = rows.iter().filter(|r| !r.conflicted).collect();
+        for r in &kept {
+            if !r.warnings.is_empty() {
+                let (codes, messages) = group_messages(&r.warnings);
+                warnings_out.push(WarningRow {
+                    source_file: states[r.file].report.source_file.clone(),
+                    row_number: r.row_number as i64,
+                    kind: kind.to_string(),
+                    warnings: codes.iter().map(|c| c.code().to_string()).collect(),
+                    messages,
+                });
+            }
+        }
+        if kind == "enterprise" {
+            let u = t.columns.iter().position(|c| c.name == "uscc").unwrap_or(0);
+            let n = t.columns.iter().position(|c| c.name == "name").unwrap_or(1);
+            for r in &kept {
+                if let Value::Str(code) = &r.values[u] {
+                    registry.add(code, r.values[n].as_str());
+                }
+            }
+        }
+        let values: Vec<&[Value]> = kept.iter().map(|r| r.values.as_slice()).collect();
+        let lineage = Lineage {
+            run_id: opts.run_id,
+            rows: kept
+                .iter()
+                .map(|r| (states[r.file].report.source_file.as_str(), r.row_number as i64))
+                .collect(),
+        };
+        tables.insert(kind.to_string(), arrow_out::build_batch(t, &values, Some(lineage))?);
+        if kind == "patent" {
+            tables.insert(
+                "patent_applicant".to_string(),
+                applicant_batch(t, &kept, &states, opts.run_id)?,
+            );
+        }
+    }
+    let files: Vec<FileReport> = states
+        .into_iter()
+        .map(|mut s| {
+            let r = &mut s.report;
+            r.rows_loaded = r.rows_read - r.rows_duplicate - r.rows_quarantined;
+            s.report
+        })
+        .collect();
+    Ok(IngestOutput {
+        tables,
+        quarantine,
+        warnings: warnings_out,
+        files,
+        registry,
+    })
+}
+
+fn applicant_batch(
+    patent: &TableSchema,
+    kept: &[&StoredRow],
+    states: &[FileState],
+    run_id: &str,
+) -> Result<RecordBatch> {
+    let t = schema::table("patent_applicant").ok_or_else(|| Error::Pipeline {
+        path: PathBuf::from("schemas/patent_applicant.toml"),
+        message: "missing".into(),
+    })?;
+    let no = patent
+        .columns
+        .iter()
+        .position(|c| c.name == "application_no")
+        .unwrap_or(0);
+    let mut values: Vec<Vec<Value>> = vec![];
+    let mut lineage = vec![];
+    for r in kept {
+        for a in &r.applicants {
+            values.push(vec![
+                r.values[no].clone(),
+                Value::Int(a.position),
+                Value::Str(a.name.clone()),
+                a.uscc.clone().map(Value::Str).unwrap_or(Value::Null),
+                a.link_method
+                    .map(|m| Value::Str(m.to_string()))
+                    .unwrap_or(Value::Null),
+            ]);
+            lineage.push((states[r.file].report.source_file.as_str(), r.row_number as i64));
+        }
+    }
+    let refs: Vec<&[Value]> = values.iter().map(Vec::as_slice).collect();
+    arrow_out::build_batch(
+        t,
+        &refs,
+        Some(Lineage {
+            run_id,
+            rows: lineage,
+        }),
+    )
+}
+
+fn text_list(items: impl Iterator<Item = Vec<String>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for list in items {
+        for s in list {
+            b.values().append_value(s);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+fn strings<'a>(items: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for s in items {
+        b.append_option(s);
+    }
+    Arc::new(b.finish())
+}
+
+fn ints(items: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = Int64Builder::new();
+    for i in items {
+        b.append_value(i);
+    }
+    Arc::new(b.finish())
+}
+
+fn system_batch(name: &str, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let t = schema::table(name).ok_or_else(|| Error::Pipeline {
+        path: PathBuf::from(format!("schemas/{name}.toml")),
+        message: "missing".into(),
+    })?;
+    RecordBatch::try_new(arrow_out::arrow_schema(t), columns).map_err(|source| Error::Arrow {
+        table: name.to_string(),
+        source,
+    })
+}
+
+impl IngestOutput {
+    /// The `quarantine` rows of this run as a batch.
+    pub fn quarantine_batch(&self, run_id: &str) -> Result<RecordBatch> {
+        let q = &self.quarantine;
+        system_batch(
+            "quarantine",
+            vec![
+                strings(q.iter().map(|_| Some(run_id))),
+                strings(q.iter().map(|r| Some(r.source_file.as_str()))),
+                ints(q.iter().map(|r| r.row_number)),
+                strings(q.iter().map(|r| Some(r.kind.as_str()))),
+                strings(q.iter().map(|r| Some(r.raw.as_str()))),
+                text_list(q.iter().map(|r| r.reasons.clone())),
+                text_list(q.iter().map(|r| r.messages.clone())),
+            ],
+        )
+    }
+
+    /// The `ingest_warning` rows of this run as a batch.
+    pub fn warning_batch(&self, run_id: &str) -> Result<RecordBatch> {
+        let w = &self.warnings;
+        system_batch(
+            "ingest_warning",
+            vec![
+                strings(w.iter().map(|_| Some(run_id))),
+                strings(w.iter().map(|r| Some(r.source_file.as_str()))),
+                ints(w.iter().map(|r| r.row_number)),
+                strings(w.iter().map(|r| Some(r.kind.as_str()))),
+                text_list(w.iter().map(|r| r.warnings.clone())),
+                text_list(w.iter().map(|r| r.messages.clone())),
+            ],
+        )
+    }
+
+    /// The `ingest_run` rows of this run as a batch.
+    pub fn ingest_run_batch(&self, run_id: &str) -> Result<RecordBatch> {
+        let f = &self.files;
+        system_batch(
+            "ingest_run",
+            vec![
+                strings(f.iter().map(|_| Some(run_id))),
+                strings(f.iter().map(|r| Some(r.source_file.as_str()))),
+                strings(f.iter().map(|r| Some(r.kind.as_str()))),
+                strings(f.iter().map(|r| Some(r.content_hash.as_str()))),
+                ints(f.iter().map(|r| r.rows_read)),
+                ints(f.iter().map(|r| r.rows_loaded)),
+                ints(f.iter().map(|r| r.rows_duplicate)),
+                ints(f.iter().map(|r| r.rows_quarantined)),
+                strings(f.iter().map(|r| Some(r.status.as_str()))),
+                strings(f.iter().map(|r| r.message.as_deref())),
+            ],
+        )
+    }
+}

@@ -1,0 +1,231 @@
+//! The pipeline file (`pipelines/nightly.toml`): which source files to read, as which
+//! record kind, in which format and encoding, with which extra column aliases and
+//! default units. A new source layout is a new `[[source]]` entry, not new code.
+//! Unknown keys are errors that name the key and the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma, tab or semicolon separated text.
+    Csv,
+    /// An Excel workbook.
+    Xlsx,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl Format {
+    /// The format a file's extension implies.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" | "tsv" | "txt" => Some(Format::Csv),
+            "xlsx" | "xlsm" | "xls" => Some(Format::Xlsx),
+            "ndjson" | "jsonl" | "json" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+}
+
+/// A text encoding for CSV and NDJSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// UTF-8 (with or without BOM) when the file is valid UTF-8, else GB18030.
+    #[default]
+    Auto,
+    /// UTF-8; invalid bytes reject the file.
+    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// GBK, read as its superset GB18030.
+    Gbk,
+    /// GB18030.
+    Gb18030,
+}
+
+/// One source: a set of files of one record kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A name for logs.
+    pub name: String,
+    /// The record kind: enterprise, enterprise_annual, designation, employment,
+    /// patent or financing.
+    pub kind: String,
+    /// Glob patterns, relative to the pipeline file.
+    pub glob: Vec<String>,
+    /// The format; inferred from each file's extension when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// The encoding of text files.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// CSV separator; sniffed among `,` tab `;` when absent.
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// XLSX sheet name; the first sheet when absent.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Extra header aliases per canonical column.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
+    /// Default money unit per column (元, 万元, 亿元) when neither cell nor header says.
+    #[serde(default)]
+    pub units: BTreeMap<String, String>,
+}
+
+/// The whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Alias tables of the enumerations.
+    pub enums: String,
+    /// The town registry CSV.
+    pub towns: String,
+    /// Targets of the plan (marts).
+    #[serde(default)]
+    pub targets: Option<String>,
+    /// Evaluation weights (marts).
+    #[serde(default)]
+    pub evaluation: Option<String>,
+    /// The sources.
+    #[serde(rename = "source")]
+    pub sources: Vec<Source>,
+}
+
+/// A loaded pipeline, with paths resolved against the pipeline file's folder.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline file.
+    pub path: PathBuf,
+    /// The folder paths are relative to.
+    pub base: PathBuf,
+    /// The parsed file.
+    pub file: PipelineFile,
+}
+
+impl Pipeline {
+    /// Reads and checks a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Pipeline {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Pipeline::from_toml(&text, path)
+    }
+
+    /// Parses pipeline text; `path` names the file in errors and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Pipeline> {
+        let err = |message: String| Error::Pipeline {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file: PipelineFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        for s in &file.sources {
+            let Some(schema) = townstat_domain::schema::table(&s.kind)
+                .filter(|t| t.kind == "source")
+            else {
+                return Err(err(format!(
+                    "source {:?}: unknown kind {:?}; known: {}",
+                    s.name,
+                    s.kind,
+                    townstat_domain::schema::SOURCE_KINDS.join(", ")
+                )));
+            };
+            for col in s.aliases.keys().chain(s.units.keys()) {
+                if schema.column(col).is_none() {
+                    return Err(err(format!(
+                        "source {:?}: {} has no column {col:?}",
+                        s.name, s.kind
+                    )));
+                }
+            }
+            for (col, unit) in &s.units {
+                if townstat_domain::number::Unit::parse(unit).is_none() {
+                    return Err(err(format!(
+                        "source {:?}: unit {unit:?} of {col} is not 元, 万元 or 亿元",
+                        s.name
+                    )));
+                }
+            }
+            if s.glob.is_empty() {
+                return Err(err(format!("source {:?}: glob is empty", s.name)));
+            }
+        }
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Pipeline {
+            path: path.to_path_buf(),
+            base,
+            file,
+        })
+    }
+
+    /// A path of the pipeline resolved against its folder.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        self.base.join(relative)
+    }
+
+    /// Every source file with its source, in path order, each file once.
+    pub fn files(&self) -> Result<Vec<(PathBuf, &Source)>> {
+        let mut out: BTreeMap<PathBuf, &Source> = BTreeMap::new();
+        for s in &self.file.sources {
+            for pattern in &s.glob {
+                let full = self.resolve(pattern);
+                let full = full.to_string_lossy();
+                let paths = glob::glob(&full).map_err(|e| Error::Pipeline {
+                    path: self.path.clone(),
+                    message: format!("source {:?}: bad glob {pattern:?}: {e}", s.name),
+                })?;
+                for p in paths.flatten() {
+                    if !p.is_file() {
+                        continue;
+                    }
+                    if let Some(other) = out.insert(p.clone(), s)
+                        && other.name != s.name
+                    {
+                        return Err(Error::Pipeline {
+                            path: self.path.clone(),
+                            message: format!(
+                                "{} is matched by sources {:?} and {:?}",
+                                p.display(),
+                                other.name,
+                                s.name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = "enums = 'e'\ntowns = 't'\n[[source]]\nname='a'\nkind='patent'\nglob=['x']\nsheeet='S'\n";
+        let e = Pipeline::from_toml(text, Path::new("p.toml")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `sheeet`"), "{e}");
+        let text = "enums = 'e'\ntowns = 't'\n[[source]]\nname='a'\nkind='patents'\nglob=['x']\n";
+        let e = Pipeline::from_toml(text, Path::new("p.toml")).unwrap_err();
+        assert!(e.to_string().contains("unknown kind \"patents\""), "{e}");
+        let text = "enums = 'e'\ntowns = 't'\n[[source]]\nname='a'\nkind='patent'\nglob=['x']\n[source.aliases]\ntitel=['x']\n";
+        let e = Pipeline::from_toml(text, Path::new("p.toml")).unwrap_err();
+        assert!(e.to_string().contains("no column \"titel\""), "{e}");
+    }
+}

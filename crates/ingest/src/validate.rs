@@ -1,0 +1,611 @@
+//! Row validation: every cell parsed by its column's rule, then the cross-field rules
+//! of `sources.md` (date order, patent type and year, references to the registry,
+//! derived values). A row carries every reason that applies, not only the first.
+
+use chrono::{Datelike, NaiveDate};
+use townstat_domain::division::Divisions;
+use townstat_domain::enums::AliasTables;
+use townstat_domain::industry::Industries;
+use townstat_domain::number::{self, Unit};
+use townstat_domain::patent::{self, PatentType};
+use townstat_domain::schema::{ColumnSchema, ColumnType, Min, TableSchema};
+use townstat_domain::text::{is_null_token, normalize};
+use townstat_domain::{Reason, Rejection, Warning, date, uscc};
+
+use crate::cell::Cell;
+use crate::header::ColumnMap;
+use crate::registry::{NameLink, Registry};
+
+/// A canonical value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// No value.
+    Null,
+    /// Text (normalized), codes, enum values.
+    Str(String),
+    /// A date (also months, as their first day).
+    Date(NaiveDate),
+    /// A year.
+    Year(i32),
+    /// A count or integer.
+    Int(i64),
+    /// Money in 元 cents.
+    Money(i128),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Value {
+    /// The text of a `Str`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Canonical text form (ISO dates, 元 with two decimals), as in the derived deal id.
+    pub fn canonical_text(&self) -> String {
+        match self {
+            Value::Null => String::new(),
+            Value::Str(s) => s.clone(),
+            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+            Value::Year(y) => y.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Money(c) => number::format_cents(*c),
+            Value::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// One patent applicant after linking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applicant {
+    /// Position from 1.
+    pub position: i64,
+    /// Normalized name.
+    pub name: String,
+    /// The linked enterprise, if any.
+    pub uscc: Option<String>,
+    /// `uscc` or `name` when linked.
+    pub link_method: Option<&'static str>,
+}
+
+/// A row that passed every rule.
+#[derive(Debug, Clone)]
+pub struct ValidRow {
+    /// Values in schema column order.
+    pub values: Vec<Value>,
+    /// Warnings to record.
+    pub warnings: Vec<(Warning, String)>,
+    /// Patent applicants (patent rows only).
+    pub applicants: Vec<Applicant>,
+}
+
+/// What the rules need besides the row.
+pub struct Rules<'a> {
+    /// The run date: "now" for every future-date check.
+    pub as_of: NaiveDate,
+    /// Enumeration alias tables.
+    pub enums: &'a AliasTables,
+    /// Datong's divisions.
+    pub divisions: &'a Divisions,
+    /// GB/T 4754-2017.
+    pub industries: &'a Industries,
+    /// Known enterprises.
+    pub registry: &'a Registry,
+}
+
+/// Splits a list cell on `;` `；` `,` `，` `、` (after normalization the full-width
+/// separators are still distinct characters, so all are listed).
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split([';', '；', ',', '，', '、'])
+        .map(normalize)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The first non-null cell text among a column's file columns.
+fn cell_text<'c>(cells: &'c [Cell], sources: &[usize]) -> Option<(&'c Cell, String)> {
+    sources.iter().find_map(|&i| {
+        let cell = cells.get(i)?;
+        let text = cell.text()?;
+        if is_null_token(&normalize(&text)) {
+            None
+        } else {
+            Some((cell, text))
+        }
+    })
+}
+
+struct Parsed {
+    value: Value,
+    patent: Option<patent::ApplicationNo>,
+    county_warnings: Vec<(Warning, String)>,
+}
+
+impl Parsed {
+    fn plain(value: Value) -> Parsed {
+        Parsed {
+            value,
+            patent: None,
+            county_warnings: vec![],
+        }
+    }
+}
+
+fn check_min(col: &ColumnSchema, raw: &str, v: i128) -> Result<(), Rejection> {
+    let fails = match col.min {
+        Some(Min::Zero) => v < 0,
+        Some(Min::Positive) => v <= 0,
+        None => false,
+    };
+    if fails {
+        let what = if v == 0 { "zero" } else { "negative" };
+        return Err(Rejection::new(
+            Reason::NegativeAmount,
+            format!("{} \"{raw}\" is {what}; it must be {}", col.name, match col.min {
+                Some(Min::Positive) => "greater than 0",
+                _ => "at least 0",
+            }),
+        ));
+    }
+    Ok(())
+}
+
+fn future(col: &ColumnSchema, raw: &str, what: &str, run: &str) -> Rejection {
+    Rejection::new(
+        Reason::FutureDate,
+        format!("{} \"{raw}\" is after the run {what} {run}", col.name),
+    )
+}
+
+fn parse_cell(
+    col: &ColumnSchema,
+    cell: &Cell,
+    raw: &str,
+    header_unit: Option<Unit>,
+    default_unit: Unit,
+    rules: &Rules,
+) -> Result<Parsed, Rejection> {
+    let as_of = rules.as_of;
+    let value = match col.ty {
+        ColumnType::Text | ColumnType::List => Value::Str(normalize(raw)),
+        ColumnType::Uscc => Value::Str(uscc::parse(raw)?),
+        ColumnType::Date => {
+            let d = match cell {
+                Cell::Date(d) => *d,
+                Cell::Number(n) if (10_000.0..100_000.0).contains(n) => {
+                    date::from_excel_serial(*n).ok_or_else(|| {
+                        Rejection::new(Reason::InvalidDate, format!("\"{raw}\" is not a date"))
+                    })?
+                }
+                _ => date::parse_date(raw)?,
+            };
+            if d > as_of && !col.future_ok {
+                return Err(future(col, raw, "date", &as_of.to_string()));
+            }
+            Value::Date(d)
+        }
+        ColumnType::Month => {
+            let m = match cell {
+                Cell::Date(d) => d.with_day(1).unwrap_or(*d),
+                _ => date::parse_month(raw)?,
+            };
+            if (m.year(), m.month()) > (as_of.year(), as_of.month()) && !col.future_ok {
+                return Err(future(col, raw, "month", &as_of.format("%Y-%m").to_string()));
+            }
+            Value::Date(m)
+        }
+        ColumnType::Year | ColumnType::YearOrDate => {
+            let y = match (cell, col.ty) {
+                (Cell::Date(d), ColumnType::YearOrDate) => d.year(),
+                (_, ColumnType::Year) => date::parse_year(raw)?,
+                _ => date::parse_year_or_date(raw)?,
+            };
+            if y > as_of.year() && !col.future_ok {
+                return Err(future(col, raw, "year", &as_of.year().to_string()));
+            }
+            Value::Year(y)
+        }
+        ColumnType::Money => {
+            let cents = number::parse_money(raw, header_unit, default_unit)?;
+            check_min(col, raw, cents)?;
+            Value::Money(cents)
+        }
+        ColumnType::Count | ColumnType::Int64 => {
+            let n = number::parse_count(raw)?;
+            check_min(col, raw, n as i128)?;
+            Value::Int(n)
+        }
+        ColumnType::Bool => match cell {
+            Cell::Bool(b) => Value::Bool(*b),
+            _ => Value::Bool(townstat_domain::boolean::parse_bool(raw).ok_or_else(|| {
+                Rejection::new(
+                    Reason::UnknownEnumValue,
+                    format!("{} \"{raw}\" is not a yes/no value (是/否, Y/N, 1/0, √/×)", col.name),
+                )
+            })?),
+        },
+        ColumnType::Enum => {
+            let name = col.enum_name.as_deref().unwrap_or(&col.name);
+            match rules.enums.lookup(name, raw) {
+                Ok(v) => Value::Str(v),
+                Err(_) if name == "currency" => {
+                    return Err(Rejection::new(
+                        Reason::UnsupportedCurrency,
+                        format!("currency \"{raw}\" is not CNY (人民币); only CNY is accepted"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        ColumnType::IndustryCode => {
+            let text = match cell {
+                // A numeric cell lost its leading zeros: 141 is class 0141.
+                Cell::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 10_000.0 => {
+                    format!("{:04}", *n as i64)
+                }
+                _ => raw.to_string(),
+            };
+            Value::Str(rules.industries.parse_class(&text)?)
+        }
+        ColumnType::Division => {
+            let county = rules.divisions.resolve_code(raw)?;
+            return Ok(Parsed {
+                value: Value::Str(county.code),
+                patent: None,
+                county_warnings: county.warnings,
+            });
+        }
+        ColumnType::PatentNo => {
+            let p = patent::parse(raw)?;
+            return Ok(Parsed {
+                value: Value::Str(p.canonical.clone()),
+                patent: Some(p),
+                county_warnings: vec![],
+            });
+        }
+        ColumnType::Timestamp | ColumnType::TextList | ColumnType::Float64 => {
+            Value::Str(normalize(raw))
+        }
+    };
+    Ok(Parsed::plain(value))
+}
+
+fn idx(schema: &TableSchema, name: &str) -> usize {
+    schema
+        .columns
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+fn get<'v>(schema: &TableSchema, values: &'v [Value], name: &str) -> &'v Value {
+    values.get(idx(schema, name)).unwrap_or(&Value::Null)
+}
+
+/// Validates one record of a kind. `default_units` holds each column's pipeline
+/// default unit.
+pub fn validate_row(
+    schema: &TableSchema,
+    map: &ColumnMap,
+    default_units: &[Unit],
+    cells: &[Cell],
+    rules: &Rules,
+) -> Result<ValidRow, Vec<Rejection>> {
+    let mut reasons: Vec<Rejection> = vec![];
+    let mut values = vec![Value::Null; schema.columns.len()];
+    let mut warnings = vec![];
+    let mut patent_no = None;
+    let mut present = vec![false; schema.columns.len()];
+    for (c, col) in schema.columns.iter().enumerate() {
+        if col.derived {
+            continue;
+        }
+        let Some((cell, raw)) = cell_text(cells, &map.sources[c]) else {
+            continue;
+        };
+        present[c] = true;
+        match parse_cell(col, cell, &raw, map.header_units[c], default_units[c], rules) {
+            Ok(p) => {
+                values[c] = p.value;
+                warnings.extend(p.county_warnings);
+                if p.patent.is_some() {
+                    patent_no = p.patent;
+                }
+            }
+            Err(r) => reasons.push(r),
+        }
+    }
+    let reference_name = cell_text(cells, &map.reference_name).map(|(_, t)| normalize(&t));
+    for (c, col) in schema.columns.iter().enumerate() {
+        let stands_in = col.name == "uscc" && reference_name.is_some();
+        if col.required && !present[c] && !stands_in {
+            reasons.push(Rejection::new(
+                Reason::MissingRequired,
+                format!("{} ({}) is empty", col.name, col.label),
+            ));
+        }
+    }
+    let mut applicants = vec![];
+    match schema.name.as_str() {
+        "enterprise" => enterprise_rules(schema, &mut values, &present, &mut warnings, &mut reasons, rules),
+        "enterprise_annual" => {
+            if let Value::Year(y) = get(schema, &values, "year")
+                && *y < 1990
+            {
+                reasons.push(Rejection::new(
+                    Reason::InvalidDate,
+                    format!("year {y} is before 1990, the first year annual returns cover"),
+                ));
+            }
+        }
+        "designation" => {
+            if let (Value::Year(y), Value::Year(e)) = (
+                get(schema, &values, "year"),
+                get(schema, &values, "expires_year"),
+            ) && e < y
+            {
+                reasons.push(Rejection::new(
+                    Reason::DateOrder,
+                    format!("expires_year {e} is before the designation year {y}"),
+                ));
+            }
+        }
+        "patent" => {
+            applicants = patent_rules(schema, &mut values, cells, map, patent_no, &mut warnings, &mut reasons, rules);
+        }
+        "financing" => {
+            let c = idx(schema, "currency");
+            if values[c] == Value::Null {
+                values[c] = Value::Str("CNY".to_string());
+            }
+        }
+        _ => {}
+    }
+    if crate::header::is_referencing(&schema.name) {
+        resolve_reference(schema, &mut values, &present, reference_name.as_deref(), &mut reasons, rules);
+    }
+    if schema.name == "financing" && reasons.is_empty() {
+        let d = idx(schema, "deal_id");
+        if values[d] == Value::Null {
+            let t = |n: &str| get(schema, &values, n).canonical_text();
+            let institution = get(schema, &values, "institution").as_str().map(str::to_string);
+            let amount = match get(schema, &values, "amount") {
+                Value::Money(c) => *c,
+                _ => 0,
+            };
+            values[d] = Value::Str(townstat_domain::hash::deal_id(
+                &t("uscc"),
+                &t("occurred_on"),
+                &t("instrument"),
+                amount,
+                institution.as_deref(),
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        Ok(ValidRow {
+            values,
+            warnings,
+            applicants,
+        })
+    } else {
+        Err(reasons)
+    }
+}
+
+fn enterprise_rules(
+    schema: &TableSchema,
+    values: &mut [Value],
+    present: &[bool],
+    warnings: &mut Vec<(Warning, String)>,
+    reasons: &mut Vec<Rejection>,
+    rules: &Rules,
+) {
+    let kind = idx(schema, "entity_kind");
+    if values[kind] == Value::Null
+        && !present[kind]
+        && let Value::Str(code) = &values[idx(schema, "uscc")]
+    {
+        values[kind] = Value::Str(uscc::entity_kind(code).to_string());
+    }
+    if let (Value::Date(start), Value::Date(end)) = (
+        &values[idx(schema, "established_on")],
+        &values[idx(schema, "deregistered_on")],
+    ) && end < start
+    {
+        reasons.push(Rejection::new(
+            Reason::DateOrder,
+            format!("deregistered_on {end} is before established_on {start}"),
+        ));
+    }
+    let div = idx(schema, "division_code");
+    if !present[div] {
+        let address = values[idx(schema, "address")].as_str().map(str::to_string);
+        match address.and_then(|a| rules.divisions.county_from_address(&a)) {
+            Some(county) => {
+                values[div] = Value::Str(county.code);
+                warnings.extend(county.warnings);
+            }
+            None => reasons.push(Rejection::new(
+                Reason::UnknownDivision,
+                "no division code, and the address names no Datong county or township",
+            )),
+        }
+    }
+}
+
+fn resolve_reference(
+    schema: &TableSchema,
+    values: &mut [Value],
+    present: &[bool],
+    reference_name: Option<&str>,
+    reasons: &mut Vec<Rejection>,
+    rules: &Rules,
+) {
+    let u = idx(schema, "uscc");
+    if present[u] {
+        // The USCC decides; a name beside it is ignored. Only valid codes are checked.
+        if let Value::Str(code) = &values[u]
+            && !rules.registry.contains(code)
+        {
+            reasons.push(Rejection::new(
+                Reason::OrphanReference,
+                format!("USCC {code} has no entry in the enterprise registry"),
+            ));
+        }
+        return;
+    }
+    let Some(name) = reference_name else { return };
+    match rules.registry.link_name(name) {
+        NameLink::One(code) => values[u] = Value::Str(code),
+        NameLink::None => reasons.push(Rejection::new(
+            Reason::OrphanReference,
+            format!("name \"{name}\" matches no enterprise in the registry"),
+        )),
+        NameLink::Many(n) => reasons.push(Rejection::new(
+            Reason::AmbiguousReference,
+            format!("name \"{name}\" matches {n} enterprises in the registry"),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patent_rules(
+    schema: &TableSchema,
+    values: &mut [Value],
+    cells: &[Cell],
+    map: &ColumnMap,
+    number: Option<patent::ApplicationNo>,
+    warnings: &mut Vec<(Warning, String)>,
+    reasons: &mut Vec<Rejection>,
+    rules: &Rules,
+) -> Vec<Applicant> {
+    let t = idx(schema, "patent_type");
+    if let Some(no) = &number {
+        let from_number = no.patent_type;
+        if let Value::Str(stated) = &values[t]
+            && PatentType::from_canonical(stated) != Some(from_number)
+        {
+            reasons.push(Rejection::new(
+                Reason::PatentTypeMismatch,
+                format!(
+                    "patent_type {stated} contradicts the number {}, which is {}",
+                    no.canonical,
+                    from_number.as_str()
+                ),
+            ));
+        }
+        values[t] = Value::Str(from_number.as_str().to_string());
+        values[idx(schema, "is_pct")] = Value::Bool(no.pct);
+        if let Value::Date(applied) = values[idx(schema, "applied_on")]
+            && applied.year() != no.year
+        {
+            reasons.push(Rejection::new(
+                Reason::YearMismatch,
+                format!(
+                    "applied_on {applied} is not in {}, the year of number {}",
+                    no.year, no.canonical
+                ),
+            ));
+        }
+    }
+    if let (Value::Date(applied), Value::Date(granted)) = (
+        &values[idx(schema, "applied_on")],
+        &values[idx(schema, "granted_on")],
+    ) && granted < applied
+    {
+        reasons.push(Rejection::new(
+            Reason::DateOrder,
+            format!("granted_on {granted} is before applied_on {applied}"),
+        ));
+    }
+    let names = match &values[idx(schema, "applicants")] {
+        Value::Str(s) => split_list(s),
+        _ => vec![],
+    };
+    let uscc_col = idx(schema, "applicant_uscc");
+    let raw_codes = cell_text(cells, &map.sources[uscc_col])
+        .map(|(_, t)| {
+            // Keep empty positions: `A;;C` aligns C with the third applicant.
+            t.split([';', '；', ',', '，', '、'])
+                .map(normalize)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if raw_codes.len() > names.len() && raw_codes.iter().skip(names.len()).any(|c| !c.is_empty()) {
+        reasons.push(Rejection::new(
+            Reason::MissingRequired,
+            format!(
+                "applicant_uscc lists {} codes for {} applicants",
+                raw_codes.len(),
+                names.len()
+            ),
+        ));
+    }
+    let mut codes = vec![];
+    for raw in &raw_codes {
+        if raw.is_empty() || is_null_token(raw) {
+            codes.push(None);
+            continue;
+        }
+        match uscc::parse(raw) {
+            Ok(c) => codes.push(Some(c)),
+            Err(e) => {
+                reasons.push(e);
+                codes.push(None);
+            }
+        }
+    }
+    values[uscc_col] = if codes.iter().any(Option::is_some) {
+        Value::Str(
+            codes
+                .iter()
+                .map(|c| c.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(";"),
+        )
+    } else {
+        Value::Null
+    };
+    if !names.is_empty() {
+        values[idx(schema, "applicants")] = Value::Str(names.join(";"));
+    }
+    values[idx(schema, "applicant_count")] = Value::Int(names.len() as i64);
+    let mut applicants = vec![];
+    for (i, name) in names.iter().enumerate() {
+        let given = codes.get(i).cloned().flatten();
+        let (uscc, method) = match given.filter(|c| rules.registry.contains(c)) {
+            Some(c) => (Some(c), Some("uscc")),
+            None => match rules.registry.link_name(name) {
+                NameLink::One(c) => (Some(c), Some("name")),
+                NameLink::None => {
+                    warnings.push((
+                        Warning::UnlinkedApplicant,
+                        format!("applicant {} \"{name}\" links to no registry entry", i + 1),
+                    ));
+                    (None, None)
+                }
+                NameLink::Many(n) => {
+                    warnings.push((
+                        Warning::UnlinkedApplicant,
+                        format!(
+                            "applicant {} \"{name}\" matches {n} registry entries; left unlinked",
+                            i + 1
+                        ),
+                    ));
+                    (None, None)
+                }
+            },
+        };
+        applicants.push(Applicant {
+            position: i as i64 + 1,
+            name: name.clone(),
+            uscc,
+            link_method: method,
+        });
+    }
+    applicants
+}

@@ -1,0 +1,206 @@
+//! The bad-input corpus (`tests/corpus`): every file and row there has the exact
+//! reject reasons, warnings, duplicate status or whole-file error it must produce,
+//! written down by hand in `expect.csv`. Ingestion must match it in both directions:
+//! nothing expected missing, nothing unexpected quarantined or warned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Decimal128Type;
+use chrono::NaiveDate;
+use townstat_ingest::{FileStatus, IngestOptions, IngestOutput, Pipeline, Registry, ingest};
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
+}
+
+fn run_corpus() -> IngestOutput {
+    let pipeline = Pipeline::load(&corpus_dir().join("pipeline.toml")).expect("pipeline loads");
+    let never = |_: &str| false;
+    ingest(
+        &pipeline,
+        &IngestOptions {
+            run_id: "test-run",
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
+            already_loaded: &never,
+        },
+        Registry::default(),
+    )
+    .expect("ingest runs")
+}
+
+/// `…/tests/corpus/files/x/y.csv` → `x/y.csv`.
+fn short(path: &str) -> String {
+    let marker = "corpus/files/";
+    match path.find(marker) {
+        Some(i) => path[i + marker.len()..].to_string(),
+        None => path.to_string(),
+    }
+}
+
+struct Expect {
+    reasons: BTreeMap<(String, i64), BTreeSet<String>>,
+    warnings: BTreeMap<(String, i64), BTreeSet<String>>,
+    duplicates: BTreeMap<String, i64>,
+    rejected: BTreeMap<String, String>,
+}
+
+fn expectations() -> Expect {
+    let text = std::fs::read_to_string(corpus_dir().join("expect.csv")).expect("expect.csv");
+    let mut e = Expect {
+        reasons: BTreeMap::new(),
+        warnings: BTreeMap::new(),
+        duplicates: BTreeMap::new(),
+        rejected: BTreeMap::new(),
+    };
+    for line in text.lines().skip(1) {
+        let mut f = line.splitn(3, ',');
+        let (file, row, what) = (
+            f.next().expect("file").to_string(),
+            f.next().expect("row").parse::<i64>().expect("row number"),
+            f.next().expect("expect"),
+        );
+        let codes = |s: &str| s.split(';').map(str::to_string).collect::<BTreeSet<_>>();
+        if let Some(w) = what.strip_prefix("warn:") {
+            e.warnings.insert((file, row), codes(w));
+        } else if let Some(m) = what.strip_prefix("rejected:") {
+            e.rejected.insert(file, m.to_string());
+        } else if what == "duplicate" {
+            *e.duplicates.entry(file).or_default() += 1;
+        } else {
+            e.reasons.insert((file, row), codes(what));
+        }
+    }
+    e
+}
+
+#[test]
+fn every_corpus_file_gets_exactly_its_expected_outcome() {
+    let out = run_corpus();
+    let e = expectations();
+
+    let quarantined: BTreeMap<(String, i64), BTreeSet<String>> = out
+        .quarantine
+        .iter()
+        .map(|q| {
+            (
+                (short(&q.source_file), q.row_number),
+                q.reasons.iter().cloned().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(quarantined, e.reasons, "quarantine differs from expect.csv");
+    for q in &out.quarantine {
+        assert_eq!(q.reasons.len(), q.messages.len(), "one message per reason: {q:?}");
+        assert!(q.raw.starts_with('{'), "raw cells as a JSON object: {}", q.raw);
+    }
+
+    let warned: BTreeMap<(String, i64), BTreeSet<String>> = out
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                (short(&w.source_file), w.row_number),
+                w.warnings.iter().cloned().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(warned, e.warnings, "warnings differ from expect.csv");
+
+    for f in &out.files {
+        let name = short(&f.source_file);
+        assert_eq!(
+            f.rows_read,
+            f.rows_loaded + f.rows_duplicate + f.rows_quarantined,
+            "nothing lost in {name}"
+        );
+        match e.rejected.get(&name) {
+            Some(msg) => {
+                assert_eq!(f.status, FileStatus::Rejected, "{name} must be rejected");
+                let m = f.message.clone().unwrap_or_default();
+                assert!(m.contains(msg), "{name}: message {m:?} lacks {msg:?}");
+                assert!(m.contains(&name), "{name}: message {m:?} names the file");
+                assert_eq!(f.rows_read, 0, "a rejected file reports 0 rows read");
+            }
+            None => assert_eq!(f.status, FileStatus::Loaded, "{name}: {:?}", f.message),
+        }
+        assert_eq!(
+            f.rows_duplicate,
+            e.duplicates.get(&name).copied().unwrap_or(0),
+            "duplicates of {name}"
+        );
+    }
+    let seen: BTreeSet<String> = out.files.iter().map(|f| short(&f.source_file)).collect();
+    for file in e.rejected.keys() {
+        assert!(seen.contains(file), "{file} was not read at all");
+    }
+}
+
+#[test]
+fn loaded_values_are_canonical() {
+    let out = run_corpus();
+    let ent = &out.tables["enterprise"];
+    let col = |name: &str| ent.column(ent.schema().index_of(name).expect(name)).clone();
+    let uscc = col("uscc");
+    let uscc = uscc.as_string::<i32>();
+    let name = col("name");
+    let name = name.as_string::<i32>();
+    let capital = col("registered_capital");
+    let capital = capital.as_primitive::<Decimal128Type>();
+    let division = col("division_code");
+    let division = division.as_string::<i32>();
+    let kind = col("entity_kind");
+    let kind = kind.as_string::<i32>();
+    let row = |prefix: &str| {
+        (0..ent.num_rows())
+            .find(|&i| name.value(i).starts_with(prefix))
+            .unwrap_or_else(|| panic!("no enterprise named {prefix}"))
+    };
+    // 1,200 under 注册资本(万元) is 12,000,000.00 元.
+    let r = row("大同轨道装备");
+    assert_eq!(capital.value(r), 1_200_000_000);
+    // Full-width brackets are stored half-width.
+    let r = row("大同新荣石墨");
+    assert_eq!(name.value(r), "大同新荣石墨(集团)有限公司");
+    // A line break inside a quoted field is one space; 3.5亿 is exact.
+    let r = row("大同市平城区 轨道");
+    assert_eq!(name.value(r), "大同市平城区 轨道 配件厂");
+    assert_eq!(capital.value(r), 35_000_000_000);
+    // Legacy 南郊区 in the address → 云冈区; kind derived from the USCC.
+    let r = row("浑源黄芪");
+    assert_eq!(division.value(r), "140214");
+    assert_eq!(kind.value(r), "cooperative");
+    let r = row("大同煤机");
+    assert_eq!(division.value(r), "140214");
+    assert!(capital.is_valid(r));
+    assert!(uscc.value(r).starts_with("91140214"));
+    // 12-digit division codes are truncated to the county.
+    let r = row("吊销公司");
+    assert_eq!(division.value(r), "140212");
+
+    // Patent applicants: by USCC, by name, unlinked, ambiguous.
+    let app = &out.tables["patent_applicant"];
+    let s = |c: &str| app.column(app.schema().index_of(c).expect(c)).as_string::<i32>().clone();
+    let (no, who, code, method) = (s("application_no"), s("applicant_name"), s("uscc"), s("link_method"));
+    let mut links = BTreeMap::new();
+    for i in 0..app.num_rows() {
+        links.insert(
+            (no.value(i).to_string(), who.value(i).to_string()),
+            code.is_valid(i).then(|| method.value(i).to_string()),
+        );
+    }
+    let get = |n: &str, w: &str| links.get(&(n.to_string(), w.to_string())).cloned().flatten();
+    assert_eq!(get("202310601862.9", "大同新荣石墨(集团)有限公司").as_deref(), Some("uscc"));
+    assert_eq!(get("202310601862.9", "太原理工大学"), None);
+    assert_eq!(get("202320601863.9", "大同轨道装备有限公司").as_deref(), Some("name"));
+    assert_eq!(get("202320601863.9", "同名公司"), None);
+
+    // Financing: a name links; 0.5亿 is exact; a missing deal id is derived.
+    let fin = &out.tables["financing"];
+    let amount = fin.column(fin.schema().index_of("amount").expect("amount")).as_primitive::<Decimal128Type>().clone();
+    let deal = fin.column(fin.schema().index_of("deal_id").expect("deal_id")).as_string::<i32>().clone();
+    let derived: Vec<usize> = (0..fin.num_rows()).filter(|&i| deal.value(i).len() == 16).collect();
+    assert_eq!(derived.len(), 1);
+    assert_eq!(amount.value(derived[0]), 5_000_000_000);
+}

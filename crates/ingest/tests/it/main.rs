@@ -1,0 +1,3 @@
+//! Integration tests of ingestion: one binary (see the workspace README).
+
+mod corpus;

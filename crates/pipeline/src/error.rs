@@ -1,0 +1,24 @@
+//! Errors of a run. Any of them means nothing of the run became visible.
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Ingestion could not start (bad pipeline, alias table, registry file).
+    #[error(transparent)]
+    Ingest(#[from] townstat_ingest::Error),
+    /// A reference file (town registry) is bad.
+    #[error(transparent)]
+    Domain(#[from] townstat_domain::Error),
+    /// Reading or committing a table failed.
+    #[error(transparent)]
+    Warehouse(#[from] townstat_warehouse::Error),
+    /// A query over the committed state failed.
+    #[error(transparent)]
+    Query(#[from] townstat_query::Error),
+    /// Building a batch failed (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of a run.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

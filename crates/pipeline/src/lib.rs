@@ -1,0 +1,13 @@
+//! The nightly run: ingest every source file of a pipeline, commit the warehouse
+//! tables, record what happened, and make the run visible with one final append to
+//! the `run` table (the commit point; see `townstat-warehouse`).
+//!
+//! What this crate must not do: parse cells (that is `townstat-ingest`) or talk to
+//! Delta directly (that is `townstat-warehouse`). It decides the order of commits.
+
+pub mod error;
+pub mod reference;
+pub mod run;
+
+pub use error::{Error, Result};
+pub use run::{RunOptions, RunReport, RunStatus, run};

@@ -1,0 +1,243 @@
+//! One nightly run, step by step, in the order that keeps it atomic for readers:
+//! 1. read the last committed run (the state readers see now);
+//! 2. ingest every file against that state's registry (nothing written yet);
+//! 3. MERGE the source tables by key, replace the reference tables, append the
+//!    quarantine, warnings and file records;
+//! 4. append the run row naming every table's version: only now do readers move.
+//!
+//! A run that dies before step 4 leaves table versions nobody reads; the next run
+//! starts from the last committed state, re-ingests the same files (their hashes were
+//! never recorded as loaded), and MERGE makes the result the same as an uninterrupted
+//! run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
+use chrono::{NaiveDate, Utc};
+use townstat_domain::schema;
+use townstat_ingest::arrow_out::{arrow_schema, date32};
+use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry};
+use townstat_warehouse::Warehouse;
+
+use crate::error::{Error, Result};
+use crate::reference;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Every file was read.
+    Succeeded,
+    /// Finished, but some files were rejected whole (exit status 3).
+    Partial,
+}
+
+impl RunStatus {
+    /// The value stored in `run.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+        }
+    }
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run date ("now" for future-date checks).
+    pub as_of: NaiveDate,
+    /// Re-read files whose content an earlier run already loaded.
+    pub force: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run's id.
+    pub run_id: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// One report per source file.
+    pub files: Vec<FileReport>,
+    /// Table versions the run committed.
+    pub versions: BTreeMap<String, i64>,
+    /// Quarantined rows per reason code.
+    pub reasons: BTreeMap<String, i64>,
+    /// Rows loaded per table.
+    pub loaded: BTreeMap<String, usize>,
+}
+
+/// A new run id: the UTC start time, sortable, plus a random suffix.
+pub fn new_run_id() -> String {
+    let now = Utc::now();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &suffix[..6])
+}
+
+async fn committed_registry(
+    warehouse: &Warehouse,
+) -> Result<(Registry, Vec<String>, BTreeMap<String, i64>)> {
+    let mut registry = Registry::default();
+    let mut loaded_hashes = vec![];
+    let Some(run) = warehouse.last_committed().await? else {
+        return Ok((registry, loaded_hashes, BTreeMap::new()));
+    };
+    let session = townstat_query::open_session(warehouse, Some(&run.run_id)).await?;
+    for b in session.query("SELECT uscc, name FROM enterprise").await? {
+        let u = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            registry.add(u.value(i), Some(n.value(i)));
+        }
+    }
+    for b in session
+        .query("SELECT DISTINCT content_hash FROM ingest_run WHERE status = 'loaded'")
+        .await?
+    {
+        let h = b.column(0).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            loaded_hashes.push(h.value(i).to_string());
+        }
+    }
+    Ok((registry, loaded_hashes, run.versions))
+}
+
+fn run_batch(
+    run_id: &str,
+    started: chrono::DateTime<Utc>,
+    status: RunStatus,
+    as_of: NaiveDate,
+    pipeline: &str,
+    versions: &BTreeMap<String, i64>,
+) -> Result<RecordBatch> {
+    let t = schema::table("run").ok_or_else(|| Error::Internal("no run schema".into()))?;
+    let s = |v: &str| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        b.append_value(v);
+        Arc::new(b.finish())
+    };
+    let ts = |v: chrono::DateTime<Utc>| -> ArrayRef {
+        let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        b.append_value(v.timestamp_micros());
+        Arc::new(b.finish())
+    };
+    let mut d = Date32Builder::new();
+    d.append_value(date32(as_of));
+    let versions =
+        serde_json::to_string(versions).map_err(|e| Error::Internal(e.to_string()))?;
+    RecordBatch::try_new(
+        arrow_schema(t),
+        vec![
+            s(run_id),
+            ts(started),
+            ts(Utc::now()),
+            s(status.as_str()),
+            Arc::new(d.finish()),
+            s(pipeline),
+            s(&versions),
+        ],
+    )
+    .map_err(|e| Error::Internal(format!("run row: {e}")))
+}
+
+/// Runs a pipeline into a warehouse.
+pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) -> Result<RunReport> {
+    let started = Utc::now();
+    let run_id = new_run_id();
+    tracing::info!(run_id, as_of = %opts.as_of, "run started");
+    let (registry, loaded_hashes, mut versions) = committed_registry(warehouse).await?;
+    let towns = townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))?;
+
+    let ingest_pipeline = pipeline.clone();
+    let id = run_id.clone();
+    let as_of = opts.as_of;
+    let force = opts.force;
+    let output = tokio::task::spawn_blocking(move || {
+        let already = move |h: &str| !force && loaded_hashes.iter().any(|x| x == h);
+        townstat_ingest::ingest(
+            &ingest_pipeline,
+            &IngestOptions {
+                run_id: &id,
+                as_of,
+                already_loaded: &already,
+            },
+            registry,
+        )
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("ingest task: {e}")))??;
+    for f in &output.files {
+        tracing::info!(
+            file = f.source_file,
+            status = f.status.as_str(),
+            read = f.rows_read,
+            loaded = f.rows_loaded,
+            duplicate = f.rows_duplicate,
+            quarantined = f.rows_quarantined,
+            message = f.message.as_deref().unwrap_or(""),
+            "file"
+        );
+    }
+
+    let mut loaded = BTreeMap::new();
+    for (name, batch) in &output.tables {
+        let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
+        loaded.insert(name.clone(), batch.num_rows());
+        let v = warehouse.merge(name, batch.clone(), &t.key).await?;
+        tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
+        versions.insert(name.clone(), v);
+    }
+    let reference_tables = [
+        ("industry_code", reference::industry_codes()?),
+        ("division", reference::divisions()?),
+        ("town", reference::towns(&towns)?),
+        ("town_roster", reference::rosters(&towns)?),
+    ];
+    for (name, batch) in reference_tables {
+        versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
+    }
+    let system = [
+        ("quarantine", output.quarantine_batch(&run_id)?),
+        ("ingest_warning", output.warning_batch(&run_id)?),
+        ("ingest_run", output.ingest_run_batch(&run_id)?),
+    ];
+    for (name, batch) in system {
+        versions.insert(name.to_string(), warehouse.append(name, batch).await?);
+    }
+
+    let status = if output.files.iter().any(|f| f.status == FileStatus::Rejected) {
+        RunStatus::Partial
+    } else {
+        RunStatus::Succeeded
+    };
+    let record = run_batch(
+        &run_id,
+        started,
+        status,
+        opts.as_of,
+        &pipeline.path.display().to_string(),
+        &versions,
+    )?;
+    // The commit point.
+    warehouse.append("run", record).await?;
+    tracing::info!(run_id, status = status.as_str(), "run committed");
+
+    let mut reasons = BTreeMap::new();
+    for q in &output.quarantine {
+        for r in &q.reasons {
+            *reasons.entry(r.clone()).or_insert(0) += 1;
+        }
+    }
+    Ok(RunReport {
+        run_id,
+        status,
+        files: output.files,
+        versions,
+        reasons,
+        loaded,
+    })
+}

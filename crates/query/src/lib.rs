@@ -1,0 +1,12 @@
+//! The query layer: a DataFusion session over the warehouse as a committed run left
+//! it, read-only SQL, and the output formats of `townstat sql`.
+//!
+//! Sessions only ever see pinned table versions (see `townstat-warehouse`), so a query
+//! never mixes two runs, and `--run ID` reproduces exactly what a past run published.
+
+pub mod error;
+pub mod output;
+pub mod session;
+
+pub use error::{Error, Result};
+pub use session::{Session, open_session};

@@ -1,0 +1,290 @@
+//! Table storage: opening, time travel, append, overwrite and MERGE of Delta tables,
+//! and the committed-run record that pins what readers see.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// The warehouse root.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: Url,
+    location: String,
+}
+
+/// What the last committed run left: its id and the version of every table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// The run's status (`succeeded` or `partial`).
+    pub status: String,
+    /// Table name → Delta version.
+    pub versions: BTreeMap<String, i64>,
+}
+
+fn delta(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> Error + '_ {
+    move |source| Error::Delta {
+        table: table.to_string(),
+        source,
+    }
+}
+
+fn query(table: &str) -> impl FnOnce(datafusion::error::DataFusionError) -> Error + '_ {
+    move |source| Error::Query {
+        table: table.to_string(),
+        source,
+    }
+}
+
+fn qcol(qualifier: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(qualifier), name))
+}
+
+impl Warehouse {
+    /// Opens a warehouse at a local path, a `file://` URL or an object-store URL.
+    /// A local folder is created when missing.
+    pub fn open(location: &str) -> Result<Warehouse> {
+        let bad = |message: String| Error::Location {
+            location: location.to_string(),
+            message,
+        };
+        let root = if location.contains("://") {
+            let mut u = Url::parse(location).map_err(|e| bad(e.to_string()))?;
+            if u.scheme() == "file" {
+                std::fs::create_dir_all(u.path()).map_err(|e| bad(e.to_string()))?;
+            }
+            if !u.path().ends_with('/') {
+                u.set_path(&format!("{}/", u.path()));
+            }
+            u
+        } else {
+            std::fs::create_dir_all(location).map_err(|e| bad(e.to_string()))?;
+            let abs = std::fs::canonicalize(location).map_err(|e| bad(e.to_string()))?;
+            Url::from_directory_path(&abs).map_err(|_| bad("not an absolute path".into()))?
+        };
+        Ok(Warehouse {
+            root,
+            location: location.to_string(),
+        })
+    }
+
+    /// The location as the user gave it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The local folder of the warehouse, when it is on local disk.
+    pub fn local_root(&self) -> Option<std::path::PathBuf> {
+        (self.root.scheme() == "file")
+            .then(|| self.root.to_file_path().ok())
+            .flatten()
+    }
+
+    /// The URL of a table.
+    pub fn table_url(&self, name: &str) -> Result<Url> {
+        self.root
+            .join(&format!("tables/{name}/"))
+            .map_err(|e| Error::Location {
+                location: self.location.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Opens a table at its latest version, or `None` if it does not exist yet.
+    pub async fn latest(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(name)?;
+        let table = DeltaTable::try_from_url(url).await.map_err(delta(name))?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Opens a table at a version.
+    pub async fn at_version(&self, name: &str, version: i64) -> Result<DeltaTable> {
+        let url = self.table_url(name)?;
+        deltalake::open_table_with_version(url, version.max(0) as u64)
+            .await
+            .map_err(delta(name))
+    }
+
+    async fn handle(&self, name: &str) -> Result<DeltaTable> {
+        if let Some(dir) = self.local_root() {
+            std::fs::create_dir_all(dir.join("tables").join(name)).map_err(|e| {
+                Error::Location {
+                    location: self.location.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        DeltaTable::try_from_url(self.table_url(name)?)
+            .await
+            .map_err(delta(name))
+    }
+
+    fn commit_version(name: &str, table: &DeltaTable) -> Result<i64> {
+        table
+            .version()
+            .map(|v| v as i64)
+            .ok_or_else(|| Error::RunRecord(format!("{name} has no version after a commit")))
+    }
+
+    /// Appends rows (creating the table on first use). Returns the new version.
+    pub async fn append(&self, name: &str, batch: RecordBatch) -> Result<i64> {
+        self.write(name, batch, SaveMode::Append).await
+    }
+
+    /// Replaces the table's rows (reference tables). Returns the new version.
+    pub async fn overwrite(&self, name: &str, batch: RecordBatch) -> Result<i64> {
+        self.write(name, batch, SaveMode::Overwrite).await
+    }
+
+    async fn write(&self, name: &str, batch: RecordBatch, mode: SaveMode) -> Result<i64> {
+        let table = self
+            .handle(name)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(mode)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
+    }
+
+    /// Upserts rows by key: a row whose key exists replaces it, others are inserted.
+    /// Nothing is committed for an empty batch on an existing table. Returns the
+    /// table's version afterwards.
+    pub async fn merge(&self, name: &str, batch: RecordBatch, key: &[String]) -> Result<i64> {
+        let Some(table) = self.latest(name).await? else {
+            return self.append(name, batch).await;
+        };
+        if batch.num_rows() == 0 {
+            return Self::commit_version(name, &table);
+        }
+        let ctx = SessionContext::new();
+        let source = ctx.read_batch(batch.clone()).map_err(query(name))?;
+        let predicate = key
+            .iter()
+            .map(|k| qcol("target", k).eq(qcol("source", k)))
+            .reduce(Expr::and)
+            .ok_or_else(|| Error::RunRecord(format!("{name} has no key")))?;
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let update_cols = columns.clone();
+        let (table, _metrics) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_update(move |mut u| {
+                for c in &update_cols {
+                    u = u.update(Column::new(Some("target"), c), qcol("source", c));
+                }
+                u
+            })
+            .map_err(delta(name))?
+            .when_not_matched_insert(move |mut i| {
+                for c in &columns {
+                    i = i.set(Column::new(Some("target"), c), qcol("source", c));
+                }
+                i
+            })
+            .map_err(delta(name))?
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
+    }
+
+    /// Registers tables at pinned versions in a DataFusion session.
+    pub async fn register(&self, ctx: &SessionContext, versions: &BTreeMap<String, i64>) -> Result<()> {
+        for (name, version) in versions {
+            let table = self.at_version(name, *version).await?;
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(delta(name))?;
+            let provider = table.table_provider().await.map_err(query(name))?;
+            ctx.register_table(name.as_str(), provider)
+                .map_err(query(name))?;
+        }
+        Ok(())
+    }
+
+    /// Every committed run, oldest first.
+    pub async fn runs(&self) -> Result<Vec<CommittedRun>> {
+        let Some(table) = self.latest("run").await? else {
+            return Ok(vec![]);
+        };
+        let ctx = SessionContext::new();
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(delta("run"))?;
+        let provider = table.table_provider().await.map_err(query("run"))?;
+        ctx.register_table("run", provider).map_err(query("run"))?;
+        let batches = ctx
+            .sql("SELECT run_id, status, table_versions FROM run ORDER BY finished_at, run_id")
+            .await
+            .map_err(query("run"))?
+            .collect()
+            .await
+            .map_err(query("run"))?;
+        let mut out = vec![];
+        for b in batches {
+            let ids = b.column(0).as_string::<i32>();
+            let status = b.column(1).as_string::<i32>();
+            let versions = b.column(2).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                if ids.is_null(i) || versions.is_null(i) {
+                    return Err(Error::RunRecord("a run row has a null id or versions".into()));
+                }
+                let v: BTreeMap<String, i64> = serde_json::from_str(versions.value(i))
+                    .map_err(|e| Error::RunRecord(format!("run {}: {e}", ids.value(i))))?;
+                out.push(CommittedRun {
+                    run_id: ids.value(i).to_string(),
+                    status: status.value(i).to_string(),
+                    versions: v,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last committed run, whose versions readers see.
+    pub async fn last_committed(&self) -> Result<Option<CommittedRun>> {
+        Ok(self.runs().await?.pop())
+    }
+
+    /// The versions readers of a given run (or the last one) see, with the `run`
+    /// table's own latest version added so the run record is queryable too.
+    pub async fn pinned_versions(&self, run_id: Option<&str>) -> Result<Option<CommittedRun>> {
+        let runs = self.runs().await?;
+        let chosen = match run_id {
+            Some(id) => runs.into_iter().find(|r| r.run_id == id),
+            None => runs.into_iter().last(),
+        };
+        let Some(mut run) = chosen else {
+            return Ok(None);
+        };
+        if let Some(t) = self.latest("run").await? {
+            run.versions.insert("run".into(), Self::commit_version("run", &t)?);
+        }
+        Ok(Some(run))
+    }
+}
+
+/// Shares a session across callers.
+pub type SharedContext = Arc<SessionContext>;
