@@ -24,10 +24,7 @@ pub fn to_excel_serial(date: NaiveDate) -> f64 {
 }
 
 fn invalid(raw: &str, what: &str) -> Rejection {
-    Rejection::new(
-        Reason::InvalidDate,
-        format!("\"{raw}\" is not {what}"),
-    )
+    Rejection::new(Reason::InvalidDate, format!("\"{raw}\" is not {what}"))
 }
 
 /// Splits `2023-5-1`, `2023/5/1`, `2023.5.1`, `2023年5月1日` into numeric fields.
@@ -154,14 +151,33 @@ mod tests {
         ] {
             assert_eq!(parse_date(s), Ok(d(2023, 5, 1)), "{s}");
         }
-        for s in ["23/5/1", "23-05-01", "2023-13-01", "2023年2月30日", "May 1", "2023-05", "1"] {
-            assert_eq!(parse_date(s).unwrap_err().reason, Reason::InvalidDate, "{s}");
+        for s in [
+            "23/5/1",
+            "23-05-01",
+            "2023-13-01",
+            "2023年2月30日",
+            "May 1",
+            "2023-05",
+            "1",
+        ] {
+            assert_eq!(
+                parse_date(s).unwrap_err().reason,
+                Reason::InvalidDate,
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn months_and_years() {
-        for s in ["2023-05", "2023/05", "2023/5", "2023年5月", "202305", "2023-05-17"] {
+        for s in [
+            "2023-05",
+            "2023/05",
+            "2023/5",
+            "2023年5月",
+            "202305",
+            "2023-05-17",
+        ] {
             assert_eq!(parse_month(s), Ok(d(2023, 5, 1)), "{s}");
         }
         assert!(parse_month("23-05").is_err());

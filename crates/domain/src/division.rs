@@ -219,25 +219,51 @@ mod tests {
         let split = d.resolve_code("140211").unwrap();
         assert_eq!(split.code, "140214");
         assert_eq!(split.warnings[0].0, Warning::LegacyDivisionSplit);
-        assert_eq!(d.resolve_code("140105").unwrap_err().reason, Reason::OutsideCity);
-        assert_eq!(d.resolve_code("140299").unwrap_err().reason, Reason::UnknownDivision);
-        assert_eq!(d.resolve_code("1402").unwrap_err().reason, Reason::UnknownDivision);
-        assert_eq!(d.resolve_code("140200").unwrap_err().reason, Reason::UnknownDivision);
+        assert_eq!(
+            d.resolve_code("140105").unwrap_err().reason,
+            Reason::OutsideCity
+        );
+        assert_eq!(
+            d.resolve_code("140299").unwrap_err().reason,
+            Reason::UnknownDivision
+        );
+        assert_eq!(
+            d.resolve_code("1402").unwrap_err().reason,
+            Reason::UnknownDivision
+        );
+        assert_eq!(
+            d.resolve_code("140200").unwrap_err().reason,
+            Reason::UnknownDivision
+        );
     }
 
     #[test]
     fn addresses() {
         let d = Divisions::datong();
-        let c = d.county_from_address("山西省大同市平城区魏都大道1号").unwrap();
+        let c = d
+            .county_from_address("山西省大同市平城区魏都大道1号")
+            .unwrap();
         assert_eq!(c.code, "140213");
         assert_eq!(c.warnings.len(), 1);
-        assert_eq!(d.county_from_address("大同市城区东街").unwrap().code, "140213");
+        assert_eq!(
+            d.county_from_address("大同市城区东街").unwrap().code,
+            "140213"
+        );
         let nj = d.county_from_address("大同市南郊区口泉乡").unwrap();
         assert_eq!(nj.code, "140214");
         let codes: Vec<Warning> = nj.warnings.iter().map(|w| w.0).collect();
-        assert_eq!(codes, [Warning::DivisionFromAddress, Warning::LegacyDivisionSplit]);
-        assert_eq!(d.county_from_address("大同县西坪镇").unwrap().code, "140215");
-        assert_eq!(d.county_from_address("大同经济技术开发区").unwrap().code, "140271");
+        assert_eq!(
+            codes,
+            [Warning::DivisionFromAddress, Warning::LegacyDivisionSplit]
+        );
+        assert_eq!(
+            d.county_from_address("大同县西坪镇").unwrap().code,
+            "140215"
+        );
+        assert_eq!(
+            d.county_from_address("大同经济技术开发区").unwrap().code,
+            "140271"
+        );
         assert_eq!(d.county_from_address("古店镇某村").unwrap().code, "140212");
         assert!(d.county_from_address("太原市小店区").is_none());
     }

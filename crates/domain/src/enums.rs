@@ -14,8 +14,14 @@ use crate::text::match_key;
 /// The enumerations ingestion knows, with their canonical values. A table file may
 /// only define these, and only map to these values.
 pub const ENUMS: &[(&str, &[&str])] = &[
-    ("entity_kind", &["enterprise", "individual", "cooperative", "other"]),
-    ("status", &["active", "deregistered", "revoked", "moved_out"]),
+    (
+        "entity_kind",
+        &["enterprise", "individual", "cooperative", "other"],
+    ),
+    (
+        "status",
+        &["active", "deregistered", "revoked", "moved_out"],
+    ),
     (
         "designation_kind",
         &[
@@ -34,12 +40,28 @@ pub const ENUMS: &[(&str, &[&str])] = &[
     ("patent_type", &["invention", "utility_model", "design"]),
     (
         "instrument",
-        &["bank_loan", "equity", "guide_fund", "bond", "listing", "lease", "guarantee"],
+        &[
+            "bank_loan",
+            "equity",
+            "guide_fund",
+            "bond",
+            "listing",
+            "lease",
+            "guarantee",
+        ],
     ),
     ("currency", &["CNY"]),
     (
         "market",
-        &["main_board", "chinext", "star", "bse", "neeq", "regional_equity", "overseas"],
+        &[
+            "main_board",
+            "chinext",
+            "star",
+            "bse",
+            "neeq",
+            "regional_equity",
+            "overseas",
+        ],
     ),
 ];
 
@@ -154,7 +176,10 @@ mod tests {
         assert_eq!(t.lookup("status", " 存续 ").as_deref(), Ok("active"));
         assert_eq!(t.lookup("instrument", "ipo").as_deref(), Ok("listing"));
         assert_eq!(t.lookup("currency", "cny").as_deref(), Ok("CNY"));
-        assert_eq!(t.lookup("entity_kind", "有限责任公司").as_deref(), Ok("enterprise"));
+        assert_eq!(
+            t.lookup("entity_kind", "有限责任公司").as_deref(),
+            Ok("enterprise")
+        );
         let e = t.lookup("status", "休眠").unwrap_err();
         assert_eq!(e.reason, Reason::UnknownEnumValue);
     }
@@ -163,7 +188,10 @@ mod tests {
     fn typos_are_errors() {
         let bad = SAMPLE.replace("[market]", "[markets]");
         let e = AliasTables::from_toml(&bad, Path::new("enums.toml")).unwrap_err();
-        assert!(e.to_string().contains("unknown enumeration [markets]"), "{e}");
+        assert!(
+            e.to_string().contains("unknown enumeration [markets]"),
+            "{e}"
+        );
         let bad = SAMPLE.replace("neeq =", "neq =");
         let e = AliasTables::from_toml(&bad, Path::new("enums.toml")).unwrap_err();
         assert!(e.to_string().contains("unknown value \"neq\""), "{e}");

@@ -37,7 +37,13 @@ mod tests {
     fn deal_id_is_the_sha256_prefix() {
         // sha256("a") = ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb
         assert_eq!(sha256_hex_prefix("a", 8), "ca978112ca1bbdca");
-        let id = deal_id("91310110666007217T", "2023-05-01", "bank_loan", 1_000_000, None);
+        let id = deal_id(
+            "91310110666007217T",
+            "2023-05-01",
+            "bank_loan",
+            1_000_000,
+            None,
+        );
         assert_eq!(id.len(), 16);
         assert_eq!(
             id,

@@ -127,7 +127,12 @@ mod tests {
         let t = Industries::gbt4754_2017();
         let count = |level: &str| t.rows().iter().filter(|r| r.level == level).count();
         assert_eq!(
-            (count("section"), count("division"), count("group"), count("class")),
+            (
+                count("section"),
+                count("division"),
+                count("group"),
+                count("class")
+            ),
             (20, 97, 473, 1382)
         );
         assert_eq!(t.get("3091").unwrap().name, "石墨及碳素制品制造");
@@ -136,12 +141,23 @@ mod tests {
     #[test]
     fn spellings() {
         let t = Industries::gbt4754_2017();
-        for s in ["C3091", "3091", "3091 石墨及碳素制品制造", "c3091", "３０９１", "3091.0"] {
+        for s in [
+            "C3091",
+            "3091",
+            "3091 石墨及碳素制品制造",
+            "c3091",
+            "３０９１",
+            "3091.0",
+        ] {
             assert_eq!(t.parse_class(s).as_deref(), Ok("3091"), "{s}");
         }
         assert_eq!(t.parse_class("0141").as_deref(), Ok("0141"));
         for s in ["9999", "309", "B3091", "abc", ""] {
-            assert_eq!(t.parse_class(s).unwrap_err().reason, Reason::UnknownIndustryCode, "{s}");
+            assert_eq!(
+                t.parse_class(s).unwrap_err().reason,
+                Reason::UnknownIndustryCode,
+                "{s}"
+            );
         }
     }
 

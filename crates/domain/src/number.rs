@@ -42,7 +42,11 @@ impl Unit {
     /// `金额（亿元）`, `注册资本万元`. Headers are normalized, so brackets are ASCII.
     pub fn from_header(header: &str) -> Option<Unit> {
         let h = crate::text::normalize(header);
-        for (needle, unit) in [("亿元", Unit::Yi), ("万元", Unit::Wan), ("(元)", Unit::Yuan)] {
+        for (needle, unit) in [
+            ("亿元", Unit::Yi),
+            ("万元", Unit::Wan),
+            ("(元)", Unit::Yuan),
+        ] {
             if h.contains(needle) {
                 return Some(unit);
             }
@@ -142,10 +146,7 @@ fn split_suffix(s: &str) -> (&str, &str) {
 }
 
 fn invalid_number(raw: &str, why: &str) -> Rejection {
-    Rejection::new(
-        Reason::InvalidNumber,
-        format!("\"{raw}\" is not {why}"),
-    )
+    Rejection::new(Reason::InvalidNumber, format!("\"{raw}\" is not {why}"))
 }
 
 /// Parses a number for a column that is not money. `ratio` allows a trailing `%`
@@ -177,7 +178,9 @@ pub fn parse_count(raw: &str) -> Result<i64, Rejection> {
         .unwrap_or(&s)
         .trim_end();
     let value = parse_number(s, false).map_err(|mut e| {
-        e.message = e.message.replace(&format!("\"{s}\""), &format!("\"{raw}\""));
+        e.message = e
+            .message
+            .replace(&format!("\"{s}\""), &format!("\"{raw}\""));
         e
     })?;
     if value.has_fraction() {
@@ -208,7 +211,9 @@ pub fn parse_money(
         Unit::parse(suffix).ok_or_else(|| {
             Rejection::new(
                 Reason::InvalidUnit,
-                format!("\"{raw}\" has the unknown unit \"{suffix}\" (元, 万元 and 亿元 are known)"),
+                format!(
+                    "\"{raw}\" has the unknown unit \"{suffix}\" (元, 万元 and 亿元 are known)"
+                ),
             )
         })?
     };
@@ -219,7 +224,9 @@ pub fn parse_money(
 pub fn to_cents(value: Decimal, unit: Unit) -> Option<i128> {
     let shift = unit.exponent() as i64 + 2 - value.scale as i64;
     let cents = if shift >= 0 {
-        value.mantissa.checked_mul(10i128.checked_pow(shift as u32)?)?
+        value
+            .mantissa
+            .checked_mul(10i128.checked_pow(shift as u32)?)?
     } else {
         let div = 10i128.checked_pow((-shift) as u32)?;
         let q = value.mantissa / div;
@@ -261,7 +268,11 @@ mod tests {
         assert_eq!(money("0.004"), Ok(0));
         assert_eq!(parse_money("5", Some(Unit::Wan), Unit::Yuan), Ok(5_000_000));
         assert_eq!(parse_money("5", None, Unit::Yi), Ok(50_000_000_000));
-        assert_eq!(parse_money("5元", Some(Unit::Wan), Unit::Yi), Ok(500), "cell beats header");
+        assert_eq!(
+            parse_money("5元", Some(Unit::Wan), Unit::Yi),
+            Ok(500),
+            "cell beats header"
+        );
     }
 
     #[test]
@@ -281,8 +292,14 @@ mod tests {
         assert_eq!(parse_count("12.0"), Ok(12));
         assert_eq!(parse_count("1,200人"), Ok(1200));
         assert_eq!(parse_count("-3"), Ok(-3));
-        assert_eq!(parse_count("12.5").unwrap_err().reason, Reason::InvalidNumber);
-        assert_eq!(parse_count("十二").unwrap_err().reason, Reason::InvalidNumber);
+        assert_eq!(
+            parse_count("12.5").unwrap_err().reason,
+            Reason::InvalidNumber
+        );
+        assert_eq!(
+            parse_count("十二").unwrap_err().reason,
+            Reason::InvalidNumber
+        );
         assert_eq!(parse_count("12吨").unwrap_err().reason, Reason::InvalidUnit);
     }
 
@@ -297,7 +314,10 @@ mod tests {
     #[test]
     fn ratios() {
         assert_eq!(parse_number("12.5%", true).unwrap().to_f64(), 0.125);
-        assert_eq!(parse_number("12.5%", false).unwrap_err().reason, Reason::InvalidUnit);
+        assert_eq!(
+            parse_number("12.5%", false).unwrap_err().reason,
+            Reason::InvalidUnit
+        );
         assert_eq!(format_cents(123_450), "1234.50");
         assert_eq!(format_cents(-5), "-0.05");
     }

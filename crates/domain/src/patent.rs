@@ -144,13 +144,24 @@ mod tests {
         assert_eq!(p.canonical, "201710601862.3");
         assert_eq!(p.year, 2017);
         assert_eq!(p.patent_type, PatentType::Invention);
-        for form in ["CN201710601862.3", "ZL 2017 1060 1862.3", "2017106018623", "ZL201710601862.3"] {
+        for form in [
+            "CN201710601862.3",
+            "ZL 2017 1060 1862.3",
+            "2017106018623",
+            "ZL201710601862.3",
+        ] {
             assert_eq!(parse(form).unwrap().canonical, "201710601862.3", "{form}");
         }
-        assert_eq!(parse("201710601862.4").unwrap_err().reason, Reason::InvalidPatentNo);
+        assert_eq!(
+            parse("201710601862.4").unwrap_err().reason,
+            Reason::InvalidPatentNo
+        );
         let old = parse("97101765.4").unwrap();
         assert_eq!((old.year, old.patent_type), (1997, PatentType::Invention));
-        assert!(parse("50101765.0").is_err(), "8-digit year 50 is not 1985–2003");
+        assert!(
+            parse("50101765.0").is_err(),
+            "8-digit year 50 is not 1985–2003"
+        );
     }
 
     proptest! {

@@ -123,20 +123,50 @@ impl TableSchema {
 }
 
 const FILES: &[(&str, &str)] = &[
-    ("enterprise", include_str!("../../../schemas/enterprise.toml")),
-    ("enterprise_annual", include_str!("../../../schemas/enterprise_annual.toml")),
-    ("designation", include_str!("../../../schemas/designation.toml")),
-    ("employment", include_str!("../../../schemas/employment.toml")),
+    (
+        "enterprise",
+        include_str!("../../../schemas/enterprise.toml"),
+    ),
+    (
+        "enterprise_annual",
+        include_str!("../../../schemas/enterprise_annual.toml"),
+    ),
+    (
+        "designation",
+        include_str!("../../../schemas/designation.toml"),
+    ),
+    (
+        "employment",
+        include_str!("../../../schemas/employment.toml"),
+    ),
     ("patent", include_str!("../../../schemas/patent.toml")),
-    ("patent_applicant", include_str!("../../../schemas/patent_applicant.toml")),
+    (
+        "patent_applicant",
+        include_str!("../../../schemas/patent_applicant.toml"),
+    ),
     ("financing", include_str!("../../../schemas/financing.toml")),
     ("town", include_str!("../../../schemas/town.toml")),
-    ("town_roster", include_str!("../../../schemas/town_roster.toml")),
-    ("industry_code", include_str!("../../../schemas/industry_code.toml")),
+    (
+        "town_roster",
+        include_str!("../../../schemas/town_roster.toml"),
+    ),
+    (
+        "industry_code",
+        include_str!("../../../schemas/industry_code.toml"),
+    ),
     ("division", include_str!("../../../schemas/division.toml")),
-    ("quarantine", include_str!("../../../schemas/quarantine.toml")),
-    ("ingest_warning", include_str!("../../../schemas/ingest_warning.toml")),
-    ("ingest_run", include_str!("../../../schemas/ingest_run.toml")),
+    (
+        "quarantine",
+        include_str!("../../../schemas/quarantine.toml"),
+    ),
+    (
+        "ingest_warning",
+        include_str!("../../../schemas/ingest_warning.toml"),
+    ),
+    (
+        "ingest_run",
+        include_str!("../../../schemas/ingest_run.toml"),
+    ),
     ("run", include_str!("../../../schemas/run.toml")),
 ];
 
@@ -186,7 +216,13 @@ mod tests {
             }
             for c in &t.columns {
                 assert!(!c.label.is_empty());
-                assert_eq!(c.ty == ColumnType::Enum, c.enum_name.is_some(), "{}.{}", t.name, c.name);
+                assert_eq!(
+                    c.ty == ColumnType::Enum,
+                    c.enum_name.is_some(),
+                    "{}.{}",
+                    t.name,
+                    c.name
+                );
             }
         }
         for kind in SOURCE_KINDS {

@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn folds_width_brackets_and_space() {
-        assert_eq!(normalize("  大同（集团）\n 有限公司 "), "大同(集团) 有限公司");
+        assert_eq!(
+            normalize("  大同（集团）\n 有限公司 "),
+            "大同(集团) 有限公司"
+        );
         assert_eq!(normalize("ＡＢＣ１２３"), "ABC123");
         assert_eq!(normalize("a\u{3000}\tb"), "a b");
         assert_eq!(normalize("营业收入（万元）"), "营业收入(万元)");

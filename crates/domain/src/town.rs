@@ -72,7 +72,12 @@ pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
     let mut lines = text.lines().enumerate();
     let header: Vec<&str> = lines
         .next()
-        .map(|(_, l)| l.trim_start_matches('\u{feff}').split(',').map(str::trim).collect())
+        .map(|(_, l)| {
+            l.trim_start_matches('\u{feff}')
+                .split(',')
+                .map(str::trim)
+                .collect()
+        })
         .unwrap_or_default();
     const COLUMNS: [&str; 8] = [
         "town_id",
@@ -97,10 +102,16 @@ pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
         }
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() != COLUMNS.len() {
-            return Err(bad(n, format!("{} fields, expected {}", f.len(), COLUMNS.len())));
+            return Err(bad(
+                n,
+                format!("{} fields, expected {}", f.len(), COLUMNS.len()),
+            ));
         }
         if divisions.county_name(f[2]).is_none() {
-            return Err(bad(n, format!("county_code {} is not a Datong county", f[2])));
+            return Err(bad(
+                n,
+                format!("county_code {} is not a Datong county", f[2]),
+            ));
         }
         let industry_codes: Vec<String> = f[3]
             .split(';')
@@ -109,15 +120,24 @@ pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
             .collect();
         for code in &industry_codes {
             if industries.get(code).is_none() {
-                return Err(bad(n, format!("industry code {code} is not in GB/T 4754-2017")));
+                return Err(bad(
+                    n,
+                    format!("industry code {code} is not in GB/T 4754-2017"),
+                ));
             }
         }
         if !["city", "provincial"].contains(&f[4]) {
-            return Err(bad(n, format!("level {:?} is not city or provincial", f[4])));
+            return Err(bad(
+                n,
+                format!("level {:?} is not city or provincial", f[4]),
+            ));
         }
         let designated_year = match f[5] {
             "" => None,
-            y => Some(y.parse().map_err(|_| bad(n, format!("designated_year {y:?}")))?),
+            y => Some(
+                y.parse()
+                    .map_err(|_| bad(n, format!("designated_year {y:?}")))?,
+            ),
         };
         let tier_target = match f[6] {
             "" => None,
@@ -126,7 +146,9 @@ pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
         };
         let roster = match f[7] {
             "" => None,
-            r => Some(load_roster(&path.parent().unwrap_or(Path::new(".")).join(r))?),
+            r => Some(load_roster(
+                &path.parent().unwrap_or(Path::new(".")).join(r),
+            )?),
         };
         if towns.iter().any(|t| t.town_id == f[0]) {
             return Err(bad(n, format!("town_id {} appears twice", f[0])));

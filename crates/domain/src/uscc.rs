@@ -47,7 +47,10 @@ pub fn parse(raw: &str) -> Result<String, Rejection> {
         )));
     }
     if let Some(c) = bytes.iter().find(|c| value_of(**c).is_none()) {
-        return Err(bad(&format!("'{}' is not in the USCC alphabet", *c as char)));
+        return Err(bad(&format!(
+            "'{}' is not in the USCC alphabet",
+            *c as char
+        )));
     }
     let expected = check_char(&bytes[..17]).ok_or_else(|| bad("bad characters"))?;
     if bytes[17] as char != expected {
@@ -84,8 +87,14 @@ mod tests {
 
     #[test]
     fn known_codes() {
-        assert_eq!(parse("91310110666007217T").as_deref(), Ok("91310110666007217T"));
-        assert_eq!(parse(" 91310110666007217t ").as_deref(), Ok("91310110666007217T"));
+        assert_eq!(
+            parse("91310110666007217T").as_deref(),
+            Ok("91310110666007217T")
+        );
+        assert_eq!(
+            parse(" 91310110666007217t ").as_deref(),
+            Ok("91310110666007217T")
+        );
         // Full-width characters are folded before checking.
         assert!(parse("９１310110666007217T").is_ok());
         let err = parse("91350211M00013FA1N").unwrap_err();

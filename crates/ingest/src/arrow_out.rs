@@ -47,9 +47,7 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::Count | ColumnType::Int64 => DataType::Int64,
         ColumnType::Bool => DataType::Boolean,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        ColumnType::TextList => {
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-        }
+        ColumnType::TextList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         ColumnType::Float64 => DataType::Float64,
     }
 }
@@ -61,7 +59,9 @@ pub fn arrow_schema(t: &TableSchema) -> SchemaRef {
         .iter()
         .map(|c| {
             Field::new(&c.name, arrow_type(c.ty), t.is_nullable(c)).with_metadata(
-                [("comment".to_string(), c.label.clone())].into_iter().collect(),
+                [("comment".to_string(), c.label.clone())]
+                    .into_iter()
+                    .collect(),
             )
         })
         .collect();
@@ -99,7 +99,11 @@ pub struct Lineage<'a> {
 }
 
 /// Builds a batch from rows of canonical values in schema order.
-pub fn build_batch(t: &TableSchema, rows: &[&[Value]], lineage: Option<Lineage>) -> Result<RecordBatch> {
+pub fn build_batch(
+    t: &TableSchema,
+    rows: &[&[Value]],
+    lineage: Option<Lineage>,
+) -> Result<RecordBatch> {
     let schema = arrow_schema(t);
     let mut columns: Vec<ArrayRef> = vec![];
     for (c, col) in t.columns.iter().enumerate() {
@@ -163,12 +167,14 @@ pub fn build_batch(t: &TableSchema, rows: &[&[Value]], lineage: Option<Lineage>)
                         _ => b.append_null(),
                     }
                 }
-                Arc::new(b.finish().with_precision_and_scale(p, s).map_err(|source| {
-                    Error::Arrow {
-                        table: t.name.clone(),
-                        source,
-                    }
-                })?)
+                Arc::new(
+                    b.finish()
+                        .with_precision_and_scale(p, s)
+                        .map_err(|source| Error::Arrow {
+                            table: t.name.clone(),
+                            source,
+                        })?,
+                )
             }
             DataType::Float64 => {
                 let mut b = Float64Builder::new();

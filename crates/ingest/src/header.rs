@@ -169,19 +169,34 @@ mod tests {
     use super::*;
 
     fn source() -> Source {
-        toml::from_str("name='t'\nkind='enterprise_annual'\nglob=['x']\n[aliases]\nrevenue=['销售额']")
-            .unwrap()
+        toml::from_str(
+            "name='t'\nkind='enterprise_annual'\nglob=['x']\n[aliases]\nrevenue=['销售额']",
+        )
+        .unwrap()
     }
 
     #[test]
     fn headers_with_units_and_extra_aliases() {
         let schema = townstat_domain::schema::table("enterprise_annual").unwrap();
         let idx = AliasIndex::new(schema, &source());
-        let rev = schema.columns.iter().position(|c| c.name == "revenue").unwrap();
-        assert_eq!(idx.lookup("营业收入（万元）"), Some((Target::Column(rev), Some(Unit::Wan))));
+        let rev = schema
+            .columns
+            .iter()
+            .position(|c| c.name == "revenue")
+            .unwrap();
+        assert_eq!(
+            idx.lookup("营业收入（万元）"),
+            Some((Target::Column(rev), Some(Unit::Wan)))
+        );
         assert_eq!(idx.lookup(" 营业收入 "), Some((Target::Column(rev), None)));
-        assert_eq!(idx.lookup("销售额(亿元)"), Some((Target::Column(rev), Some(Unit::Yi))));
-        assert_eq!(idx.lookup("r&d经费支出").map(|t| t.0), idx.lookup("研发费用").map(|t| t.0));
+        assert_eq!(
+            idx.lookup("销售额(亿元)"),
+            Some((Target::Column(rev), Some(Unit::Yi)))
+        );
+        assert_eq!(
+            idx.lookup("r&d经费支出").map(|t| t.0),
+            idx.lookup("研发费用").map(|t| t.0)
+        );
         assert_eq!(idx.lookup("企业名称"), Some((Target::ReferenceName, None)));
         assert_eq!(idx.lookup("联系电话"), None);
     }

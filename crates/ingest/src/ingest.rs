@@ -245,7 +245,16 @@ fn read_file(
     source: &Source,
     t: &TableSchema,
     rules: &Rules,
-) -> Result<(Vec<String>, Vec<(RawRecord, std::result::Result<crate::validate::ValidRow, Vec<Rejection>>)>), FileRejection> {
+) -> Result<
+    (
+        Vec<String>,
+        Vec<(
+            RawRecord,
+            std::result::Result<crate::validate::ValidRow, Vec<Rejection>>,
+        )>,
+    ),
+    FileRejection,
+> {
     let format = source
         .format
         .or_else(|| Format::from_path(path))
@@ -255,42 +264,44 @@ fn read_file(
             ))
         })?;
     let index = AliasIndex::new(t, source);
-    let (map, records): (ColumnMap, Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>) =
-        match read::open(path, format, source)? {
-            Opened::Keyed { header, records } => {
-                (header::map_header(&header, t, &index, display)?, records)
-            }
-            Opened::Tabular(mut records) => {
-                let mut head: Vec<RawRecord> = vec![];
-                for r in records.by_ref() {
-                    head.push(r?);
-                    if head.len() >= header::HEADER_SEARCH_ROWS {
-                        break;
-                    }
+    let (map, records): (
+        ColumnMap,
+        Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>,
+    ) = match read::open(path, format, source)? {
+        Opened::Keyed { header, records } => {
+            (header::map_header(&header, t, &index, display)?, records)
+        }
+        Opened::Tabular(mut records) => {
+            let mut head: Vec<RawRecord> = vec![];
+            for r in records.by_ref() {
+                head.push(r?);
+                if head.len() >= header::HEADER_SEARCH_ROWS {
+                    break;
                 }
-                let best = head
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (header::header_score(&r.cells, &index), i))
-                    .max_by_key(|(score, i)| (*score, std::cmp::Reverse(*i)));
-                let Some((score, at)) = best.filter(|(s, _)| *s > 0) else {
-                    return Err(FileRejection(format!(
-                        "{display}: no header row in the first {} rows: no cell matches a column of {}",
-                        header::HEADER_SEARCH_ROWS,
-                        t.name
-                    )));
-                };
-                let _ = score;
-                let header_cells: Vec<String> = head[at]
-                    .cells
-                    .iter()
-                    .map(|c| c.text().unwrap_or_default())
-                    .collect();
-                let map = header::map_header(&header_cells, t, &index, display)?;
-                let rest: Vec<RawRecord> = head.split_off(at + 1);
-                (map, Box::new(rest.into_iter().map(Ok).chain(records)))
             }
-        };
+            let best = head
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (header::header_score(&r.cells, &index), i))
+                .max_by_key(|(score, i)| (*score, std::cmp::Reverse(*i)));
+            let Some((score, at)) = best.filter(|(s, _)| *s > 0) else {
+                return Err(FileRejection(format!(
+                    "{display}: no header row in the first {} rows: no cell matches a column of {}",
+                    header::HEADER_SEARCH_ROWS,
+                    t.name
+                )));
+            };
+            let _ = score;
+            let header_cells: Vec<String> = head[at]
+                .cells
+                .iter()
+                .map(|c| c.text().unwrap_or_default())
+                .collect();
+            let map = header::map_header(&header_cells, t, &index, display)?;
+            let rest: Vec<RawRecord> = head.split_off(at + 1);
+            (map, Box::new(rest.into_iter().map(Ok).chain(records)))
+        }
+    };
     let default_units: Vec<Unit> = t
         .columns
         .iter()
@@ -315,7 +326,11 @@ fn read_file(
 }
 
 /// Runs ingestion over every file of a pipeline.
-pub fn ingest(pipeline: &Pipeline, opts: &IngestOptions, mut registry: Registry) -> Result<IngestOutput> {
+pub fn ingest(
+    pipeline: &Pipeline,
+    opts: &IngestOptions,
+    mut registry: Registry,
+) -> Result<IngestOutput> {
     let enums = AliasTables::load(&pipeline.resolve(&pipeline.file.enums))?;
     let divisions = Divisions::datong();
     let industries = Industries::gbt4754_2017();
@@ -353,7 +368,10 @@ pub fn ingest(pipeline: &Pipeline, opts: &IngestOptions, mut registry: Registry)
             if (opts.already_loaded)(&hash) {
                 report.status = FileStatus::Skipped;
                 report.message = Some("same content already loaded by an earlier run".into());
-                states.push(FileState { report, header: vec![] });
+                states.push(FileState {
+                    report,
+                    header: vec![],
+                });
                 continue;
             }
             let rules = Rules {
@@ -367,7 +385,10 @@ pub fn ingest(pipeline: &Pipeline, opts: &IngestOptions, mut registry: Registry)
                 Err(FileRejection(message)) => {
                     report.status = FileStatus::Rejected;
                     report.message = Some(message);
-                    states.push(FileState { report, header: vec![] });
+                    states.push(FileState {
+                        report,
+                        header: vec![],
+                    });
                 }
                 Ok((header, outcomes)) => {
                     for (record, outcome) in outcomes {
@@ -466,10 +487,18 @@ pub fn ingest(pipeline: &Pipeline, opts: &IngestOptions, mut registry: Registry)
             run_id: opts.run_id,
             rows: kept
                 .iter()
-                .map(|r| (states[r.file].report.source_file.as_str(), r.row_number as i64))
+                .map(|r| {
+                    (
+                        states[r.file].report.source_file.as_str(),
+                        r.row_number as i64,
+                    )
+                })
                 .collect(),
         };
-        tables.insert(kind.to_string(), arrow_out::build_batch(t, &values, Some(lineage))?);
+        tables.insert(
+            kind.to_string(),
+            arrow_out::build_batch(t, &values, Some(lineage))?,
+        );
         if kind == "patent" {
             tables.insert(
                 "patent_applicant".to_string(),
@@ -522,7 +551,10 @@ fn applicant_batch(
                     .map(|m| Value::Str(m.to_string()))
                     .unwrap_or(Value::Null),
             ]);
-            lineage.push((states[r.file].report.source_file.as_str(), r.row_number as i64));
+            lineage.push((
+                states[r.file].report.source_file.as_str(),
+                r.row_number as i64,
+            ));
         }
     }
     let refs: Vec<&[Value]> = values.iter().map(Vec::as_slice).collect();

@@ -131,8 +131,8 @@ impl Pipeline {
         };
         let file: PipelineFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         for s in &file.sources {
-            let Some(schema) = townstat_domain::schema::table(&s.kind)
-                .filter(|t| t.kind == "source")
+            let Some(schema) =
+                townstat_domain::schema::table(&s.kind).filter(|t| t.kind == "source")
             else {
                 return Err(err(format!(
                     "source {:?}: unknown kind {:?}; known: {}",

@@ -144,10 +144,14 @@ fn check_min(col: &ColumnSchema, raw: &str, v: i128) -> Result<(), Rejection> {
         let what = if v == 0 { "zero" } else { "negative" };
         return Err(Rejection::new(
             Reason::NegativeAmount,
-            format!("{} \"{raw}\" is {what}; it must be {}", col.name, match col.min {
-                Some(Min::Positive) => "greater than 0",
-                _ => "at least 0",
-            }),
+            format!(
+                "{} \"{raw}\" is {what}; it must be {}",
+                col.name,
+                match col.min {
+                    Some(Min::Positive) => "greater than 0",
+                    _ => "at least 0",
+                }
+            ),
         ));
     }
     Ok(())
@@ -175,11 +179,10 @@ fn parse_cell(
         ColumnType::Date => {
             let d = match cell {
                 Cell::Date(d) => *d,
-                Cell::Number(n) if (10_000.0..100_000.0).contains(n) => {
-                    date::from_excel_serial(*n).ok_or_else(|| {
+                Cell::Number(n) if (10_000.0..100_000.0).contains(n) => date::from_excel_serial(*n)
+                    .ok_or_else(|| {
                         Rejection::new(Reason::InvalidDate, format!("\"{raw}\" is not a date"))
-                    })?
-                }
+                    })?,
                 _ => date::parse_date(raw)?,
             };
             if d > as_of && !col.future_ok {
@@ -193,7 +196,12 @@ fn parse_cell(
                 _ => date::parse_month(raw)?,
             };
             if (m.year(), m.month()) > (as_of.year(), as_of.month()) && !col.future_ok {
-                return Err(future(col, raw, "month", &as_of.format("%Y-%m").to_string()));
+                return Err(future(
+                    col,
+                    raw,
+                    "month",
+                    &as_of.format("%Y-%m").to_string(),
+                ));
             }
             Value::Date(m)
         }
@@ -223,7 +231,10 @@ fn parse_cell(
             _ => Value::Bool(townstat_domain::boolean::parse_bool(raw).ok_or_else(|| {
                 Rejection::new(
                     Reason::UnknownEnumValue,
-                    format!("{} \"{raw}\" is not a yes/no value (是/否, Y/N, 1/0, √/×)", col.name),
+                    format!(
+                        "{} \"{raw}\" is not a yes/no value (是/否, Y/N, 1/0, √/×)",
+                        col.name
+                    ),
                 )
             })?),
         },
@@ -307,7 +318,14 @@ pub fn validate_row(
             continue;
         };
         present[c] = true;
-        match parse_cell(col, cell, &raw, map.header_units[c], default_units[c], rules) {
+        match parse_cell(
+            col,
+            cell,
+            &raw,
+            map.header_units[c],
+            default_units[c],
+            rules,
+        ) {
             Ok(p) => {
                 values[c] = p.value;
                 warnings.extend(p.county_warnings);
@@ -330,7 +348,14 @@ pub fn validate_row(
     }
     let mut applicants = vec![];
     match schema.name.as_str() {
-        "enterprise" => enterprise_rules(schema, &mut values, &present, &mut warnings, &mut reasons, rules),
+        "enterprise" => enterprise_rules(
+            schema,
+            &mut values,
+            &present,
+            &mut warnings,
+            &mut reasons,
+            rules,
+        ),
         "enterprise_annual" => {
             if let Value::Year(y) = get(schema, &values, "year")
                 && *y < 1990
@@ -354,7 +379,16 @@ pub fn validate_row(
             }
         }
         "patent" => {
-            applicants = patent_rules(schema, &mut values, cells, map, patent_no, &mut warnings, &mut reasons, rules);
+            applicants = patent_rules(
+                schema,
+                &mut values,
+                cells,
+                map,
+                patent_no,
+                &mut warnings,
+                &mut reasons,
+                rules,
+            );
         }
         "financing" => {
             let c = idx(schema, "currency");
@@ -365,13 +399,22 @@ pub fn validate_row(
         _ => {}
     }
     if crate::header::is_referencing(&schema.name) {
-        resolve_reference(schema, &mut values, &present, reference_name.as_deref(), &mut reasons, rules);
+        resolve_reference(
+            schema,
+            &mut values,
+            &present,
+            reference_name.as_deref(),
+            &mut reasons,
+            rules,
+        );
     }
     if schema.name == "financing" && reasons.is_empty() {
         let d = idx(schema, "deal_id");
         if values[d] == Value::Null {
             let t = |n: &str| get(schema, &values, n).canonical_text();
-            let institution = get(schema, &values, "institution").as_str().map(str::to_string);
+            let institution = get(schema, &values, "institution")
+                .as_str()
+                .map(str::to_string);
             let amount = match get(schema, &values, "amount") {
                 Value::Money(c) => *c,
                 _ => 0,

@@ -24,7 +24,8 @@ fn strings<'a>(items: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 
 fn batch(name: &str, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
-    RecordBatch::try_new(arrow_schema(t), columns).map_err(|e| Error::Internal(format!("{name}: {e}")))
+    RecordBatch::try_new(arrow_schema(t), columns)
+        .map_err(|e| Error::Internal(format!("{name}: {e}")))
 }
 
 /// The `industry_code` table.
@@ -37,7 +38,10 @@ pub fn industry_codes() -> Result<RecordBatch> {
             strings(rows.iter().map(|r| Some(r.code.as_str()))),
             strings(rows.iter().map(|r| Some(r.name.as_str()))),
             strings(rows.iter().map(|r| Some(r.level.as_str()))),
-            strings(rows.iter().map(|r| Some(r.parent_code.as_str()).filter(|p| !p.is_empty()))),
+            strings(
+                rows.iter()
+                    .map(|r| Some(r.parent_code.as_str()).filter(|p| !p.is_empty())),
+            ),
             strings(rows.iter().map(|r| Some(r.section.as_str()))),
         ],
     )

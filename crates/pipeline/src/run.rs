@@ -13,9 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use townstat_domain::schema;
@@ -88,8 +86,8 @@ async fn committed_registry(
     };
     let session = townstat_query::open_session(warehouse, Some(&run.run_id)).await?;
     for b in session.query("SELECT uscc, name FROM enterprise").await? {
-        let u = b.column(0).as_string::<i32>();
-        let n = b.column(1).as_string::<i32>();
+        let u = townstat_warehouse::text_column(&b, 0)?;
+        let n = townstat_warehouse::text_column(&b, 1)?;
         for i in 0..b.num_rows() {
             registry.add(u.value(i), Some(n.value(i)));
         }
@@ -98,7 +96,7 @@ async fn committed_registry(
         .query("SELECT DISTINCT content_hash FROM ingest_run WHERE status = 'loaded'")
         .await?
     {
-        let h = b.column(0).as_string::<i32>();
+        let h = townstat_warehouse::text_column(&b, 0)?;
         for i in 0..b.num_rows() {
             loaded_hashes.push(h.value(i).to_string());
         }
@@ -127,8 +125,7 @@ fn run_batch(
     };
     let mut d = Date32Builder::new();
     d.append_value(date32(as_of));
-    let versions =
-        serde_json::to_string(versions).map_err(|e| Error::Internal(e.to_string()))?;
+    let versions = serde_json::to_string(versions).map_err(|e| Error::Internal(e.to_string()))?;
     RecordBatch::try_new(
         arrow_schema(t),
         vec![
@@ -145,11 +142,16 @@ fn run_batch(
 }
 
 /// Runs a pipeline into a warehouse.
-pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) -> Result<RunReport> {
+pub async fn run(
+    warehouse: &Warehouse,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+) -> Result<RunReport> {
     let started = Utc::now();
     let run_id = new_run_id();
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
     let (registry, loaded_hashes, mut versions) = committed_registry(warehouse).await?;
+    let versions_before = versions.clone();
     let towns = townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))?;
 
     let ingest_pipeline = pipeline.clone();
@@ -191,6 +193,22 @@ pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) 
         tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
     }
+    let previous = versions_before.clone();
+    if let Some(loaded_enterprises) = output.tables.get("enterprise")
+        && let Some(history) = crate::history::update(
+            warehouse,
+            &previous,
+            loaded_enterprises,
+            opts.as_of,
+            &run_id,
+        )
+        .await?
+    {
+        versions.insert(
+            "enterprise_history".to_string(),
+            warehouse.overwrite("enterprise_history", history).await?,
+        );
+    }
     let reference_tables = [
         ("industry_code", reference::industry_codes()?),
         ("division", reference::divisions()?),
@@ -199,6 +217,11 @@ pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) 
     ];
     for (name, batch) in reference_tables {
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
+    }
+    // The marts, from exactly the versions this run leaves.
+    let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
+    for (name, batch) in marts {
+        versions.insert(name.clone(), warehouse.overwrite(&name, batch).await?);
     }
     let system = [
         ("quarantine", output.quarantine_batch(&run_id)?),
@@ -209,7 +232,11 @@ pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) 
         versions.insert(name.to_string(), warehouse.append(name, batch).await?);
     }
 
-    let status = if output.files.iter().any(|f| f.status == FileStatus::Rejected) {
+    let status = if output
+        .files
+        .iter()
+        .any(|f| f.status == FileStatus::Rejected)
+    {
         RunStatus::Partial
     } else {
         RunStatus::Succeeded
@@ -240,4 +267,32 @@ pub async fn run(warehouse: &Warehouse, pipeline: &Pipeline, opts: &RunOptions) 
         reasons,
         loaded,
     })
+}
+
+async fn build_marts(
+    warehouse: &Warehouse,
+    pipeline: &Pipeline,
+    versions: &BTreeMap<String, i64>,
+    run_id: &str,
+    as_of: NaiveDate,
+) -> Result<Vec<(String, RecordBatch)>> {
+    use chrono::Datelike;
+    use townstat_query::marts;
+    let components = match &pipeline.file.evaluation {
+        Some(p) => marts::load_components(&pipeline.resolve(p))?,
+        None => vec![],
+    };
+    let targets = match &pipeline.file.targets {
+        Some(p) => marts::load_targets(&pipeline.resolve(p))?,
+        None => marts::TargetsFile::default(),
+    };
+    let ctx = townstat_query::session::context();
+    warehouse.register(&ctx, versions).await?;
+    let config = marts::MartConfig {
+        run_id: run_id.to_string(),
+        run_year: as_of.year(),
+        components,
+        targets,
+    };
+    Ok(marts::build(&ctx, &config).await?)
 }

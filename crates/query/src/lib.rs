@@ -5,8 +5,10 @@
 //! never mixes two runs, and `--run ID` reproduces exactly what a past run published.
 
 pub mod error;
+pub mod marts;
 pub mod output;
 pub mod session;
+pub mod udf;
 
 pub use error::{Error, Result};
 pub use session::{Session, open_session};

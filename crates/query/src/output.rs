@@ -29,7 +29,9 @@ impl std::str::FromStr for Format {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
             "parquet" => Ok(Format::Parquet),
-            _ => Err(format!("unknown format {s:?}: use table, csv, json or parquet")),
+            _ => Err(format!(
+                "unknown format {s:?}: use table, csv, json or parquet"
+            )),
         }
     }
 }
@@ -46,7 +48,9 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], format: Format, mut out: 
             writeln!(out, "{table}").map_err(out_err)?;
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b).map_err(out_err)?;
             }

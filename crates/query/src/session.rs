@@ -39,7 +39,9 @@ pub fn context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("townstat", "public");
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    crate::udf::register(&ctx);
+    ctx
 }
 
 /// Options that let only queries through: no DDL, no DML, no `SET`.

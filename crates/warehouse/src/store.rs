@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
 use datafusion::logical_expr::Expr;
@@ -108,6 +109,11 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or `None` if it does not exist yet.
     pub async fn latest(&self, name: &str) -> Result<Option<DeltaTable>> {
+        if let Some(dir) = self.local_root()
+            && !dir.join("tables").join(name).join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
         let url = self.table_url(name)?;
         let table = DeltaTable::try_from_url(url).await.map_err(delta(name))?;
         Ok(table.version().is_some().then_some(table))
@@ -130,8 +136,12 @@ impl Warehouse {
                 }
             })?;
         }
-        DeltaTable::try_from_url(self.table_url(name)?)
-            .await
+        if let Some(table) = self.latest(name).await? {
+            return Ok(table);
+        }
+        // A new table: a handle that is not loaded (loading would fail, noisily).
+        deltalake::DeltaTableBuilder::from_url(self.table_url(name)?)
+            .and_then(|b| b.build())
             .map_err(delta(name))
     }
 
@@ -211,7 +221,11 @@ impl Warehouse {
     }
 
     /// Registers tables at pinned versions in a DataFusion session.
-    pub async fn register(&self, ctx: &SessionContext, versions: &BTreeMap<String, i64>) -> Result<()> {
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        versions: &BTreeMap<String, i64>,
+    ) -> Result<()> {
         for (name, version) in versions {
             let table = self.at_version(name, *version).await?;
             table
@@ -244,12 +258,14 @@ impl Warehouse {
             .map_err(query("run"))?;
         let mut out = vec![];
         for b in batches {
-            let ids = b.column(0).as_string::<i32>();
-            let status = b.column(1).as_string::<i32>();
-            let versions = b.column(2).as_string::<i32>();
+            let ids = text_column(&b, 0)?;
+            let status = text_column(&b, 1)?;
+            let versions = text_column(&b, 2)?;
             for i in 0..b.num_rows() {
                 if ids.is_null(i) || versions.is_null(i) {
-                    return Err(Error::RunRecord("a run row has a null id or versions".into()));
+                    return Err(Error::RunRecord(
+                        "a run row has a null id or versions".into(),
+                    ));
                 }
                 let v: BTreeMap<String, i64> = serde_json::from_str(versions.value(i))
                     .map_err(|e| Error::RunRecord(format!("run {}: {e}", ids.value(i))))?;
@@ -280,7 +296,8 @@ impl Warehouse {
             return Ok(None);
         };
         if let Some(t) = self.latest("run").await? {
-            run.versions.insert("run".into(), Self::commit_version("run", &t)?);
+            run.versions
+                .insert("run".into(), Self::commit_version("run", &t)?);
         }
         Ok(Some(run))
     }
@@ -288,3 +305,11 @@ impl Warehouse {
 
 /// Shares a session across callers.
 pub type SharedContext = Arc<SessionContext>;
+
+/// A text column of a query result as `Utf8`, whatever string type the scan produced
+/// (Delta scans yield `Utf8View`).
+pub fn text_column(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    let cast = arrow::compute::cast(batch.column(i), &DataType::Utf8)
+        .map_err(|e| Error::RunRecord(format!("column {i} is not text: {e}")))?;
+    Ok(cast.as_string::<i32>().clone())
+}

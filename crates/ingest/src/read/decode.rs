@@ -28,8 +28,8 @@ pub struct Decoded {
 /// Opens a text file in the stated or detected encoding.
 pub fn open(path: &Path, encoding: Encoding) -> Result<Decoded, FileRejection> {
     let name = path.display();
-    let mut file = File::open(path)
-        .map_err(|e| FileRejection(format!("{name}: cannot open: {e}")))?;
+    let mut file =
+        File::open(path).map_err(|e| FileRejection(format!("{name}: cannot open: {e}")))?;
     let mut head = vec![0; SNIFF];
     let mut n = 0;
     while n < SNIFF {

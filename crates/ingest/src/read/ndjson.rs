@@ -38,23 +38,30 @@ fn lines(
             let text = line
                 .map_err(|e| FileRejection(format!("{name}: line {n}: {e}")))
                 .and_then(|bytes| {
-                    String::from_utf8(bytes).map_err(|_| {
-                        FileRejection(format!("{name}: line {n} is not valid UTF-8"))
-                    })
+                    String::from_utf8(bytes)
+                        .map_err(|_| FileRejection(format!("{name}: line {n} is not valid UTF-8")))
                 });
             (n, text)
         }))
 }
 
-fn parse_line(name: &str, n: u64, text: &str) -> Result<Option<serde_json::Map<String, Json>>, FileRejection> {
+fn parse_line(
+    name: &str,
+    n: u64,
+    text: &str,
+) -> Result<Option<serde_json::Map<String, Json>>, FileRejection> {
     let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
         return Ok(None);
     }
     match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(map)) => Ok(Some(map)),
-        Ok(_) => Err(FileRejection(format!("{name}: line {n} is not a JSON object"))),
-        Err(e) => Err(FileRejection(format!("{name}: line {n} is not valid JSON: {e}"))),
+        Ok(_) => Err(FileRejection(format!(
+            "{name}: line {n} is not a JSON object"
+        ))),
+        Err(e) => Err(FileRejection(format!(
+            "{name}: line {n} is not valid JSON: {e}"
+        ))),
     }
 }
 

@@ -32,9 +32,8 @@ fn to_cell(d: &Data) -> Cell {
 /// Opens a workbook sheet as records.
 pub fn open(path: &Path, source: &Source) -> Result<Records, FileRejection> {
     let name = path.display();
-    let mut book = open_workbook_auto(path).map_err(|e| {
-        FileRejection(format!("{name}: not a readable XLSX workbook: {e}"))
-    })?;
+    let mut book = open_workbook_auto(path)
+        .map_err(|e| FileRejection(format!("{name}: not a readable XLSX workbook: {e}")))?;
     let range = match &source.sheet {
         Some(sheet) => {
             if !book.sheet_names().contains(sheet) {

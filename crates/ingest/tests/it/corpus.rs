@@ -92,8 +92,16 @@ fn every_corpus_file_gets_exactly_its_expected_outcome() {
         .collect();
     assert_eq!(quarantined, e.reasons, "quarantine differs from expect.csv");
     for q in &out.quarantine {
-        assert_eq!(q.reasons.len(), q.messages.len(), "one message per reason: {q:?}");
-        assert!(q.raw.starts_with('{'), "raw cells as a JSON object: {}", q.raw);
+        assert_eq!(
+            q.reasons.len(),
+            q.messages.len(),
+            "one message per reason: {q:?}"
+        );
+        assert!(
+            q.raw.starts_with('{'),
+            "raw cells as a JSON object: {}",
+            q.raw
+        );
     }
 
     let warned: BTreeMap<(String, i64), BTreeSet<String>> = out
@@ -181,8 +189,17 @@ fn loaded_values_are_canonical() {
 
     // Patent applicants: by USCC, by name, unlinked, ambiguous.
     let app = &out.tables["patent_applicant"];
-    let s = |c: &str| app.column(app.schema().index_of(c).expect(c)).as_string::<i32>().clone();
-    let (no, who, code, method) = (s("application_no"), s("applicant_name"), s("uscc"), s("link_method"));
+    let s = |c: &str| {
+        app.column(app.schema().index_of(c).expect(c))
+            .as_string::<i32>()
+            .clone()
+    };
+    let (no, who, code, method) = (
+        s("application_no"),
+        s("applicant_name"),
+        s("uscc"),
+        s("link_method"),
+    );
     let mut links = BTreeMap::new();
     for i in 0..app.num_rows() {
         links.insert(
@@ -190,17 +207,36 @@ fn loaded_values_are_canonical() {
             code.is_valid(i).then(|| method.value(i).to_string()),
         );
     }
-    let get = |n: &str, w: &str| links.get(&(n.to_string(), w.to_string())).cloned().flatten();
-    assert_eq!(get("202310601862.9", "大同新荣石墨(集团)有限公司").as_deref(), Some("uscc"));
+    let get = |n: &str, w: &str| {
+        links
+            .get(&(n.to_string(), w.to_string()))
+            .cloned()
+            .flatten()
+    };
+    assert_eq!(
+        get("202310601862.9", "大同新荣石墨(集团)有限公司").as_deref(),
+        Some("uscc")
+    );
     assert_eq!(get("202310601862.9", "太原理工大学"), None);
-    assert_eq!(get("202320601863.9", "大同轨道装备有限公司").as_deref(), Some("name"));
+    assert_eq!(
+        get("202320601863.9", "大同轨道装备有限公司").as_deref(),
+        Some("name")
+    );
     assert_eq!(get("202320601863.9", "同名公司"), None);
 
     // Financing: a name links; 0.5亿 is exact; a missing deal id is derived.
     let fin = &out.tables["financing"];
-    let amount = fin.column(fin.schema().index_of("amount").expect("amount")).as_primitive::<Decimal128Type>().clone();
-    let deal = fin.column(fin.schema().index_of("deal_id").expect("deal_id")).as_string::<i32>().clone();
-    let derived: Vec<usize> = (0..fin.num_rows()).filter(|&i| deal.value(i).len() == 16).collect();
+    let amount = fin
+        .column(fin.schema().index_of("amount").expect("amount"))
+        .as_primitive::<Decimal128Type>()
+        .clone();
+    let deal = fin
+        .column(fin.schema().index_of("deal_id").expect("deal_id"))
+        .as_string::<i32>()
+        .clone();
+    let derived: Vec<usize> = (0..fin.num_rows())
+        .filter(|&i| deal.value(i).len() == 16)
+        .collect();
     assert_eq!(derived.len(), 1);
     assert_eq!(amount.value(derived[0]), 5_000_000_000);
 }

@@ -1,0 +1,211 @@
+//! One function per command.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use townstat_ingest::Pipeline;
+use townstat_pipeline::{RunOptions, RunReport, RunStatus};
+use townstat_query::output::{self, Format};
+use townstat_warehouse::Warehouse;
+
+use crate::{Cli, Command, Failure};
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+/// Runs a command; returns the exit status.
+pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Demo { data } => crate::demo::demo(&cli.warehouse, &data).await,
+        Command::Run {
+            pipeline,
+            as_of,
+            force,
+        } => {
+            let report = run(&cli.warehouse, &pipeline, as_of.as_deref(), force).await?;
+            print_report(&report, &mut std::io::stdout())?;
+            Ok(exit_status(&report))
+        }
+        Command::Sql {
+            query,
+            format,
+            output,
+            run,
+        } => {
+            sql(
+                &cli.warehouse,
+                query,
+                format,
+                output.as_deref(),
+                run.as_deref(),
+            )
+            .await
+        }
+        Command::Generate { out, scale, seed } => {
+            if !(scale > 0.0 && scale.is_finite()) {
+                return Err(usage("--scale must be a positive number"));
+            }
+            let summary =
+                townstat_generate::generate(&out, &townstat_generate::Options { scale, seed })?;
+            let rows: u64 = summary.files.iter().map(|f| f.1).sum();
+            println!(
+                "wrote {} files ({} data rows, {} injected problems) to {}",
+                summary.files.len(),
+                rows,
+                summary.injected,
+                out.display()
+            );
+            Ok(0)
+        }
+        Command::Runs => {
+            let q = "SELECT r.run_id, r.status, r.as_of, r.started_at, r.finished_at, \
+                     count(i.source_file) AS files, sum(i.rows_read) AS rows_read, \
+                     sum(i.rows_loaded) AS rows_loaded, sum(i.rows_duplicate) AS rows_duplicate, \
+                     sum(i.rows_quarantined) AS rows_quarantined, \
+                     sum(CASE WHEN i.status = 'rejected' THEN 1 ELSE 0 END) AS files_rejected \
+                     FROM run r LEFT JOIN ingest_run i ON i.run_id = r.run_id \
+                     GROUP BY r.run_id, r.status, r.as_of, r.started_at, r.finished_at \
+                     ORDER BY r.started_at";
+            sql(&cli.warehouse, Some(q.into()), Format::Table, None, None).await
+        }
+        Command::Quarantine { run } => {
+            let warehouse = Warehouse::open(&cli.warehouse)?;
+            let session = townstat_query::open_session(&warehouse, None).await?;
+            let run_id = match run {
+                Some(r) => r,
+                None => session.run.run_id.clone(),
+            };
+            let q = format!(
+                "SELECT source_file, row_number, kind, array_to_string(reasons, ',') AS reasons, \
+                 array_to_string(messages, ' | ') AS messages FROM quarantine \
+                 WHERE run_id = '{}' ORDER BY source_file, row_number",
+                run_id.replace('\'', "''")
+            );
+            let batches = session.query(&q).await?;
+            output::write(&batches, Format::Table, std::io::stdout())?;
+            Ok(0)
+        }
+    }
+}
+
+/// Exit status of a finished run.
+pub fn exit_status(report: &RunReport) -> u8 {
+    match report.status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Partial => 3,
+    }
+}
+
+/// Runs a pipeline file.
+pub async fn run(
+    warehouse: &str,
+    pipeline: &Path,
+    as_of: Option<&str>,
+    force: bool,
+) -> Result<RunReport, Failure> {
+    let as_of = match as_of {
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| usage(format!("--as-of {s:?} is not a date (YYYY-MM-DD)")))?,
+        None => chrono::Local::now().date_naive(),
+    };
+    let pipeline = Pipeline::load(pipeline).map_err(|e| usage(e.to_string()))?;
+    let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let report = townstat_pipeline::run(&warehouse, &pipeline, &RunOptions { as_of, force })
+        .await
+        .map_err(|e| match e {
+            townstat_pipeline::Error::Ingest(townstat_ingest::Error::Pipeline { .. })
+            | townstat_pipeline::Error::Ingest(townstat_ingest::Error::Domain(_))
+            | townstat_pipeline::Error::Domain(_) => usage(e.to_string()),
+            other => Failure::from(other),
+        })?;
+    Ok(report)
+}
+
+/// Prints what a run did, file by file.
+pub fn print_report(report: &RunReport, out: &mut impl Write) -> Result<(), Failure> {
+    writeln!(out, "run {} {}", report.run_id, report.status.as_str())?;
+    let w = report
+        .files
+        .iter()
+        .map(|f| f.source_file.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "file", "status", "read", "loaded", "dup", "quar"
+    )?;
+    for f in &report.files {
+        let pad = w + f.source_file.len() - f.source_file.chars().count();
+        writeln!(
+            out,
+            "{:<pad$} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            f.source_file,
+            f.status.as_str(),
+            f.rows_read,
+            f.rows_loaded,
+            f.rows_duplicate,
+            f.rows_quarantined
+        )?;
+        if let Some(m) = &f.message
+            && f.status == townstat_ingest::FileStatus::Rejected
+        {
+            writeln!(out, "  rejected: {m}")?;
+        }
+    }
+    if !report.reasons.is_empty() {
+        let reasons: Vec<String> = report
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        writeln!(out, "quarantined rows by reason: {}", reasons.join(", "))?;
+    }
+    Ok(())
+}
+
+async fn sql(
+    warehouse: &str,
+    query: Option<String>,
+    format: Format,
+    output_path: Option<&Path>,
+    run: Option<&str>,
+) -> Result<u8, Failure> {
+    let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let session = townstat_query::open_session(&warehouse, run).await?;
+    let statements: Vec<String> = match query {
+        Some(q) => vec![q],
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }
+    };
+    let mut sink: Box<dyn Write + Send> = match output_path {
+        Some(p) => Box::new(
+            std::fs::File::create(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,
+        ),
+        None => {
+            if format == Format::Parquet {
+                return Err(usage("--format parquet needs -o FILE"));
+            }
+            Box::new(std::io::stdout())
+        }
+    };
+    for s in statements {
+        let batches = session.query(&s).await?;
+        output::write(&batches, format, &mut sink)?;
+    }
+    sink.flush()?;
+    Ok(0)
+}

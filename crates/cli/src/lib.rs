@@ -1,0 +1,153 @@
+//! The townstat command line. Thin by design: every command parses its arguments and
+//! calls the libraries (`townstat-pipeline`, `townstat-query`, `townstat-generate`).
+//! Exit status: 0 all good; 1 failed with nothing committed; 2 bad usage or config;
+//! 3 finished, but some files were rejected whole.
+
+mod commands;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The statistics warehouse of Datong's specialized towns (专业镇).
+#[derive(Debug, Parser)]
+#[command(name = "townstat", version, about)]
+pub struct Cli {
+    /// Warehouse location: a path, file:// or s3:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TOWNSTAT_WAREHOUSE",
+        default_value = "./warehouse"
+    )]
+    pub warehouse: String,
+    /// Log format on stderr: text or json (for the nightly job).
+    #[arg(long, global = true, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (warnings and errors only, unless RUST_LOG says more).
+    Text,
+    /// One JSON object per event, info level and up.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the sample data if absent, run the nightly pipeline, print a summary.
+    Demo {
+        /// Where the sample raw files are (generated there when absent).
+        #[arg(long, default_value = "sample-data/raw")]
+        data: PathBuf,
+    },
+    /// One nightly run of a pipeline file.
+    Run {
+        /// The pipeline file (e.g. pipelines/nightly.toml).
+        pipeline: PathBuf,
+        /// The run date (YYYY-MM-DD): "now" for every future-date check.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Re-read files an earlier run already loaded.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run one SQL query (or statements from standard input) over the warehouse.
+    Sql {
+        /// The query; without it, statements are read from standard input.
+        query: Option<String>,
+        /// Output format: table, csv, json or parquet.
+        #[arg(long, default_value = "table")]
+        format: townstat_query::output::Format,
+        /// Write the output to a file instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Query the warehouse exactly as this run left it.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Synthetic raw source files, deterministic for a seed.
+    Generate {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Scale: 1 is about 3,000 enterprises (fractions allowed).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// What each run did.
+    Runs,
+    /// Rows rejected by a run (the last one by default).
+    Quarantine {
+        /// The run id.
+        #[arg(long)]
+        run: Option<String>,
+    },
+}
+
+/// An error with the exit status it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1 (failed) or 2 (usage or config).
+    pub code: u8,
+    /// What to tell the user.
+    pub message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match format {
+        LogFormat::Text => "warn",
+        LogFormat::Json => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Parses arguments, runs the command, maps the outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("Error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The bad-input corpus through the real binary: exit status 3 (files rejected whole),
+//! the printed report, the run record, quarantine and time travel to a run.
+
+use crate::support::{mask_run_ids, snapshot, sql_csv, townstat};
+
+#[test]
+fn corpus_run_reports_rejects_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let first = townstat(
+        &wh,
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
+    );
+    assert_eq!(
+        first.code, 3,
+        "some files are rejected whole: {}",
+        first.stderr
+    );
+    snapshot("corpus_run.txt", &mask_run_ids(&first.stdout));
+
+    // Every file accounted for, in the warehouse too.
+    let identity = sql_csv(
+        &wh,
+        "SELECT count(*) AS bad FROM ingest_run \
+         WHERE rows_read <> rows_loaded + rows_duplicate + rows_quarantined",
+    );
+    assert_eq!(identity, "bad\n0\n");
+    let rejected = sql_csv(
+        &wh,
+        "SELECT count(*) AS n FROM ingest_run WHERE status = 'rejected' AND rows_read = 0",
+    );
+    assert_eq!(rejected, "n\n6\n");
+    let reasons = sql_csv(
+        &wh,
+        "SELECT r AS reason, count(*) AS n FROM (SELECT unnest(reasons) AS r FROM quarantine) \
+         GROUP BY r ORDER BY r",
+    );
+    snapshot("corpus_reasons.csv", &reasons);
+    let money = sql_csv(
+        &wh,
+        "SELECT name, registered_capital FROM enterprise WHERE registered_capital IS NOT NULL ORDER BY uscc",
+    );
+    snapshot("corpus_enterprise_capital.csv", &money);
+
+    // The second run over the same files skips them all and changes no figure.
+    let second = townstat(
+        &wh,
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains("skipped"), "{}", second.stdout);
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT name, registered_capital FROM enterprise WHERE registered_capital IS NOT NULL ORDER BY uscc"
+        ),
+        money
+    );
+    let counts = "SELECT (SELECT count(*) FROM enterprise) AS e, (SELECT count(*) FROM patent_applicant) AS a, \
+                  (SELECT count(*) FROM financing) AS f";
+    let after_second = sql_csv(&wh, counts);
+
+    // --force re-reads: MERGE by key leaves the same rows.
+    let forced = townstat(
+        &wh,
+        &[
+            "run",
+            "tests/corpus/pipeline.toml",
+            "--as-of",
+            "2026-01-15",
+            "--force",
+        ],
+    );
+    assert_eq!(forced.code, 3, "{}", forced.stderr);
+    assert_eq!(sql_csv(&wh, counts), after_second);
+    let dup_keys = sql_csv(
+        &wh,
+        "SELECT count(*) AS n FROM (SELECT uscc FROM enterprise GROUP BY uscc HAVING count(*) > 1)",
+    );
+    assert_eq!(dup_keys, "n\n0\n");
+
+    // Three runs are recorded; the first can be queried as it was.
+    let runs = townstat(&wh, &["runs"]);
+    assert_eq!(runs.code, 0, "{}", runs.stderr);
+    assert_eq!(runs.stdout.matches("partial").count(), 2, "{}", runs.stdout);
+    assert_eq!(
+        runs.stdout.matches("succeeded").count(),
+        1,
+        "{}",
+        runs.stdout
+    );
+    let first_id = sql_csv(&wh, "SELECT run_id FROM run ORDER BY started_at LIMIT 1");
+    let first_id = first_id.lines().nth(1).expect("a run").to_string();
+    let as_then = townstat(
+        &wh,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM ingest_run",
+            "--format",
+            "csv",
+            "--run",
+            &first_id,
+        ],
+    );
+    assert_eq!(as_then.code, 0, "{}", as_then.stderr);
+    assert_eq!(as_then.stdout, "n\n14\n");
+
+    let q = townstat(&wh, &["quarantine", "--run", &first_id]);
+    assert_eq!(q.code, 0, "{}", q.stderr);
+    assert!(q.stdout.contains("conflicting_duplicate"), "{}", q.stdout);
+}
+
+#[test]
+fn sql_formats_and_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let run = townstat(
+        &wh,
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let q = "SELECT application_no, patent_type, is_pct, applied_on FROM patent ORDER BY application_no";
+    for (format, file) in [
+        ("table", "sql_patent.txt"),
+        ("csv", "sql_patent.csv"),
+        ("json", "sql_patent.json"),
+    ] {
+        let out = townstat(&wh, &["sql", q, "--format", format]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        snapshot(file, &out.stdout);
+    }
+    let pq = dir.path().join("p.parquet");
+    let out = townstat(
+        &wh,
+        &[
+            "sql",
+            q,
+            "--format",
+            "parquet",
+            "-o",
+            pq.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bytes = std::fs::read(&pq).expect("parquet written");
+    assert_eq!(&bytes[..4], b"PAR1");
+
+    for stmt in [
+        "DROP TABLE enterprise",
+        "INSERT INTO town VALUES ('x')",
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let out = townstat(&wh, &["sql", stmt]);
+        assert_eq!(out.code, 1, "{stmt} must be refused");
+        assert!(
+            out.stderr.contains("not supported") || out.stderr.contains("Error"),
+            "{}",
+            out.stderr
+        );
+    }
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = townstat(&empty.path().join("none"), &["sql", "SELECT 1"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("no committed run yet"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_config_is_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, "enums = 'e.toml'\ntowns = 't.csv'\n[[source]]\nname = 'x'\nkind = 'patent'\nglob = ['*']\nformt = 'csv'\n")
+        .expect("write");
+    let out = townstat(&dir.path().join("wh"), &["run", p.to_str().expect("utf-8")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown field `formt`"),
+        "{}",
+        out.stderr
+    );
+    let out = townstat(
+        &dir.path().join("wh"),
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-13-01"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `townstat` binary: one test binary for the CLI crate.
+//! They run the real executable on real files in temporary warehouses.
+
+mod corpus_run;
+mod generated_run;
+mod support;

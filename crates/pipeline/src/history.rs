@@ -1,0 +1,102 @@
+//! `enterprise_history`: type-2 history of the registry. Each run compares the
+//! registry rows it loaded with the current version of each enterprise; a change of
+//! name, county, industry code, kind or status closes the old version
+//! (`valid_to` = the run date) and opens a new one (`valid_from` = the run date). A
+//! first sighting opens the first version. Intervals are half-open: a version is valid
+//! on day D when `valid_from ≤ D < valid_to` (or `valid_to` is null).
+//!
+//! Enterprises absent from a run's files are left as they are: registry exports are
+//! not guaranteed to be full snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use datafusion::datasource::MemTable;
+use townstat_warehouse::Warehouse;
+
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "uscc, name, entity_kind, established_on, deregistered_on, status, \
+                       division_code, address, industry_code, registered_capital";
+
+/// Computes the new history; `None` when nothing changed.
+pub async fn update(
+    warehouse: &Warehouse,
+    previous: &BTreeMap<String, i64>,
+    loaded: &RecordBatch,
+    as_of: NaiveDate,
+    run_id: &str,
+) -> Result<Option<RecordBatch>> {
+    let ctx = townstat_query::session::context();
+    let has_previous = previous.contains_key("enterprise_history");
+    if let Some(v) = previous.get("enterprise_history") {
+        let table = warehouse.at_version("enterprise_history", *v).await?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        ctx.register_table("prev_history", provider)
+            .map_err(townstat_query::Error::from)?;
+    }
+    let snap = MemTable::try_new(loaded.schema(), vec![vec![loaded.clone()]])
+        .map_err(townstat_query::Error::from)?;
+    ctx.register_table("run_enterprise", Arc::new(snap))
+        .map_err(townstat_query::Error::from)?;
+    let day = format!("DATE '{as_of}'");
+    let run = run_id.replace('\'', "''");
+    let changed = format!(
+        "SELECT {COLUMNS} FROM run_enterprise s WHERE {}",
+        if has_previous {
+            "NOT EXISTS (SELECT 1 FROM prev_history c WHERE c.valid_to IS NULL AND c.uscc = s.uscc \
+             AND c.name IS NOT DISTINCT FROM s.name \
+             AND c.division_code IS NOT DISTINCT FROM s.division_code \
+             AND c.industry_code IS NOT DISTINCT FROM s.industry_code \
+             AND c.entity_kind IS NOT DISTINCT FROM s.entity_kind \
+             AND c.status IS NOT DISTINCT FROM s.status)"
+        } else {
+            "true"
+        }
+    );
+    let changed_df = ctx
+        .sql(&changed)
+        .await
+        .map_err(townstat_query::Error::from)?;
+    let changed_batches = changed_df
+        .collect()
+        .await
+        .map_err(townstat_query::Error::from)?;
+    if changed_batches.iter().all(|b| b.num_rows() == 0) && has_previous {
+        return Ok(None);
+    }
+    let schema = changed_batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| Error::Internal("history: no schema".into()))?;
+    let changed_table =
+        MemTable::try_new(schema, vec![changed_batches]).map_err(townstat_query::Error::from)?;
+    ctx.register_table("changed", Arc::new(changed_table))
+        .map_err(townstat_query::Error::from)?;
+    let opened = format!(
+        "SELECT {COLUMNS}, {day} AS valid_from, CAST(NULL AS DATE) AS valid_to, '{run}' AS run_id FROM changed"
+    );
+    let sql = if has_previous {
+        format!(
+            "SELECT {COLUMNS}, valid_from, \
+             CASE WHEN valid_to IS NULL AND uscc IN (SELECT uscc FROM changed) THEN {day} ELSE valid_to END AS valid_to, \
+             run_id FROM prev_history UNION ALL {opened}"
+        )
+    } else {
+        opened
+    };
+    let df = ctx.sql(&sql).await.map_err(townstat_query::Error::from)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(townstat_query::Error::from)?;
+    let batch = concat_batches(&schema, &batches).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Some(batch))
+}

@@ -1,0 +1,346 @@
+//! The mart builder: runs the SQL files of `pipelines/marts/` in layers (staging →
+//! intermediate → marts) over a session of pinned warehouse tables. Each step's result
+//! is registered under its name for the steps after it; the mart layer's results are
+//! returned for the pipeline to commit.
+//!
+//! The SQL files are compiled in (the binary carries the definitions it was tested
+//! with); the evaluation weights and targets come from the pipeline's TOML files and
+//! are expanded into the two SQL files that need them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The steps, in order: (layer, name, SQL).
+pub const STEPS: &[(&str, &str, &str)] = &[
+    (
+        "staging",
+        "stg_year",
+        include_str!("../../../pipelines/marts/staging/stg_year.sql"),
+    ),
+    (
+        "staging",
+        "stg_enterprise_year",
+        include_str!("../../../pipelines/marts/staging/stg_enterprise_year.sql"),
+    ),
+    (
+        "intermediate",
+        "int_group_member",
+        include_str!("../../../pipelines/marts/intermediate/int_group_member.sql"),
+    ),
+    (
+        "intermediate",
+        "int_above_size",
+        include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
+    ),
+    (
+        "intermediate",
+        "int_group_year",
+        include_str!("../../../pipelines/marts/intermediate/int_group_year.sql"),
+    ),
+    (
+        "intermediate",
+        "int_town_industry_jobs",
+        include_str!("../../../pipelines/marts/intermediate/int_town_industry_jobs.sql"),
+    ),
+    (
+        "marts",
+        "town_membership",
+        include_str!("../../../pipelines/marts/marts/town_membership.sql"),
+    ),
+    (
+        "marts",
+        "town_year",
+        include_str!("../../../pipelines/marts/marts/town_year.sql"),
+    ),
+    (
+        "marts",
+        "county_year",
+        include_str!("../../../pipelines/marts/marts/county_year.sql"),
+    ),
+    (
+        "marts",
+        "city_year",
+        include_str!("../../../pipelines/marts/marts/city_year.sql"),
+    ),
+    (
+        "marts",
+        "town_evaluation_component",
+        include_str!("../../../pipelines/marts/marts/town_evaluation_component.sql"),
+    ),
+    (
+        "marts",
+        "town_evaluation",
+        include_str!("../../../pipelines/marts/marts/town_evaluation.sql"),
+    ),
+    (
+        "marts",
+        "town_target_progress",
+        include_str!("../../../pipelines/marts/marts/town_target_progress.sql"),
+    ),
+    (
+        "marts",
+        "dq_town_overlap",
+        include_str!("../../../pipelines/marts/marts/dq_town_overlap.sql"),
+    ),
+    (
+        "marts",
+        "dq_unlinked_applicant",
+        include_str!("../../../pipelines/marts/marts/dq_unlinked_applicant.sql"),
+    ),
+];
+
+/// One evaluation component (`pipelines/evaluation.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// A town_year column.
+    pub indicator: String,
+    /// Its weight.
+    pub weight: f64,
+    /// Whether a higher value is better.
+    pub higher_is_better: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvaluationFile {
+    component: Vec<Component>,
+}
+
+/// One target (`pipelines/targets.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Stable id.
+    pub id: String,
+    /// `city` or a town_id.
+    pub scope: String,
+    /// A city_year or town_year column.
+    pub metric: String,
+    /// Only `>=`.
+    pub comparison: String,
+    /// The target value.
+    pub value: f64,
+    /// The target year.
+    pub year: i32,
+}
+
+/// The targets file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsFile {
+    /// B of doubling_progress.
+    #[serde(default = "default_baseline")]
+    pub baseline_year: i32,
+    /// The year the registry's tier targets are for.
+    #[serde(default = "default_tier_year")]
+    pub tier_target_year: i32,
+    /// The targets.
+    #[serde(default)]
+    pub target: Vec<Target>,
+}
+
+fn default_baseline() -> i32 {
+    2022
+}
+
+fn default_tier_year() -> i32 {
+    2025
+}
+
+impl Default for TargetsFile {
+    fn default() -> Self {
+        TargetsFile {
+            baseline_year: default_baseline(),
+            tier_target_year: default_tier_year(),
+            target: vec![],
+        }
+    }
+}
+
+/// What the marts of one run are built from.
+#[derive(Debug, Clone)]
+pub struct MartConfig {
+    /// The run building them (stored in every mart row).
+    pub run_id: String,
+    /// The run date's year: the last mart year.
+    pub run_year: i32,
+    /// Evaluation components.
+    pub components: Vec<Component>,
+    /// Targets and the baseline year.
+    pub targets: TargetsFile,
+}
+
+fn config_err(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Output(format!("{}: {message}", path.display()))
+}
+
+/// Loads `evaluation.toml`.
+pub fn load_components(path: &Path) -> Result<Vec<Component>> {
+    let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
+    let file: EvaluationFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
+    Ok(file.component)
+}
+
+/// Loads `targets.toml`.
+pub fn load_targets(path: &Path) -> Result<TargetsFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
+    let file: TargetsFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
+    for t in &file.target {
+        if t.comparison != ">=" {
+            return Err(config_err(
+                path,
+                format!(
+                    "target {}: comparison {:?} is not supported (only >=)",
+                    t.id, t.comparison
+                ),
+            ));
+        }
+    }
+    Ok(file)
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn ident_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn components_sql(components: &[Component]) -> Result<String> {
+    if components.is_empty() {
+        // No evaluation configured: the evaluation marts exist, empty.
+        return Ok(
+            "SELECT town_id, year, '' AS indicator, CAST(NULL AS DOUBLE) AS value, \
+                   CAST(0 AS DOUBLE) AS weight, true AS higher_is_better FROM town_year WHERE false"
+                .to_string(),
+        );
+    }
+    let parts: Result<Vec<String>> = components
+        .iter()
+        .map(|c| {
+            if !ident_ok(&c.indicator) {
+                return Err(Error::Output(format!("evaluation indicator {:?} is not a column name", c.indicator)));
+            }
+            Ok(format!(
+                "SELECT ty.town_id, ty.year, {ind} AS indicator, CAST(ty.{col} AS DOUBLE) AS value, \
+                 CAST({w} AS DOUBLE) AS weight, {hib} AS higher_is_better \
+                 FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
+                 WHERE t.designated_year IS NOT NULL AND t.designated_year <= ty.year AND ty.{col} IS NOT NULL",
+                ind = sql_str(&c.indicator),
+                col = c.indicator,
+                w = c.weight,
+                hib = c.higher_is_better
+            ))
+        })
+        .collect();
+    Ok(parts?.join("\n    UNION ALL\n    "))
+}
+
+fn targets_sql(targets: &[Target]) -> Result<String> {
+    let mut out = String::new();
+    for t in targets {
+        if !ident_ok(&t.metric) {
+            return Err(Error::Output(format!(
+                "target {}: metric {:?} is not a column name",
+                t.id, t.metric
+            )));
+        }
+        let (from, filter) = if t.scope == "city" {
+            ("city_year".to_string(), String::new())
+        } else {
+            (
+                "town_year".to_string(),
+                format!("town_id = {} AND ", sql_str(&t.scope)),
+            )
+        };
+        out.push_str(&format!(
+            "SELECT {id} AS target_id, {scope} AS scope, {metric_s} AS metric, '>=' AS comparison, \
+             CAST({value} AS DOUBLE) AS target, CAST({year} AS BIGINT) AS target_year, year, \
+             CAST({metric} AS DOUBLE) AS actual FROM {from} WHERE {filter}year <= {year}\n    UNION ALL\n    ",
+            id = sql_str(&t.id),
+            scope = sql_str(&t.scope),
+            metric_s = sql_str(&t.metric),
+            metric = t.metric,
+            value = t.value,
+            year = t.year,
+        ));
+    }
+    Ok(out)
+}
+
+/// The first mart year: the earliest establishment year in the data, or 2015 when
+/// that is later.
+async fn first_year(ctx: &SessionContext, run_year: i32) -> Result<i32> {
+    let batches = ctx
+        .sql("SELECT CAST(min(date_part('year', established_on)) AS INT) FROM enterprise")
+        .await?
+        .collect()
+        .await?;
+    let earliest = batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).as_primitive::<Int32Type>().clone())
+        .filter(|a| a.is_valid(0))
+        .map(|a| a.value(0))
+        .unwrap_or(run_year);
+    Ok(earliest.max(2015).min(run_year))
+}
+
+/// Builds every step and returns the marts, in order.
+pub async fn build(
+    ctx: &SessionContext,
+    config: &MartConfig,
+) -> Result<Vec<(String, RecordBatch)>> {
+    let first = first_year(ctx, config.run_year).await?;
+    let components = components_sql(&config.components)?;
+    let targets = targets_sql(&config.targets.target)?;
+    let mut marts = vec![];
+    for (layer, name, sql) in STEPS {
+        let text = sql
+            .replace("${run_id}", &config.run_id.replace('\'', "''"))
+            .replace("${run_year}", &config.run_year.to_string())
+            .replace("${first_year}", &first.to_string())
+            .replace(
+                "${baseline_year}",
+                &config.targets.baseline_year.to_string(),
+            )
+            .replace(
+                "${tier_target_year}",
+                &config.targets.tier_target_year.to_string(),
+            )
+            .replace("${components}", &components)
+            .replace("${targets}", &targets);
+        let df = ctx
+            .sql(&text)
+            .await
+            .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
+        let batch =
+            concat_batches(&schema, &batches).map_err(|e| Error::Output(format!("{name}: {e}")))?;
+        let table = MemTable::try_new(schema, vec![vec![batch.clone()]])?;
+        ctx.deregister_table(*name)?;
+        ctx.register_table(*name, Arc::new(table))?;
+        if *layer == "marts" {
+            marts.push((name.to_string(), batch));
+        }
+    }
+    Ok(marts)
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Reads a warehouse written by `townstat run` with no townstat code: Delta tables
+through delta-rs's Python binding, their Parquet files through DuckDB. Checks row
+counts and sums against `townstat sql`, the nothing-lost identity, the types of the
+contract (Decimal(20,2) money, Date32 dates) and that every stored USCC passes the
+GB 32100 check. Usage: readback.py WAREHOUSE TOWNSTAT_BINARY
+"""
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+
+WH = Path(sys.argv[1])
+BIN = sys.argv[2]
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name}: {detail}")
+
+
+def townstat_json(query):
+    out = subprocess.run([BIN, "--warehouse", str(WH), "sql", query, "--format", "json"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def table(name):
+    return DeltaTable(str(WH / "tables" / name))
+
+
+A = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+W = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+
+
+def uscc_ok(code):
+    if len(code) != 18 or any(c not in A for c in code):
+        return False
+    s = sum(A.index(c) * w for c, w in zip(code, W))
+    return A[(31 - s % 31) % 31] == code[17]
+
+
+# Readers see the versions the last run recorded; after one clean run those are the
+# latest versions, which is what an outside reader opens.
+runs = table("run").to_pyarrow_table().to_pylist()
+check("one committed run", len(runs) == 1, runs)
+versions = json.loads(runs[0]["table_versions"])
+
+for name in ["enterprise", "enterprise_annual", "designation", "employment", "patent",
+             "patent_applicant", "financing", "quarantine", "ingest_run", "ingest_warning",
+             "town", "industry_code", "division"]:
+    dt = table(name)
+    check(f"{name} version pinned", dt.version() == versions[name], (dt.version(), versions[name]))
+    n_delta = dt.to_pyarrow_table().num_rows
+    n_ts = townstat_json(f"SELECT count(*) AS n FROM {name}")[0]["n"]
+    check(f"{name} row count", n_delta == n_ts, (n_delta, n_ts))
+    check(f"{name} not empty", n_delta > 0, n_delta)
+
+ent = table("enterprise").to_pyarrow_table()
+check("registered_capital is decimal(20,2)",
+      ent.schema.field("registered_capital").type == pa.decimal128(20, 2),
+      ent.schema.field("registered_capital").type)
+check("established_on is date32", ent.schema.field("established_on").type == pa.date32(),
+      ent.schema.field("established_on").type)
+bad = [u for u in ent.column("uscc").to_pylist() if not uscc_ok(u)]
+check("every stored USCC passes GB 32100", not bad, bad[:5])
+counties = {"140212", "140213", "140214", "140215", "140221", "140222", "140223", "140224",
+            "140225", "140226", "140271"}
+outside = set(ent.column("division_code").to_pylist()) - counties
+check("every division code is a Datong county", not outside, outside)
+check("industry_code reference has 1,972 rows", table("industry_code").to_pyarrow_table().num_rows == 1972)
+
+runs_files = table("ingest_run").to_pyarrow_table().to_pylist()
+for f in runs_files:
+    check(f"nothing lost in {f['source_file']}",
+          f["rows_read"] == f["rows_loaded"] + f["rows_duplicate"] + f["rows_quarantined"], f)
+
+# DuckDB over the Parquet files of the pinned versions: same sums as townstat.
+con = duckdb.connect()
+files = table("enterprise_annual").file_uris()
+duck = con.execute("SELECT sum(revenue), count(*) FROM read_parquet(?)", [files]).fetchone()
+ts = townstat_json("SELECT CAST(sum(revenue) AS VARCHAR) AS s, count(*) AS n FROM enterprise_annual")[0]
+check("annual revenue sum (DuckDB = townstat)", Decimal(duck[0]) == Decimal(ts["s"]), (duck, ts))
+check("annual row count (DuckDB = townstat)", duck[1] == ts["n"], (duck, ts))
+files = table("employment").file_uris()
+duck = con.execute("SELECT sum(insured), count(DISTINCT uscc) FROM read_parquet(?)", [files]).fetchone()
+ts = townstat_json("SELECT sum(insured) AS s, count(DISTINCT uscc) AS n FROM employment")[0]
+check("employment sums (DuckDB = townstat)", (duck[0], duck[1]) == (ts["s"], ts["n"]), (duck, ts))
+
+print(f"readback: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command of the README: every Rust test (unit, integration, CLI end to end,
+# the bad-input corpus), then the outside readers that read the warehouse the CLI
+# wrote with no townstat code at all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
+
+cargo test --workspace
+
+# Build a warehouse from the corpus and the bundled sample with the real binary,
+# then read it back from Python (deltalake + DuckDB).
+cargo build --quiet -p townstat-cli
+bin="$CARGO_TARGET_DIR/debug/townstat"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+set +e
+"$bin" --warehouse "$work/wh" run pipelines/nightly.toml --as-of 2026-01-15 > "$work/run.txt"
+code=$?
+set -e
+if [ "$code" -ne 0 ]; then
+  echo "the nightly pipeline on the sample data exited $code:"; cat "$work/run.txt"; exit 1
+fi
+python3 tests/python/readback.py "$work/wh" "$bin"
