@@ -54,11 +54,11 @@ pub async fn update(
         "SELECT {COLUMNS} FROM run_enterprise s WHERE {}",
         if has_previous {
             "NOT EXISTS (SELECT 1 FROM prev_history c WHERE c.valid_to IS NULL AND c.uscc = s.uscc \
-             AND c.name IS NOT DISTINCT FROM s.name \
-             AND c.division_code IS NOT DISTINCT FROM s.division_code \
-             AND c.industry_code IS NOT DISTINCT FROM s.industry_code \
-             AND c.entity_kind IS NOT DISTINCT FROM s.entity_kind \
-             AND c.status IS NOT DISTINCT FROM s.status)"
+             AND (c.name IS NOT DISTINCT FROM s.name) \
+             AND (c.division_code IS NOT DISTINCT FROM s.division_code) \
+             AND (c.industry_code IS NOT DISTINCT FROM s.industry_code) \
+             AND (c.entity_kind IS NOT DISTINCT FROM s.entity_kind) \
+             AND (c.status IS NOT DISTINCT FROM s.status))"
         } else {
             "true"
         }
