@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use arrow::array::Array;
 use townstat_query::output::{self, Format};
 use townstat_warehouse::Warehouse;
 
@@ -41,20 +42,53 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
     print_report(&report, &mut out)?;
     let wh = Warehouse::open(warehouse)?;
     let session = townstat_query::open_session(&wh, None).await?;
-    let counts = session
-        .query(
-            "SELECT 'enterprise' AS \"table\", count(*) AS \"rows\" FROM enterprise \
-             UNION ALL SELECT 'enterprise_annual', count(*) FROM enterprise_annual \
-             UNION ALL SELECT 'designation', count(*) FROM designation \
-             UNION ALL SELECT 'employment', count(*) FROM employment \
-             UNION ALL SELECT 'patent', count(*) FROM patent \
-             UNION ALL SELECT 'patent_applicant', count(*) FROM patent_applicant \
-             UNION ALL SELECT 'financing', count(*) FROM financing \
-             UNION ALL SELECT 'quarantine', count(*) FROM quarantine \
-             UNION ALL SELECT 'ingest_warning', count(*) FROM ingest_warning",
-        )
-        .await?;
-    println!("\nwarehouse tables after run {}:", report.run_id);
-    output::write(&counts, Format::Table, &mut out)?;
+    let year = latest_reported_year(&session).await?;
+    println!(
+        "\n专业镇 {year} (the latest year with annual returns; run {}):",
+        report.run_id
+    );
+    let towns = session.query(&town_table_sql(year)).await?;
+    output::write(&towns, Format::Table, &mut out)?;
+    println!(
+        "\nQuery the warehouse: townstat sql \"SELECT * FROM town_year WHERE year = {year}\"; \
+         exports for BI tools: {}/export/",
+        warehouse
+    );
     Ok(exit_status(&report))
+}
+
+/// The latest year that has annual returns: the run year's returns arrive later, so
+/// the town table shows the last year with revenue figures.
+async fn latest_reported_year(session: &townstat_query::Session) -> Result<i64, Failure> {
+    let b = session
+        .query("SELECT CAST(COALESCE(max(year), 0) AS BIGINT) FROM enterprise_annual")
+        .await?;
+    let year = b
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok(year)
+}
+
+/// The demo's town table: one row per town for a year, in evaluation order.
+pub fn town_table_sql(year: i64) -> String {
+    format!(
+        "SELECT t.name AS \"专业镇\", ty.scale_tier AS \"规模档次\", \
+                CAST(ty.revenue / 100000000 AS DECIMAL(20, 2)) AS \"营业收入(亿元)\", \
+                ty.entities_end AS \"市场主体\", \
+                CAST(round(ty.entities_growth * 100, 1) AS VARCHAR) AS \"增长(%)\", \
+                CAST(round(ty.insured_avg, 0) AS BIGINT) AS \"参保人数\", \
+                ty.invention_granted AS \"发明授权\", \
+                CAST(ty.financing_total / 100000000 AS DECIMAL(20, 2)) AS \"融资(亿元)\", \
+                e.rank AS \"评估排名\" \
+         FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
+         LEFT JOIN town_evaluation e ON e.town_id = ty.town_id AND e.year = ty.year \
+         WHERE ty.year = {year} \
+         ORDER BY e.rank NULLS LAST, ty.revenue DESC, t.town_id"
+    )
 }

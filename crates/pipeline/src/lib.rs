@@ -6,6 +6,7 @@
 //! Delta directly (that is `townstat-warehouse`). It decides the order of commits.
 
 pub mod error;
+pub mod export;
 pub mod history;
 pub mod reference;
 pub mod run;

@@ -220,8 +220,11 @@ pub async fn run(
     }
     // The marts, from exactly the versions this run leaves.
     let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
-    for (name, batch) in marts {
-        versions.insert(name.clone(), warehouse.overwrite(&name, batch).await?);
+    for (name, batch) in &marts {
+        versions.insert(
+            name.clone(),
+            warehouse.overwrite(name, batch.clone()).await?,
+        );
     }
     let system = [
         ("quarantine", output.quarantine_batch(&run_id)?),
@@ -252,6 +255,11 @@ pub async fn run(
     // The commit point.
     warehouse.append("run", record).await?;
     tracing::info!(run_id, status = status.as_str(), "run committed");
+    // Exports follow the commit: they are copies of committed marts, swapped in whole.
+    match warehouse.local_root() {
+        Some(root) => crate::export::publish(&root, &run_id, &marts)?,
+        None => tracing::warn!("exports are written for local warehouses only"),
+    }
 
     let mut reasons = BTreeMap::new();
     for q in &output.quarantine {

@@ -328,9 +328,14 @@ pub async fn build(
             .sql(&text)
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
-            .collect()
+        // The physical plan's schema is the one the batches really have (string
+        // columns may be Utf8View where the logical schema says Utf8).
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
+        let schema = plan.schema();
+        let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
         let batch =

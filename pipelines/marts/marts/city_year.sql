@@ -43,3 +43,4 @@ SELECT g.year,
 FROM int_group_year g
 LEFT JOIN towns t ON t.year = g.year
 WHERE g.group_type = 'city'
+ORDER BY g.year

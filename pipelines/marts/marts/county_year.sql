@@ -18,3 +18,4 @@ SELECT g.group_id AS county_code, d.name AS county_name, g.year,
 FROM int_group_year g
 JOIN division d ON d.code = g.group_id
 WHERE g.group_type = 'county'
+ORDER BY g.group_id, g.year

@@ -6,3 +6,4 @@ SELECT year, uscc, array_to_string(array_agg(town_id ORDER BY town_id), ',') AS 
 FROM town_membership
 GROUP BY year, uscc
 HAVING COUNT(*) > 1
+ORDER BY year, uscc

@@ -7,3 +7,4 @@ SELECT pa.application_no, pa.position, pa.applicant_name, p.patent_type, p.appli
 FROM patent_applicant pa
 JOIN patent p ON p.application_no = pa.application_no
 WHERE pa.uscc IS NULL
+ORDER BY pa.application_no, pa.position

@@ -13,3 +13,4 @@ SELECT town_id, year, score,
        CAST(RANK() OVER (PARTITION BY year ORDER BY round(score, 9) DESC) AS BIGINT) AS rank,
        '${run_id}' AS run_id
 FROM s
+ORDER BY year, rank, town_id

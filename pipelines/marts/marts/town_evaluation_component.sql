@@ -1,7 +1,7 @@
 -- town_evaluation_component — grain: one row per designated town, year and indicator
 -- with a non-null value.
 -- Sources: town_year, town; the components of pipelines/evaluation.toml, expanded
--- into ${components} (one SELECT per indicator).
+-- into one SELECT per indicator (the components placeholder below).
 -- percentile = 100·(rank − 0.5)/N with rank 1 the worst (lowest value when higher is
 -- better, highest when lower is better); tied values share their average rank.
 WITH v AS (
@@ -20,3 +20,4 @@ SELECT town_id, year, indicator, value,
        weight, higher_is_better,
        '${run_id}' AS run_id
 FROM r
+ORDER BY year, town_id, indicator

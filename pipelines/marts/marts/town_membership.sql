@@ -8,3 +8,4 @@ FROM int_group_member gm
 JOIN town t ON t.town_id = gm.group_id
 JOIN stg_enterprise_year ey ON ey.uscc = gm.uscc AND ey.year = gm.year
 WHERE gm.group_type = 'town'
+ORDER BY gm.group_id, gm.year, gm.uscc

@@ -1,6 +1,7 @@
 -- town_target_progress — grain: one row per target and mart year up to its target year.
--- Sources: city_year, town_year, town; the targets of pipelines/targets.toml expanded
--- into ${targets}; the registry's tier targets (tier_target, for ${tier_target_year})
+-- Sources: city_year, town_year, town; the targets of pipelines/targets.toml, one
+-- SELECT each (the targets placeholder below); the registry tier targets (tier_target,
+-- for targets.toml tier_target_year)
 -- become `revenue >= threshold` targets of each town.
 -- progress = actual / target (null for a zero target); met = actual >= target.
 WITH t AS (
@@ -20,3 +21,4 @@ SELECT target_id, scope, metric, comparison, target, target_year, year, actual,
        CASE WHEN actual IS NULL THEN false ELSE actual >= target END AS met,
        '${run_id}' AS run_id
 FROM t
+ORDER BY target_id, year

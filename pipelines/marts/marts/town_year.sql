@@ -29,3 +29,4 @@ JOIN town t ON g.group_type = 'town' AND t.town_id = g.group_id
 LEFT JOIN int_group_year c ON c.group_type = 'county' AND c.group_id = t.county_code AND c.year = g.year
 LEFT JOIN int_group_year city ON city.group_type = 'city' AND city.year = g.year
 LEFT JOIN int_town_industry_jobs ij ON ij.town_id = t.town_id AND ij.year = g.year
+ORDER BY g.group_id, g.year

@@ -49,7 +49,12 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
         &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
     );
     assert_eq!(second.code, 3, "{}", second.stderr);
-    assert_eq!(second.stdout.matches(" skipped ").count(), 8, "{}", second.stdout);
+    assert_eq!(
+        second.stdout.matches(" skipped ").count(),
+        8,
+        "{}",
+        second.stdout
+    );
     assert_eq!(
         sql_csv(
             &wh,

@@ -1,0 +1,3 @@
+//! Integration tests of the nightly run: one binary for the pipeline crate.
+
+mod slt;

@@ -1,0 +1,117 @@
+//! SQL logic tests of the marts. The tiny hand-made dataset under `tests/slt/data` is
+//! run through the real pipeline (ingest → Delta → marts) as of 2024-06-30, and every
+//! `tests/slt/*.slt` file is checked against the session of the committed run. Every
+//! expected value in those files was computed by hand from the data files (the
+//! working is in the comments of each .slt file).
+
+use std::path::PathBuf;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use sqllogictest::{DBOutput, DefaultColumnType};
+use townstat_ingest::Pipeline;
+use townstat_pipeline::{RunOptions, run};
+use townstat_query::Session;
+use townstat_warehouse::Warehouse;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Db {
+    session: Session,
+}
+
+#[derive(Debug)]
+struct SltError(String);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SltError {}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Db {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let batches = self
+            .session
+            .query(sql)
+            .await
+            .map_err(|e| SltError(e.to_string()))?;
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = vec![];
+        let mut width = 0;
+        for b in &batches {
+            width = b.num_columns();
+            let formatters: Vec<ArrayFormatter> = b
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<_, _>>()
+                .map_err(|e| SltError(e.to_string()))?;
+            for r in 0..b.num_rows() {
+                rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+            }
+        }
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; width],
+            rows,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marts_match_hand_computed_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("warehouse");
+    let pipeline = Pipeline::load(&repo().join("tests/slt/data/pipeline.toml")).expect("pipeline");
+    let report = run(
+        &warehouse,
+        &pipeline,
+        &RunOptions {
+            as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
+            force: false,
+        },
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        report.reasons.len(),
+        0,
+        "the slt data is clean: {:?}",
+        report.reasons
+    );
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/slt"))
+        .expect("tests/slt")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "slt files found: {files:?}");
+    for file in files {
+        let wh = warehouse.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let wh = wh.clone();
+            async move {
+                let session = townstat_query::open_session(&wh, None)
+                    .await
+                    .map_err(|e| SltError(e.to_string()))?;
+                Ok::<_, SltError>(Db { session })
+            }
+        });
+        runner.with_column_validator(|_, _| true);
+        if let Err(e) = runner.run_file_async(&file).await {
+            panic!("{}: {e}", file.display());
+        }
+    }
+}
