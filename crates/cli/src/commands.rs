@@ -1,6 +1,6 @@
 //! One function per command.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -179,18 +179,6 @@ async fn sql(
 ) -> Result<u8, Failure> {
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
     let session = townstat_query::open_session(&warehouse, run).await?;
-    let statements: Vec<String> = match query {
-        Some(q) => vec![q],
-        None => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text)?;
-            text.split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        }
-    };
     let mut sink: Box<dyn Write + Send> = match output_path {
         Some(p) => Box::new(
             std::fs::File::create(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,
@@ -202,9 +190,14 @@ async fn sql(
             Box::new(std::io::stdout())
         }
     };
-    for s in statements {
-        let batches = session.query(&s).await?;
-        output::write(&batches, format, &mut sink)?;
+    match query {
+        Some(q) => {
+            let batches = session.query(&q).await?;
+            output::write(&batches, format, &mut sink)?;
+        }
+        None => {
+            crate::shell::run(&session, format, &mut sink).await?;
+        }
     }
     sink.flush()?;
     Ok(0)

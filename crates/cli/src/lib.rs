@@ -5,6 +5,7 @@
 
 mod commands;
 mod demo;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,9 +60,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run one SQL query (or statements from standard input) over the warehouse.
+    /// Run one SQL query, or the SQL shell (statements and \\d commands) without one.
     Sql {
-        /// The query; without it, statements are read from standard input.
+        /// The query; without it, the interactive shell (or a script on standard input).
         query: Option<String>,
         /// Output format: table, csv, json or parquet.
         #[arg(long, default_value = "table")]

@@ -230,3 +230,81 @@ mod tests {
         }
     }
 }
+
+/// The labels of derived tables (`schemas/marts.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedLabels {
+    /// Per table: label and key.
+    pub tables: std::collections::BTreeMap<String, DerivedTable>,
+    /// Per column name: label.
+    pub columns: std::collections::BTreeMap<String, String>,
+}
+
+/// A derived table's label and key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedTable {
+    /// Chinese label.
+    pub label: String,
+    /// Grain.
+    pub key: Vec<String>,
+}
+
+/// The labels of derived tables, compiled in.
+pub fn derived_labels() -> &'static DerivedLabels {
+    static LABELS: OnceLock<DerivedLabels> = OnceLock::new();
+    LABELS.get_or_init(|| {
+        toml::from_str(include_str!("../../../schemas/marts.toml"))
+            .unwrap_or_else(|e| panic!("schemas/marts.toml is invalid: {e}"))
+    })
+}
+
+/// The Chinese label of a table, from its schema file or `schemas/marts.toml`.
+pub fn table_label(table: &str) -> Option<&'static str> {
+    self::table(table)
+        .map(|t| t.label.as_str())
+        .or_else(|| derived_labels().tables.get(table).map(|t| t.label.as_str()))
+}
+
+/// The Chinese label of a column of a table.
+pub fn column_label(table: &str, column: &str) -> Option<&'static str> {
+    if let Some(t) = self::table(table) {
+        if let Some(c) = t.column(column) {
+            return Some(c.label.as_str());
+        }
+        if let Some((_, label)) = LINEAGE_LABELS.iter().find(|(n, _)| *n == column) {
+            return Some(label);
+        }
+    }
+    derived_labels().columns.get(column).map(String::as_str)
+}
+
+/// Labels of the lineage columns every source table carries.
+pub const LINEAGE_LABELS: [(&str, &str); 3] = [
+    ("run_id", "写入该行的运行编号"),
+    ("source_file", "源文件"),
+    ("source_row", "源文件行号"),
+];
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn every_mart_table_and_column_has_a_label() {
+        let d = derived_labels();
+        for t in ["town_year", "county_year", "city_year", "town_evaluation"] {
+            assert!(table_label(t).is_some(), "{t}");
+            for k in &d.tables[t].key {
+                assert!(column_label(t, k).is_some(), "{t}.{k}");
+            }
+        }
+        assert_eq!(column_label("enterprise", "uscc"), Some("统一社会信用代码"));
+        assert_eq!(column_label("enterprise", "source_row"), Some("源文件行号"));
+        assert_eq!(
+            column_label("town_year", "hhi"),
+            Some("赫芬达尔指数 HHI(0–10000)")
+        );
+    }
+}

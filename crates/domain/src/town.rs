@@ -3,7 +3,7 @@
 //! the revenue tiers of the plan (5亿/10亿/20亿/50亿/100亿/200亿级).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -175,7 +175,7 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Loads a roster: a CSV whose first column is `uscc`, each a valid USCC.
-pub fn load_roster(path: &PathBuf) -> Result<BTreeSet<String>> {
+pub fn load_roster(path: &Path) -> Result<BTreeSet<String>> {
     let text = read(path)?;
     let mut out = BTreeSet::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -184,7 +184,7 @@ pub fn load_roster(path: &PathBuf) -> Result<BTreeSet<String>> {
             continue;
         }
         let code = crate::uscc::parse(cell).map_err(|e| Error::Reference {
-            path: path.clone(),
+            path: path.to_path_buf(),
             line: i + 1,
             message: e.message,
         })?;

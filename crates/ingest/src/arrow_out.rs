@@ -20,11 +20,7 @@ use crate::validate::Value;
 pub const MONEY: DataType = DataType::Decimal128(20, 2);
 
 /// The lineage columns appended to source tables, with their Chinese labels.
-pub const LINEAGE: [(&str, &str); 3] = [
-    ("run_id", "写入该行的运行编号"),
-    ("source_file", "源文件"),
-    ("source_row", "源文件行号"),
-];
+pub const LINEAGE: [(&str, &str); 3] = townstat_domain::schema::LINEAGE_LABELS;
 
 /// Whether a table carries lineage columns.
 pub fn has_lineage(t: &TableSchema) -> bool {

@@ -11,13 +11,19 @@ pub enum Error {
     Domain(#[from] townstat_domain::Error),
     /// Reading or committing a table failed.
     #[error(transparent)]
-    Warehouse(#[from] townstat_warehouse::Error),
+    Warehouse(Box<townstat_warehouse::Error>),
     /// A query over the committed state failed.
     #[error(transparent)]
     Query(#[from] townstat_query::Error),
     /// Building a batch failed (a bug).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<townstat_warehouse::Error> for Error {
+    fn from(e: townstat_warehouse::Error) -> Self {
+        Error::Warehouse(Box::new(e))
+    }
 }
 
 /// Result of a run.
