@@ -188,3 +188,42 @@ fn bad_config_is_exit_2() {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn demo_prints_the_town_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let out = townstat(&wh, &["demo"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = mask_run_ids(&out.stdout).replace(wh.to_str().expect("utf-8"), "<WAREHOUSE>");
+    snapshot("demo.txt", &text);
+}
+
+#[test]
+fn shell_describes_tables_with_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let run = townstat(
+        &wh,
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(crate::support::repo())
+        .env("TOWNSTAT_WAREHOUSE", &wh)
+        .args(["sql"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"\\d patent\nSELECT count(*) AS n\n  FROM enterprise;\n\\d\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("shell");
+    assert!(out.status.success());
+    snapshot("shell.txt", &String::from_utf8_lossy(&out.stdout));
+}

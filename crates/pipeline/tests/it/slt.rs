@@ -91,6 +91,25 @@ async fn marts_match_hand_computed_values() {
         report.reasons
     );
 
+    // Every table and column a SQL user sees carries a Chinese label.
+    let session = townstat_query::open_session(&warehouse, None)
+        .await
+        .expect("session");
+    for table in report.versions.keys() {
+        assert!(
+            townstat_domain::schema::table_label(table).is_some(),
+            "table {table} has no label"
+        );
+        let df = session.ctx.table(table.as_str()).await.expect("table");
+        for f in df.schema().fields() {
+            assert!(
+                townstat_domain::schema::column_label(table, f.name()).is_some(),
+                "{table}.{} has no label",
+                f.name()
+            );
+        }
+    }
+
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/slt"))
         .expect("tests/slt")
         .filter_map(|e| e.ok().map(|e| e.path()))
