@@ -15,6 +15,9 @@ pub enum Error {
     /// A query over the committed state failed.
     #[error(transparent)]
     Query(#[from] townstat_query::Error),
+    /// Another run holds the warehouse lock.
+    #[error("{0}")]
+    Locked(String),
     /// Building a batch failed (a bug).
     #[error("internal error: {0}")]
     Internal(String),

@@ -21,7 +21,12 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Writes the marts of a run and publishes them. Only for local warehouses.
-pub fn publish(root: &Path, run_id: &str, marts: &[(String, RecordBatch)]) -> Result<()> {
+pub fn publish(
+    root: &Path,
+    run_id: &str,
+    marts: &[(String, RecordBatch)],
+    before_swap: impl FnOnce(),
+) -> Result<()> {
     let runs = root.join("exports");
     let dir = runs.join(run_id);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -39,6 +44,7 @@ pub fn publish(root: &Path, run_id: &str, marts: &[(String, RecordBatch)]) -> Re
         let file = w.into_inner().map_err(|e| io(&path, e))?;
         file.sync_all().map_err(|e| io(&path, e))?;
     }
+    before_swap();
     // Swap the link: create it under a temporary name, then rename over `export`.
     let link = root.join("export");
     let tmp = root.join(format!(".export-{run_id}"));

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod export;
 pub mod history;
+pub mod lock;
 pub mod reference;
 pub mod run;
 

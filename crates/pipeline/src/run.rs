@@ -149,6 +149,12 @@ pub async fn run(
 ) -> Result<RunReport> {
     let started = Utc::now();
     let run_id = new_run_id();
+    let root = warehouse.local_root();
+    let _lock = match &root {
+        Some(r) => Some(crate::lock::RunLock::acquire(r, &run_id)?),
+        None => None,
+    };
+    let pause = |point: &str| crate::lock::pause_point(root.as_deref(), point);
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
     let (registry, loaded_hashes, mut versions) = committed_registry(warehouse).await?;
     let versions_before = versions.clone();
@@ -185,6 +191,7 @@ pub async fn run(
         );
     }
 
+    pause("after_ingest");
     let mut loaded = BTreeMap::new();
     for (name, batch) in &output.tables {
         let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
@@ -193,6 +200,7 @@ pub async fn run(
         tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
     }
+    pause("after_source_tables");
     let previous = versions_before.clone();
     if let Some(loaded_enterprises) = output.tables.get("enterprise")
         && let Some(history) = crate::history::update(
@@ -218,6 +226,7 @@ pub async fn run(
     for (name, batch) in reference_tables {
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
+    pause("before_marts");
     // The marts, from exactly the versions this run leaves.
     let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
     for (name, batch) in &marts {
@@ -226,6 +235,7 @@ pub async fn run(
             warehouse.overwrite(name, batch.clone()).await?,
         );
     }
+    pause("after_marts");
     let system = [
         ("quarantine", output.quarantine_batch(&run_id)?),
         ("ingest_warning", output.warning_batch(&run_id)?),
@@ -252,12 +262,14 @@ pub async fn run(
         &pipeline.path.display().to_string(),
         &versions,
     )?;
+    pause("before_run_record");
     // The commit point.
     warehouse.append("run", record).await?;
+    pause("after_run_record");
     tracing::info!(run_id, status = status.as_str(), "run committed");
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
     match warehouse.local_root() {
-        Some(root) => crate::export::publish(&root, &run_id, &marts)?,
+        Some(root) => crate::export::publish(&root, &run_id, &marts, || pause("during_export"))?,
         None => tracing::warn!("exports are written for local warehouses only"),
     }
 

@@ -2,5 +2,6 @@
 //! They run the real executable on real files in temporary warehouses.
 
 mod corpus_run;
+mod fault;
 mod generated_run;
 mod support;
