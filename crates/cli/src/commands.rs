@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use townstat_ingest::Pipeline;
 use townstat_pipeline::{RunOptions, RunReport, RunStatus};
 use townstat_query::output::{self, Format};
-use townstat_warehouse::Warehouse;
+use townstat_warehouse::{RunSelector, Warehouse};
 
 use crate::{Cli, Command, Failure};
 
@@ -36,15 +36,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             format,
             output,
             run,
+            version,
+            as_of,
         } => {
-            sql(
-                &cli.warehouse,
-                query,
-                format,
-                output.as_deref(),
-                run.as_deref(),
-            )
-            .await
+            let selector = selector(run, version, as_of.as_deref())?;
+            sql(&cli.warehouse, query, format, output.as_deref(), &selector).await
         }
         Command::Generate { out, scale, seed } => {
             if !(scale > 0.0 && scale.is_finite()) {
@@ -71,7 +67,14 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                      FROM run r LEFT JOIN ingest_run i ON i.run_id = r.run_id \
                      GROUP BY r.run_id, r.status, r.as_of, r.started_at, r.finished_at \
                      ORDER BY r.started_at";
-            sql(&cli.warehouse, Some(q.into()), Format::Table, None, None).await
+            sql(
+                &cli.warehouse,
+                Some(q.into()),
+                Format::Table,
+                None,
+                &RunSelector::Latest,
+            )
+            .await
         }
         Command::Quarantine { run } => {
             let warehouse = Warehouse::open(&cli.warehouse)?;
@@ -175,10 +178,10 @@ async fn sql(
     query: Option<String>,
     format: Format,
     output_path: Option<&Path>,
-    run: Option<&str>,
+    selector: &RunSelector,
 ) -> Result<u8, Failure> {
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
-    let session = townstat_query::open_session(&warehouse, run).await?;
+    let session = townstat_query::open_session_at(&warehouse, selector).await?;
     let mut sink: Box<dyn Write + Send> = match output_path {
         Some(p) => Box::new(
             std::fs::File::create(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,
@@ -201,4 +204,33 @@ async fn sql(
     }
     sink.flush()?;
     Ok(0)
+}
+
+/// Which run `townstat sql` reads: `--run ID`, `--version N` or `--as-of TIME`.
+fn selector(
+    run: Option<String>,
+    version: Option<usize>,
+    as_of: Option<&str>,
+) -> Result<RunSelector, Failure> {
+    if let Some(id) = run {
+        return Ok(RunSelector::Id(id));
+    }
+    if let Some(n) = version {
+        return Ok(RunSelector::Sequence(n));
+    }
+    let Some(t) = as_of else {
+        return Ok(RunSelector::Latest);
+    };
+    let micros = if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        dt.timestamp_micros()
+    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        d.and_hms_micro_opt(23, 59, 59, 999_999)
+            .map(|x| x.and_utc().timestamp_micros())
+            .unwrap_or(i64::MAX)
+    } else {
+        return Err(usage(format!(
+            "--as-of {t:?} is not a time (RFC 3339, e.g. 2026-01-15T02:30:00Z, or YYYY-MM-DD)"
+        )));
+    };
+    Ok(RunSelector::AsOf(micros))
 }

@@ -71,8 +71,15 @@ pub enum Command {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// Query the warehouse exactly as this run left it.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["version", "as_of"])]
         run: Option<String>,
+        /// Query the warehouse as the N-th committed run left it (1 is the first).
+        #[arg(long, conflicts_with = "as_of")]
+        version: Option<usize>,
+        /// Query the warehouse as it was at a time (RFC 3339, or YYYY-MM-DD for the end
+        /// of that day, UTC): the last run committed by then.
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Synthetic raw source files, deterministic for a seed.
     Generate {
@@ -117,7 +124,8 @@ impl<E: std::fmt::Display> From<E> for Failure {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match format {
-        LogFormat::Text => "warn",
+        // delta-rs warns on every MERGE about a metric it derives; that is not news.
+        LogFormat::Text => "warn,deltalake_core::operations::merge=error",
         LogFormat::Json => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use townstat_warehouse::{CommittedRun, Warehouse};
+use townstat_warehouse::{CommittedRun, RunSelector, Warehouse};
 
 use crate::error::{Error, Result};
 
@@ -19,18 +19,30 @@ pub struct Session {
 
 /// Opens a session on the last committed run, or on `run_id`.
 pub async fn open_session(warehouse: &Warehouse, run_id: Option<&str>) -> Result<Session> {
+    let selector = match run_id {
+        Some(id) => RunSelector::Id(id.to_string()),
+        None => RunSelector::Latest,
+    };
+    open_session_at(warehouse, &selector).await
+}
+
+/// Opens a session on the run a selector chooses.
+pub async fn open_session_at(warehouse: &Warehouse, selector: &RunSelector) -> Result<Session> {
     let run = warehouse
-        .pinned_versions(run_id)
+        .pinned_versions(selector)
         .await?
-        .ok_or_else(|| match run_id {
-            Some(id) => Error::NoRun(format!("no committed run {id} in {}", warehouse.location())),
-            None => Error::NoRun(format!(
+        .ok_or_else(|| match selector {
+            RunSelector::Id(id) => Error::NoRun(format!("no committed run {id} in {}", warehouse.location())),
+            RunSelector::Sequence(n) => Error::NoRun(format!("no committed run number {n} in {}", warehouse.location())),
+            RunSelector::AsOf(_) => Error::NoRun(format!("no run was committed by that time in {}", warehouse.location())),
+            RunSelector::Latest => Error::NoRun(format!(
                 "the warehouse {} has no committed run yet; run `townstat run` or `townstat demo` first",
                 warehouse.location()
             )),
         })?;
     let ctx = context();
     warehouse.register(&ctx, &run.versions).await?;
+    warehouse.register_run_record(&ctx, &run).await?;
     Ok(Session { ctx, run })
 }
 

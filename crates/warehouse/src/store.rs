@@ -32,6 +32,22 @@ pub struct CommittedRun {
     pub status: String,
     /// Table name → Delta version.
     pub versions: BTreeMap<String, i64>,
+    /// When the run committed, microseconds since the Unix epoch (UTC).
+    pub finished_at_micros: i64,
+}
+
+/// Which committed run a reader wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunSelector {
+    /// The last committed run.
+    Latest,
+    /// A run by id.
+    Id(String),
+    /// The N-th committed run, counting from 1 (`townstat sql --version N`).
+    Sequence(usize),
+    /// The last run committed at or before this instant (`--as-of`), in microseconds
+    /// since the Unix epoch.
+    AsOf(i64),
 }
 
 fn delta(table: &str) -> impl FnOnce(deltalake::DeltaTableError) -> Error + '_ {
@@ -238,6 +254,34 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Registers the run record as the chosen run saw it: the runs committed up to and
+    /// including it (the `run` table is append-only, so this is exact).
+    pub async fn register_run_record(
+        &self,
+        ctx: &SessionContext,
+        upto: &CommittedRun,
+    ) -> Result<()> {
+        let Some(table) = self.latest("run").await? else {
+            return Ok(());
+        };
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(delta("run"))?;
+        let provider = table.table_provider().await.map_err(query("run"))?;
+        let df = ctx.read_table(provider).map_err(query("run"))?;
+        let cutoff =
+            datafusion::prelude::lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
+                Some(upto.finished_at_micros),
+                Some("UTC".into()),
+            ));
+        let df = df
+            .filter(datafusion::prelude::col("finished_at").lt_eq(cutoff))
+            .map_err(query("run"))?;
+        ctx.register_table("run", df.into_view())
+            .map_err(query("run"))?;
+        Ok(())
+    }
+
     /// Every committed run, oldest first.
     pub async fn runs(&self) -> Result<Vec<CommittedRun>> {
         let Some(table) = self.latest("run").await? else {
@@ -250,7 +294,10 @@ impl Warehouse {
         let provider = table.table_provider().await.map_err(query("run"))?;
         ctx.register_table("run", provider).map_err(query("run"))?;
         let batches = ctx
-            .sql("SELECT run_id, status, table_versions FROM run ORDER BY finished_at, run_id")
+            .sql(
+                "SELECT run_id, status, table_versions, finished_at FROM run \
+                 ORDER BY finished_at, run_id",
+            )
             .await
             .map_err(query("run"))?
             .collect()
@@ -261,6 +308,9 @@ impl Warehouse {
             let ids = text_column(&b, 0)?;
             let status = text_column(&b, 1)?;
             let versions = text_column(&b, 2)?;
+            let finished = arrow::compute::cast(b.column(3), &DataType::Int64)
+                .map_err(|e| Error::RunRecord(format!("finished_at: {e}")))?;
+            let finished = finished.as_primitive::<arrow::datatypes::Int64Type>();
             for i in 0..b.num_rows() {
                 if ids.is_null(i) || versions.is_null(i) {
                     return Err(Error::RunRecord(
@@ -273,6 +323,7 @@ impl Warehouse {
                     run_id: ids.value(i).to_string(),
                     status: status.value(i).to_string(),
                     versions: v,
+                    finished_at_micros: finished.value(i),
                 });
             }
         }
@@ -284,22 +335,21 @@ impl Warehouse {
         Ok(self.runs().await?.pop())
     }
 
-    /// The versions readers of a given run (or the last one) see, with the `run`
-    /// table's own latest version added so the run record is queryable too.
-    pub async fn pinned_versions(&self, run_id: Option<&str>) -> Result<Option<CommittedRun>> {
+    /// The run a selector chooses, with the versions its readers see.
+    pub async fn pinned_versions(&self, selector: &RunSelector) -> Result<Option<CommittedRun>> {
         let runs = self.runs().await?;
-        let chosen = match run_id {
-            Some(id) => runs.into_iter().find(|r| r.run_id == id),
-            None => runs.into_iter().last(),
+        let chosen: Option<CommittedRun> = match selector {
+            RunSelector::Latest => runs.into_iter().last(),
+            RunSelector::Id(id) => runs.into_iter().find(|r| &r.run_id == id),
+            RunSelector::Sequence(n) => {
+                runs.into_iter().nth(n.saturating_sub(1)).filter(|_| *n > 0)
+            }
+            RunSelector::AsOf(t) => runs
+                .into_iter()
+                .filter(|r| r.finished_at_micros <= *t)
+                .last(),
         };
-        let Some(mut run) = chosen else {
-            return Ok(None);
-        };
-        if let Some(t) = self.latest("run").await? {
-            run.versions
-                .insert("run".into(), Self::commit_version("run", &t)?);
-        }
-        Ok(Some(run))
+        Ok(chosen)
     }
 }
 

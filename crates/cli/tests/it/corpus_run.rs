@@ -105,6 +105,45 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
     assert_eq!(as_then.code, 0, "{}", as_then.stderr);
     assert_eq!(as_then.stdout, "n\n14\n");
 
+    // The same vintage by sequence number and by time; the run record as it was.
+    let by_number = townstat(
+        &wh,
+        &[
+            "sql",
+            "SELECT (SELECT count(*) FROM ingest_run) AS files, (SELECT count(*) FROM run) AS runs",
+            "--format",
+            "csv",
+            "--version",
+            "1",
+        ],
+    );
+    assert_eq!(
+        by_number.stdout, "files,runs\n14,1\n",
+        "{}",
+        by_number.stderr
+    );
+    let by_time = townstat(
+        &wh,
+        &[
+            "sql",
+            "SELECT count(*) AS runs FROM run",
+            "--format",
+            "csv",
+            "--as-of",
+            "2999-01-01",
+        ],
+    );
+    assert_eq!(by_time.stdout, "runs\n3\n", "{}", by_time.stderr);
+    let too_early = townstat(&wh, &["sql", "SELECT 1", "--as-of", "2000-01-01"]);
+    assert_eq!(too_early.code, 1);
+    assert!(
+        too_early
+            .stderr
+            .contains("no run was committed by that time"),
+        "{}",
+        too_early.stderr
+    );
+
     let q = townstat(&wh, &["quarantine", "--run", &first_id]);
     assert_eq!(q.code, 0, "{}", q.stderr);
     assert!(q.stdout.contains("conflicting_duplicate"), "{}", q.stdout);
