@@ -339,15 +339,15 @@ impl Warehouse {
     pub async fn pinned_versions(&self, selector: &RunSelector) -> Result<Option<CommittedRun>> {
         let runs = self.runs().await?;
         let chosen: Option<CommittedRun> = match selector {
-            RunSelector::Latest => runs.into_iter().last(),
+            RunSelector::Latest => runs.into_iter().next_back(),
             RunSelector::Id(id) => runs.into_iter().find(|r| &r.run_id == id),
             RunSelector::Sequence(n) => {
                 runs.into_iter().nth(n.saturating_sub(1)).filter(|_| *n > 0)
             }
             RunSelector::AsOf(t) => runs
                 .into_iter()
-                .filter(|r| r.finished_at_micros <= *t)
-                .last(),
+                .rev()
+                .find(|r| r.finished_at_micros <= *t),
         };
         Ok(chosen)
     }
