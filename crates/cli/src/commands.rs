@@ -58,6 +58,21 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(0)
         }
+        Command::Maintain { keep_runs } => {
+            let warehouse = Warehouse::open(&cli.warehouse).map_err(|e| usage(e.to_string()))?;
+            let report = townstat_pipeline::maintain::maintain(&warehouse, keep_runs).await?;
+            println!(
+                "{:<28} {:>9} {:>9} {:>9}",
+                "table", "compacted", "into", "vacuumed"
+            );
+            for t in &report {
+                println!(
+                    "{:<28} {:>9} {:>9} {:>9}",
+                    t.table, t.files_removed, t.files_added, t.files_deleted
+                );
+            }
+            Ok(0)
+        }
         Command::Runs => {
             let q = "SELECT r.run_id, r.status, r.as_of, r.started_at, r.finished_at, \
                      count(i.source_file) AS files, sum(i.rows_read) AS rows_read, \

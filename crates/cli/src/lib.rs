@@ -93,6 +93,13 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Compact, checkpoint and vacuum every table, keeping every recorded vintage
+    /// (or the last N runs' with --keep-runs).
+    Maintain {
+        /// Keep only the last N runs queryable (default: all).
+        #[arg(long)]
+        keep_runs: Option<usize>,
+    },
     /// What each run did.
     Runs,
     /// Rows rejected by a run (the last one by default).
@@ -124,8 +131,11 @@ impl<E: std::fmt::Display> From<E> for Failure {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match format {
-        // delta-rs warns on every MERGE about a metric it derives; that is not news.
-        LogFormat::Text => "warn,deltalake_core::operations::merge=error",
+        // delta-rs warns on every MERGE about a metric it derives, and on every vacuum
+        // that keeps vintages about an experimental API; neither is news to an operator.
+        LogFormat::Text => {
+            "warn,deltalake_core::operations::merge=error,deltalake_core::operations::vacuum=error"
+        }
         LogFormat::Json => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

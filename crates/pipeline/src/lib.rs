@@ -9,6 +9,7 @@ pub mod error;
 pub mod export;
 pub mod history;
 pub mod lock;
+pub mod maintain;
 pub mod reference;
 pub mod run;
 

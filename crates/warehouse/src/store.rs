@@ -236,6 +236,35 @@ impl Warehouse {
         Self::commit_version(name, &table)
     }
 
+    /// Compacts a table, writes a checkpoint and vacuums every file that neither the
+    /// latest version nor one of `keep_versions` references. Returns (files added,
+    /// files compacted away, files deleted), or `None` for a missing table.
+    pub async fn maintain_table(
+        &self,
+        name: &str,
+        keep_versions: &[u64],
+    ) -> Result<Option<(u64, u64, usize)>> {
+        let Some(table) = self.latest(name).await? else {
+            return Ok(None);
+        };
+        let (table, metrics) = table.optimize().await.map_err(delta(name))?;
+        deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(delta(name))?;
+        let (_, vacuum) = table
+            .vacuum()
+            .with_keep_versions(keep_versions)
+            .with_retention_period(chrono::Duration::zero())
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(delta(name))?;
+        Ok(Some((
+            metrics.num_files_added,
+            metrics.num_files_removed,
+            vacuum.files_deleted.len(),
+        )))
+    }
+
     /// Registers tables at pinned versions in a DataFusion session.
     pub async fn register(
         &self,
@@ -344,10 +373,7 @@ impl Warehouse {
             RunSelector::Sequence(n) => {
                 runs.into_iter().nth(n.saturating_sub(1)).filter(|_| *n > 0)
             }
-            RunSelector::AsOf(t) => runs
-                .into_iter()
-                .rev()
-                .find(|r| r.finished_at_micros <= *t),
+            RunSelector::AsOf(t) => runs.into_iter().rev().find(|r| r.finished_at_micros <= *t),
         };
         Ok(chosen)
     }

@@ -224,3 +224,42 @@ fn a_second_concurrent_run_exits_at_once() {
     first.kill().expect("kill");
     first.wait().expect("reaped");
 }
+
+#[test]
+fn maintenance_keeps_every_recorded_vintage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let pipeline = dataset(&data);
+    let wh = tmp.path().join("wh");
+    let p = pipeline.to_str().expect("utf-8");
+    assert_eq!(townstat(&wh, &["run", p, "--as-of", "2024-06-30"]).code, 0);
+    let day_one = sql_csv(&wh, FIGURES);
+    second_day(&data);
+    assert_eq!(townstat(&wh, &["run", p, "--as-of", "2024-06-30"]).code, 0);
+    let day_two = sql_csv(&wh, FIGURES);
+
+    let m = townstat(&wh, &["maintain"]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    assert!(m.stdout.contains("town_year"), "{}", m.stdout);
+    let v1 = townstat(&wh, &["sql", FIGURES, "--format", "csv", "--version", "1"]);
+    assert_eq!(v1.stdout, day_one, "run 1 is still readable: {}", v1.stderr);
+    assert_eq!(sql_csv(&wh, FIGURES), day_two);
+
+    // Keeping only the last run frees the files only run 1 needed.
+    let m = townstat(&wh, &["maintain", "--keep-runs", "1"]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let vacuumed: u64 = m
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    assert!(vacuumed > 0, "{}", m.stdout);
+    assert_eq!(sql_csv(&wh, FIGURES), day_two);
+    // And the next run works on the maintained tables.
+    assert_eq!(
+        townstat(&wh, &["run", p, "--as-of", "2024-06-30", "--force"]).code,
+        0
+    );
+    assert_eq!(sql_csv(&wh, FIGURES), day_two);
+}
