@@ -81,6 +81,10 @@ pub struct Source {
     /// Default money unit per column (元, 万元, 亿元) when neither cell nor header says.
     #[serde(default)]
     pub units: BTreeMap<String, String>,
+    /// The files are a full snapshot of the registry (enterprise sources only):
+    /// registered enterprises absent from them are flagged in `enterprise_absent`.
+    #[serde(default)]
+    pub full_snapshot: bool,
 }
 
 /// The whole pipeline file.
@@ -156,6 +160,12 @@ impl Pipeline {
                         s.name
                     )));
                 }
+            }
+            if s.full_snapshot && s.kind != "enterprise" {
+                return Err(err(format!(
+                    "source {:?}: full_snapshot is for enterprise sources only",
+                    s.name
+                )));
             }
             if s.glob.is_empty() {
                 return Err(err(format!("source {:?}: glob is empty", s.name)));

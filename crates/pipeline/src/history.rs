@@ -86,15 +86,53 @@ pub async fn update(
         "SELECT {COLUMNS}, {day} AS valid_from, CAST(NULL AS DATE) AS valid_to, '{run}' AS run_id FROM changed"
     );
     let sql = if has_previous {
+        let prefixed: Vec<String> = COLUMNS.split(", ").map(|c| format!("h.{c}")).collect();
         format!(
-            "SELECT {COLUMNS}, valid_from, \
-             CASE WHEN valid_to IS NULL AND uscc IN (SELECT uscc FROM changed) THEN {day} ELSE valid_to END AS valid_to, \
-             run_id FROM prev_history UNION ALL {opened}"
+            "SELECT {}, h.valid_from, \
+             CASE WHEN h.valid_to IS NULL AND c.uscc IS NOT NULL THEN {day} ELSE h.valid_to END AS valid_to, \
+             h.run_id FROM prev_history h \
+             LEFT JOIN (SELECT DISTINCT uscc FROM changed) c ON c.uscc = h.uscc \
+             UNION ALL {opened}",
+            prefixed.join(", ")
         )
     } else {
         opened
     };
     let df = ctx.sql(&sql).await.map_err(townstat_query::Error::from)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(townstat_query::Error::from)?;
+    let batch = concat_batches(&schema, &batches).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Some(batch))
+}
+
+/// Registered enterprises (as of the last committed run) that a full registry
+/// snapshot does not contain: they are not deleted, only listed, with the run date.
+pub async fn absent(
+    warehouse: &Warehouse,
+    previous: &BTreeMap<String, i64>,
+    snapshot: &RecordBatch,
+    as_of: NaiveDate,
+    run_id: &str,
+) -> Result<Option<RecordBatch>> {
+    let Some(v) = previous.get("enterprise") else {
+        return Ok(None);
+    };
+    let ctx = townstat_query::session::context();
+    let pinned: BTreeMap<String, i64> = [("enterprise".to_string(), *v)].into();
+    warehouse.register(&ctx, &pinned).await?;
+    let snap = MemTable::try_new(snapshot.schema(), vec![vec![snapshot.clone()]])
+        .map_err(townstat_query::Error::from)?;
+    ctx.register_table("snapshot", Arc::new(snap))
+        .map_err(townstat_query::Error::from)?;
+    let run = run_id.replace('\'', "''");
+    let df = ctx
+        .sql(&format!(
+            "SELECT e.uscc, e.name, e.division_code, e.industry_code, DATE '{as_of}' AS absent_on, \
+             '{run}' AS run_id FROM enterprise e \
+             WHERE NOT EXISTS (SELECT 1 FROM snapshot s WHERE s.uscc = e.uscc) ORDER BY e.uscc"
+        ))
+        .await
+        .map_err(townstat_query::Error::from)?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(townstat_query::Error::from)?;
     let batch = concat_batches(&schema, &batches).map_err(|e| Error::Internal(e.to_string()))?;

@@ -217,6 +217,30 @@ pub async fn run(
             warehouse.overwrite("enterprise_history", history).await?,
         );
     }
+    // A full registry snapshot, read whole: flag registered enterprises it lacks.
+    let snapshot_sources: Vec<&str> = pipeline
+        .file
+        .sources
+        .iter()
+        .filter(|s| s.full_snapshot)
+        .map(|s| s.name.as_str())
+        .collect();
+    let snapshot_read = !snapshot_sources.is_empty()
+        && output
+            .files
+            .iter()
+            .filter(|f| f.kind == "enterprise")
+            .all(|f| f.status == FileStatus::Loaded);
+    if snapshot_read
+        && let Some(rows) = output.tables.get("enterprise")
+        && let Some(absent) =
+            crate::history::absent(warehouse, &previous, rows, opts.as_of, &run_id).await?
+    {
+        versions.insert(
+            "enterprise_absent".to_string(),
+            warehouse.append("enterprise_absent", absent).await?,
+        );
+    }
     let reference_tables = [
         ("industry_code", reference::industry_codes()?),
         ("division", reference::divisions()?),

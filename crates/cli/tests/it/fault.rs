@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::{repo, sql_csv, townstat};
 
 /// A copy of the slt dataset whose pipeline points at it, so a test can change files.
-fn dataset(dir: &Path) -> PathBuf {
+pub fn dataset(dir: &Path) -> PathBuf {
     let src = repo().join("tests/slt/data");
     std::fs::create_dir_all(dir).expect("mkdir");
     for entry in std::fs::read_dir(&src).expect("data") {
