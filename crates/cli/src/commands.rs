@@ -1,6 +1,6 @@
 //! One function per command.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -133,14 +133,35 @@ pub async fn run(
     };
     let pipeline = Pipeline::load(pipeline).map_err(|e| usage(e.to_string()))?;
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
-    let report = townstat_pipeline::run(&warehouse, &pipeline, &RunOptions { as_of, force })
-        .await
-        .map_err(|e| match e {
-            townstat_pipeline::Error::Ingest(townstat_ingest::Error::Pipeline { .. })
-            | townstat_pipeline::Error::Ingest(townstat_ingest::Error::Domain(_))
-            | townstat_pipeline::Error::Domain(_) => usage(e.to_string()),
-            other => Failure::from(other),
-        })?;
+    // A spinner on a terminal; nothing for the nightly job's logs.
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let progress: Option<townstat_pipeline::run::Progress> = spinner.clone().map(|bar| {
+        std::sync::Arc::new(move |m: &str| bar.set_message(m.to_string()))
+            as townstat_pipeline::run::Progress
+    });
+    let result = townstat_pipeline::run(
+        &warehouse,
+        &pipeline,
+        &RunOptions {
+            as_of,
+            force,
+            progress,
+        },
+    )
+    .await;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = result.map_err(|e| match e {
+        townstat_pipeline::Error::Ingest(townstat_ingest::Error::Pipeline { .. })
+        | townstat_pipeline::Error::Ingest(townstat_ingest::Error::Domain(_))
+        | townstat_pipeline::Error::Domain(_) => usage(e.to_string()),
+        other => Failure::from(other),
+    })?;
     Ok(report)
 }
 

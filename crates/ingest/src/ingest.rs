@@ -132,6 +132,8 @@ pub struct IngestOptions<'a> {
     pub as_of: NaiveDate,
     /// Content hashes already loaded by earlier runs (such files are skipped).
     pub already_loaded: &'a dyn Fn(&str) -> bool,
+    /// Told the name of each file as its reading starts (progress display).
+    pub on_file: &'a dyn Fn(&str),
 }
 
 struct StoredRow {
@@ -352,6 +354,7 @@ pub fn ingest(
         let mut keys: HashMap<String, Vec<([u8; 16], usize)>> = HashMap::new();
         for (path, source) in kind_files {
             let display = display_path(path);
+            (opts.on_file)(&display);
             let hash = content_hash(path).unwrap_or_default();
             let file_idx = states.len();
             let mut report = FileReport {

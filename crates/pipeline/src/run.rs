@@ -43,13 +43,18 @@ impl RunStatus {
     }
 }
 
+/// Told what the run is doing, for a progress display.
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Options of a run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// The run date ("now" for future-date checks).
     pub as_of: NaiveDate,
     /// Re-read files whose content an earlier run already loaded.
     pub force: bool,
+    /// Progress messages (a terminal spinner), if anyone watches.
+    pub progress: Option<Progress>,
 }
 
 /// What a run did.
@@ -164,14 +169,26 @@ pub async fn run(
     let id = run_id.clone();
     let as_of = opts.as_of;
     let force = opts.force;
+    let progress = opts.progress.clone();
+    let say = |m: &str| {
+        if let Some(p) = &opts.progress {
+            p(m)
+        }
+    };
     let output = tokio::task::spawn_blocking(move || {
         let already = move |h: &str| !force && loaded_hashes.iter().any(|x| x == h);
+        let on_file = move |f: &str| {
+            if let Some(p) = &progress {
+                p(&format!("reading {f}"))
+            }
+        };
         townstat_ingest::ingest(
             &ingest_pipeline,
             &IngestOptions {
                 run_id: &id,
                 as_of,
                 already_loaded: &already,
+                on_file: &on_file,
             },
             registry,
         )
@@ -196,6 +213,7 @@ pub async fn run(
     for (name, batch) in &output.tables {
         let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
         loaded.insert(name.clone(), batch.num_rows());
+        say(&format!("merging {name}"));
         let v = warehouse.merge(name, batch.clone(), &t.key).await?;
         tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
@@ -251,6 +269,7 @@ pub async fn run(
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
     pause("before_marts");
+    say("building marts");
     // The marts, from exactly the versions this run leaves.
     let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
     for (name, batch) in &marts {

@@ -24,6 +24,7 @@ fn run_corpus() -> IngestOutput {
             run_id: "test-run",
             as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
             already_loaded: &never,
+            on_file: &|_| {},
         },
         Registry::default(),
     )

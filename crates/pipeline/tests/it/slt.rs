@@ -80,6 +80,7 @@ async fn marts_match_hand_computed_values() {
         &RunOptions {
             as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
             force: false,
+            progress: None,
         },
     )
     .await
