@@ -148,11 +148,22 @@ fn history_tracks_moves_and_only_affected_towns_change() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     let second: Vec<String> = marts.iter().map(|q| sql_csv(&wh, q)).collect();
     assert_eq!(first, second);
-    assert_eq!(
-        sql_csv(
-            &wh,
-            "SELECT count(*) AS n FROM (SELECT uscc, valid_from FROM enterprise_history GROUP BY 1, 2 HAVING count(*) > 1)"
-        ),
-        "n\n0\n"
+    // No duplicate key in any table, by the keys the schemas declare.
+    let mut keyed: Vec<(String, Vec<String>)> = townstat_domain::schema::catalog()
+        .iter()
+        .map(|t| (t.name.clone(), t.key.clone()))
+        .collect();
+    keyed.extend(
+        townstat_domain::schema::derived_labels()
+            .tables
+            .iter()
+            .map(|(n, t)| (n.clone(), t.key.clone())),
     );
+    for (table, key) in keyed {
+        let key = key.join(", ");
+        let q = format!(
+            "SELECT count(*) AS n FROM (SELECT {key} FROM {table} GROUP BY {key} HAVING count(*) > 1)"
+        );
+        assert_eq!(sql_csv(&wh, &q), "n\n0\n", "duplicate keys in {table}");
+    }
 }
