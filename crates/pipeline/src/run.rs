@@ -214,7 +214,14 @@ pub async fn run(
         let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
         loaded.insert(name.clone(), batch.num_rows());
         say(&format!("merging {name}"));
-        let v = warehouse.merge(name, batch.clone(), &t.key).await?;
+        let v = if name == "patent_applicant" {
+            // A patent's applicants are replaced as a whole (see replace_groups).
+            warehouse
+                .replace_groups(name, batch.clone(), "application_no")
+                .await?
+        } else {
+            warehouse.merge(name, batch.clone(), &t.key).await?
+        };
         tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
     }

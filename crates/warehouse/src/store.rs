@@ -265,6 +265,45 @@ impl Warehouse {
         )))
     }
 
+    /// Replaces whole groups of rows: deletes every row whose `group` column value
+    /// occurs in the batch, then appends the batch. Used for `patent_applicant`, where a
+    /// corrected patent may have fewer applicants than before, so a MERGE by
+    /// (application_no, position) would leave the old extra positions behind. Both
+    /// commits happen before the run record, so readers never see the gap between them.
+    pub async fn replace_groups(&self, name: &str, batch: RecordBatch, group: &str) -> Result<i64> {
+        let Some(table) = self.latest(name).await? else {
+            return self.append(name, batch).await;
+        };
+        if batch.num_rows() == 0 {
+            return Self::commit_version(name, &table);
+        }
+        let values = text_column(
+            &batch,
+            batch
+                .schema()
+                .index_of(group)
+                .map_err(|e| Error::RunRecord(format!("{name} has no column {group}: {e}")))?,
+        )?;
+        let mut keys: Vec<&str> = values.iter().flatten().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let predicate = datafusion::prelude::col(group).in_list(
+            keys.iter().map(|k| datafusion::prelude::lit(*k)).collect(),
+            false,
+        );
+        let (table, _) = table
+            .delete()
+            .with_predicate(predicate)
+            .await
+            .map_err(delta(name))?;
+        let table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
+    }
+
     /// Registers tables at pinned versions in a DataFusion session.
     pub async fn register(
         &self,

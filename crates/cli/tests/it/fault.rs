@@ -26,8 +26,15 @@ pub fn dataset(dir: &Path) -> PathBuf {
     dir.join("pipeline.toml")
 }
 
-/// The second day's files: E1's 2023 revenue corrected to 4亿, and a new deal.
+/// The second day's files: E1's 2023 revenue corrected to 4亿, a new deal, and P1
+/// corrected to one applicant (the university removed).
 fn second_day(dir: &Path) {
+    let patents = std::fs::read_to_string(dir.join("patent.csv")).expect("patent");
+    std::fs::write(
+        dir.join("patent.csv"),
+        patents.replacen("甲石墨有限公司;太原理工大学", "甲石墨有限公司", 1),
+    )
+    .expect("write");
     let annual = std::fs::read_to_string(dir.join("annual.csv")).expect("annual");
     std::fs::write(
         dir.join("annual.csv"),
@@ -50,7 +57,8 @@ fn second_day(dir: &Path) {
     .expect("write");
 }
 
-const FIGURES: &str = "SELECT town_id, year, revenue, financing_total, bond_total, entities_end \
+const FIGURES: &str = "SELECT town_id, year, revenue, financing_total, bond_total, entities_end, \
+                       patents_granted_frac \
                        FROM town_year ORDER BY town_id, year";
 
 fn spawn_paused(wh: &Path, pipeline: &Path, point: &str) -> Child {
@@ -237,6 +245,23 @@ fn maintenance_keeps_every_recorded_vintage() {
     second_day(&data);
     assert_eq!(townstat(&wh, &["run", p, "--as-of", "2024-06-30"]).code, 0);
     let day_two = sql_csv(&wh, FIGURES);
+
+    // P1 lost its second applicant: its old position 2 is gone, and alpha's 2023
+    // fractional grants are 1/1 (P1) + 1/1 (P3).
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT position, applicant_name FROM patent_applicant WHERE application_no = '202310000001.5'"
+        ),
+        "position,applicant_name\n1,甲石墨有限公司\n"
+    );
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT patents_granted_frac FROM town_year WHERE town_id = 'alpha' AND year = 2023"
+        ),
+        "patents_granted_frac\n2.0\n"
+    );
 
     let m = townstat(&wh, &["maintain"]);
     assert_eq!(m.code, 0, "{}", m.stderr);
