@@ -153,6 +153,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunReport> {
     let started = Utc::now();
+    let clock = std::time::Instant::now();
     let run_id = new_run_id();
     let root = warehouse.local_root();
     let _lock = match &root {
@@ -208,6 +209,8 @@ pub async fn run(
         );
     }
 
+    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "ingested");
+    let commit_clock = std::time::Instant::now();
     pause("after_ingest");
     let mut loaded = BTreeMap::new();
     for (name, batch) in &output.tables {
@@ -276,9 +279,18 @@ pub async fn run(
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
     pause("before_marts");
+    tracing::info!(
+        elapsed_ms = commit_clock.elapsed().as_millis() as u64,
+        "source tables committed"
+    );
     say("building marts");
     // The marts, from exactly the versions this run leaves.
+    let marts_clock = std::time::Instant::now();
     let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
+    tracing::info!(
+        elapsed_ms = marts_clock.elapsed().as_millis() as u64,
+        "marts built"
+    );
     for (name, batch) in &marts {
         versions.insert(
             name.clone(),
@@ -316,7 +328,12 @@ pub async fn run(
     // The commit point.
     warehouse.append("run", record).await?;
     pause("after_run_record");
-    tracing::info!(run_id, status = status.as_str(), "run committed");
+    tracing::info!(
+        run_id,
+        status = status.as_str(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "run committed"
+    );
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
     match warehouse.local_root() {
         Some(root) => crate::export::publish(&root, &run_id, &marts, || pause("during_export"))?,
