@@ -204,7 +204,7 @@ pub async fn run(
             loaded = f.rows_loaded,
             duplicate = f.rows_duplicate,
             quarantined = f.rows_quarantined,
-            message = f.message.as_deref().unwrap_or(""),
+            detail = f.message.as_deref().unwrap_or(""),
             "file"
         );
     }

@@ -33,6 +33,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
         include_str!("../../../pipelines/marts/staging/stg_enterprise_year.sql"),
     ),
     (
+        "staging",
+        "stg_employment_year",
+        include_str!("../../../pipelines/marts/staging/stg_employment_year.sql"),
+    ),
+    (
         "intermediate",
         "int_group_member",
         include_str!("../../../pipelines/marts/intermediate/int_group_member.sql"),
@@ -324,6 +329,7 @@ pub async fn build(
             )
             .replace("${components}", &components)
             .replace("${targets}", &targets);
+        let step_clock = std::time::Instant::now();
         let df = ctx
             .sql(&text)
             .await
@@ -338,14 +344,69 @@ pub async fn build(
         let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
-        let batch =
-            concat_batches(&schema, &batches).map_err(|e| Error::Output(format!("{name}: {e}")))?;
-        let table = MemTable::try_new(schema, vec![vec![batch.clone()]])?;
+        let batch = compact(
+            &concat_batches(&schema, &batches)
+                .map_err(|e| Error::Output(format!("{name}: {e}")))?,
+        )?;
+        let table = MemTable::try_new(batch.schema(), partitions(&batch, ctx))?;
         ctx.deregister_table(*name)?;
         ctx.register_table(*name, Arc::new(table))?;
+        tracing::info!(
+            step = *name,
+            rows = batch.num_rows(),
+            elapsed_ms = step_clock.elapsed().as_millis() as u64,
+            "mart step"
+        );
         if *layer == "marts" {
             marts.push((name.to_string(), batch));
         }
     }
     Ok(marts)
+}
+
+/// Rewrites string-view columns as plain strings. A step's result is built by joins
+/// whose string views point into the buffers of every input batch; kept as they are,
+/// the next step's joins drag those buffers along and memory grows with every join.
+/// Plain strings are compact.
+fn compact(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut fields = vec![];
+    let mut columns = vec![];
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(f.data_type(), DataType::Utf8View) {
+            let cast = arrow::compute::cast(c, &DataType::Utf8)
+                .map_err(|e| Error::Output(format!("{}: {e}", f.name())))?;
+            fields.push(Arc::new(Field::new(
+                f.name(),
+                DataType::Utf8,
+                f.is_nullable(),
+            )));
+            columns.push(cast);
+        } else {
+            fields.push(f.clone());
+            columns.push(c.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::Output(e.to_string()))
+}
+
+/// Splits a step's result into partitions of modest batches, so the next steps scan
+/// it in parallel.
+fn partitions(batch: &RecordBatch, ctx: &SessionContext) -> Vec<Vec<RecordBatch>> {
+    let n = ctx.state().config().target_partitions().max(1);
+    let chunk = 8192;
+    let mut parts: Vec<Vec<RecordBatch>> = vec![vec![]; n];
+    let mut offset = 0;
+    let mut i = 0;
+    while offset < batch.num_rows() {
+        let len = chunk.min(batch.num_rows() - offset);
+        parts[i % n].push(batch.slice(offset, len));
+        offset += len;
+        i += 1;
+    }
+    if batch.num_rows() == 0 {
+        parts[0].push(batch.clone());
+    }
+    parts
 }

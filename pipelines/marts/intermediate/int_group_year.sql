@@ -1,6 +1,6 @@
 -- int_group_year — grain: one row per group (town, county, city) and mart year.
 -- Sources: int_group_member, stg_enterprise_year, stg_year, enterprise_annual,
--- int_above_size, designation, employment, patent, patent_applicant, financing.
+-- int_above_size, designation, stg_employment_year, patent, patent_applicant, financing.
 -- Every indicator shared by town_year, county_year and city_year, defined once
 -- (indicators.md §2, §5a). Sums and counts of nothing are 0; ratios with a zero or null
 -- denominator are null; money is Decimal(20,2), counts Int64, ratios Float64.
@@ -87,11 +87,11 @@ designations AS (
 jobs AS (
     -- The 12 monthly returns of Y; a month with no return counts as 0 in insured_avg.
     SELECT m.group_type, m.group_id, m.year,
-           SUM(e.insured) AS insured_sum, SUM(e.wage_total) AS wage_total,
+           SUM(e.insured_sum) AS insured_sum, SUM(e.wage_total) AS wage_total,
            SUM(e.new_hires) AS new_hires, SUM(e.separations) AS separations,
            SUM(e.trained) AS trained
     FROM m
-    JOIN employment e ON e.uscc = m.uscc AND e.period >= m.year_start AND e.period <= m.year_end
+    JOIN stg_employment_year e ON e.uscc = m.uscc AND e.year = m.year
     GROUP BY m.group_type, m.group_id, m.year
 ),
 applied AS (

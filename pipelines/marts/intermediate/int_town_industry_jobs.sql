@@ -1,5 +1,5 @@
 -- int_town_industry_jobs — grain: one row per town and year.
--- Sources: town, stg_enterprise_year, employment, stg_year.
+-- Sources: town, stg_enterprise_year, stg_employment_year.
 -- E_industry of the location quotient: insured_avg of every entity of the city (any
 -- kind, any county) whose industry class, as of Y-12-31, matches one of the town's
 -- industry prefixes.
@@ -7,11 +7,11 @@ WITH prefix AS (
     SELECT town_id, unnest(industry_codes) AS prefix FROM town
 ),
 matched AS (
-    SELECT DISTINCT p.town_id, ey.year, ey.uscc, ey.year_start, ey.year_end
+    SELECT DISTINCT p.town_id, ey.year, ey.uscc
     FROM prefix p
     JOIN stg_enterprise_year ey ON industry_matches(ey.industry_code, p.prefix)
 )
-SELECT m.town_id, m.year, CAST(SUM(e.insured) AS DOUBLE) / 12.0 AS insured_avg
+SELECT m.town_id, m.year, CAST(SUM(e.insured_sum) AS DOUBLE) / 12.0 AS insured_avg
 FROM matched m
-JOIN employment e ON e.uscc = m.uscc AND e.period >= m.year_start AND e.period <= m.year_end
+JOIN stg_employment_year e ON e.uscc = m.uscc AND e.year = m.year
 GROUP BY m.town_id, m.year
