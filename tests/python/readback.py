@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads a warehouse written by `townstat run` with no townstat code: Delta tables
-through delta-rs's Python binding, their Parquet files through DuckDB. Checks row
+through delta-rs's Python binding, their Parquet files and the marts export through DuckDB,
+pyarrow and Polars. Checks row
 counts and sums against `townstat sql`, the nothing-lost identity, the types of the
 contract (Decimal(20,2) money, Date32 dates) and that every stored USCC passes the
 GB 32100 check. Usage: readback.py WAREHOUSE TOWNSTAT_BINARY
@@ -122,6 +123,13 @@ pa_table = __import__("pyarrow.parquet", fromlist=["read_table"]).read_table(str
 check("pyarrow reads the export", pa_table.num_rows == len(ts_rows), pa_table.num_rows)
 check("export money stays decimal(20,2)", pa_table.schema.field("revenue").type == pa.decimal128(20, 2),
       pa_table.schema.field("revenue").type)
+
+import polars as pl
+pl_df = pl.read_parquet(f"{export}/*.parquet").sort(["town_id", "year"])
+check("polars reads the export", pl_df.height == len(ts_rows), pl_df.height)
+check("polars sees the same revenues",
+      [str(v) for v in pl_df["revenue"].to_list()] == [str(Decimal(str(t["revenue"])).quantize(Decimal("0.01"))) for t in ts_rows],
+      (pl_df["revenue"].to_list()[:3], [t["revenue"] for t in ts_rows[:3]]))
 
 print(f"readback: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
