@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Reads a warehouse written by `townstat run` with no townstat code: Delta tables
-through delta-rs's Python binding, their Parquet files and the marts export through DuckDB,
-pyarrow and Polars. Checks row
-counts and sums against `townstat sql`, the nothing-lost identity, the types of the
-contract (Decimal(20,2) money, Date32 dates) and that every stored USCC passes the
-GB 32100 check. Usage: readback.py WAREHOUSE TOWNSTAT_BINARY
+through delta-rs's Python binding, their Parquet files and the marts export through
+DuckDB, pyarrow and Polars. Checks row counts and sums against `townstat sql`, the
+nothing-lost identity, the types of the contract (Decimal(20,2) money, Date32 dates),
+that every stored USCC passes the GB 32100 check, and that the export equals
+`townstat sql` cell for cell. Usage: readback.py WAREHOUSE TOWNSTAT_BINARY
 """
 import json
 import subprocess
