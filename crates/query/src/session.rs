@@ -46,12 +46,55 @@ pub async fn open_session_at(warehouse: &Warehouse, selector: &RunSelector) -> R
     Ok(Session { ctx, run })
 }
 
-/// A session context with townstat's settings.
+/// Default memory for query execution: beyond it, sorts, aggregations and joins that
+/// can spill write to temporary files instead of growing (product.md "Bounded").
+pub const DEFAULT_MEMORY_LIMIT: usize = 4 << 30;
+
+/// Parses a size like `4GiB`, `512MiB`, `64KiB` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let (num, mult) = [
+        ("GiB", 1usize << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n.trim(), *m)))
+    .unwrap_or((t, 1));
+    num.parse::<usize>().ok().and_then(|n| n.checked_mul(mult))
+}
+
+/// The query memory limit: `TOWNSTAT_MEMORY_LIMIT` (e.g. `2GiB`) or the default.
+pub fn memory_limit() -> usize {
+    std::env::var("TOWNSTAT_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| parse_size(&v))
+        .unwrap_or(DEFAULT_MEMORY_LIMIT)
+}
+
+/// A session context with townstat's settings: information_schema, the UDFs, and a
+/// memory pool shared fairly among spilling operators, with spill files in the OS
+/// temporary folder.
 pub fn context() -> SessionContext {
-    let config = SessionConfig::new()
+    let limit = memory_limit();
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("townstat", "public");
-    let ctx = SessionContext::new_with_config(config);
+    // A sort reserves this much for merging its spill files; keep it a fraction of
+    // the pool so that small limits spill instead of failing.
+    config.options_mut().execution.sort_spill_reservation_bytes = (limit / 8).min(10 << 20);
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(std::sync::Arc::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(limit),
+        ))
+        .build_arc();
+    let ctx = match runtime {
+        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
+        Err(_) => SessionContext::new_with_config(config),
+    };
     crate::udf::register(&ctx);
     ctx
 }
@@ -74,5 +117,18 @@ impl Session {
     /// The table versions this session reads.
     pub fn versions(&self) -> &BTreeMap<String, i64> {
         &self.run.versions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
     }
 }

@@ -137,6 +137,31 @@ fn injected_problems_are_found_exactly() {
         ),
         "bad\n0\n"
     );
+    // Bounded: under an 8 MiB query memory limit a 3-million-row sort spills to disk
+    // (a sample this small has no table that large) and returns the same rows.
+    let q = "SELECT value FROM generate_series(1, 3000000) ORDER BY value DESC";
+    let limited = |sql: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_townstat"))
+            .env("TOWNSTAT_WAREHOUSE", &wh)
+            .env("TOWNSTAT_MEMORY_LIMIT", "8MiB")
+            .args(["sql", sql, "--format", "csv"])
+            .output()
+            .expect("sql")
+    };
+    let bounded = limited(q);
+    assert!(
+        bounded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bounded.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&bounded.stdout), sql_csv(&wh, q));
+    let plan = limited(&format!("EXPLAIN ANALYZE {q}"));
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("spill_count=") && !plan.contains("spill_count=0,"),
+        "the sort spilled: {plan}"
+    );
+
     // Every registry town has members and figures.
     assert_eq!(
         sql_csv(
