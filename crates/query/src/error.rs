@@ -13,6 +13,9 @@ pub enum Error {
     /// Writing the output failed, or a mart file is bad.
     #[error("output: {0}")]
     Output(String),
+    /// The statement ran past the statement timeout and was cancelled.
+    #[error("{0}")]
+    Timeout(String),
     /// No committed run exists yet, or the requested one does not.
     #[error("{0}")]
     NoRun(String),

@@ -75,6 +75,15 @@ pub fn memory_limit() -> usize {
         .unwrap_or(DEFAULT_MEMORY_LIMIT)
 }
 
+/// The statement timeout from `TOWNSTAT_STATEMENT_TIMEOUT` (seconds), if set.
+pub fn statement_timeout() -> Option<std::time::Duration> {
+    std::env::var("TOWNSTAT_STATEMENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().trim_end_matches('s').parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+}
+
 /// A session context with townstat's settings: information_schema, the UDFs, and a
 /// memory pool shared fairly among spilling operators, with spill files in the OS
 /// temporary folder.
@@ -108,10 +117,24 @@ pub fn read_only() -> SQLOptions {
 }
 
 impl Session {
-    /// Runs one read-only statement and collects its result.
+    /// Runs one read-only statement and collects its result, within the statement
+    /// timeout (`TOWNSTAT_STATEMENT_TIMEOUT`, seconds) when one is set. On timeout the
+    /// execution is dropped, which cancels every task it spawned: the timeout stops
+    /// the work, not only the wait.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let df = self.ctx.sql_with_options(sql, read_only()).await?;
-        Ok(df.collect().await?)
+        let run = async {
+            let df = self.ctx.sql_with_options(sql, read_only()).await?;
+            Ok::<_, Error>(df.collect().await?)
+        };
+        match statement_timeout() {
+            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
+                Error::Timeout(format!(
+                    "statement cancelled after {} s (TOWNSTAT_STATEMENT_TIMEOUT)",
+                    limit.as_secs_f64()
+                ))
+            })?,
+            None => run.await,
+        }
     }
 
     /// The table versions this session reads.

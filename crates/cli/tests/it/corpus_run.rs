@@ -198,6 +198,25 @@ fn sql_formats_and_refusals() {
             out.stderr
         );
     }
+    // A statement past the timeout is cancelled: the process ends soon after.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .env("TOWNSTAT_WAREHOUSE", &wh)
+        .env("TOWNSTAT_STATEMENT_TIMEOUT", "1")
+        .args([
+            "sql",
+            "SELECT count(*) FROM generate_series(1, 100000000000)",
+        ])
+        .output()
+        .expect("sql");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("statement cancelled after 1 s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
     let empty = tempfile::tempdir().expect("tempdir");
     let out = townstat(&empty.path().join("none"), &["sql", "SELECT 1"]);
     assert_eq!(out.code, 1);
