@@ -131,9 +131,68 @@ pub struct IngestOptions<'a> {
     /// The run date.
     pub as_of: NaiveDate,
     /// Content hashes already loaded by earlier runs (such files are skipped).
-    pub already_loaded: &'a dyn Fn(&str) -> bool,
+    pub already_loaded: &'a (dyn Fn(&str) -> bool + Sync),
     /// Told the name of each file as its reading starts (progress display).
-    pub on_file: &'a dyn Fn(&str),
+    pub on_file: &'a (dyn Fn(&str) + Sync),
+}
+
+/// A file read (in parallel with the other files of its kind), waiting to be counted
+/// and de-duplicated in path order.
+enum Prepared {
+    Skipped,
+    Rejected(String),
+    Read(Vec<String>, Vec<(RawRecord, Outcome)>),
+}
+
+type Outcome = std::result::Result<crate::validate::ValidRow, Vec<Rejection>>;
+
+/// Reads the files of one kind on every core: reading, decoding and validating are
+/// independent per file; counting, duplicates and conflicts happen afterwards, in path
+/// order, so the result does not depend on which file finished first.
+fn prepare_files(
+    files: &[&(PathBuf, &Source)],
+    t: &TableSchema,
+    rules: &Rules,
+    opts: &IngestOptions,
+) -> Vec<(String, String, Prepared)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<(String, String, Prepared)>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((path, source)) = files.get(i).map(|f| (&f.0, f.1)) else {
+                        break;
+                    };
+                    let display = display_path(path);
+                    (opts.on_file)(&display);
+                    let hash = content_hash(path).unwrap_or_default();
+                    let prepared = if (opts.already_loaded)(&hash) {
+                        Prepared::Skipped
+                    } else {
+                        match read_file(path, &display, source, t, rules) {
+                            Err(FileRejection(message)) => Prepared::Rejected(message),
+                            Ok((header, outcomes)) => Prepared::Read(header, outcomes),
+                        }
+                    };
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some((display, hash, prepared));
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+        .collect()
 }
 
 struct StoredRow {
@@ -352,10 +411,21 @@ pub fn ingest(
         let mut rows: Vec<StoredRow> = vec![];
         // key → variants (content fingerprint, index into rows)
         let mut keys: HashMap<String, Vec<([u8; 16], usize)>> = HashMap::new();
-        for (path, source) in kind_files {
-            let display = display_path(path);
-            (opts.on_file)(&display);
-            let hash = content_hash(path).unwrap_or_default();
+        let rules = Rules {
+            as_of: opts.as_of,
+            enums: &enums,
+            divisions: &divisions,
+            industries: &industries,
+            registry: &registry,
+        };
+        let prepared = prepare_files(&kind_files, t, &rules, opts);
+        if prepared.len() != kind_files.len() {
+            return Err(Error::Pipeline {
+                path: pipeline.path.clone(),
+                message: format!("reading the {kind} files failed in a worker thread"),
+            });
+        }
+        for (display, hash, prepared) in prepared {
             let file_idx = states.len();
             let mut report = FileReport {
                 source_file: display.clone(),
@@ -368,24 +438,16 @@ pub fn ingest(
                 status: FileStatus::Loaded,
                 message: None,
             };
-            if (opts.already_loaded)(&hash) {
-                report.status = FileStatus::Skipped;
-                report.message = Some("same content already loaded by an earlier run".into());
-                states.push(FileState {
-                    report,
-                    header: vec![],
-                });
-                continue;
-            }
-            let rules = Rules {
-                as_of: opts.as_of,
-                enums: &enums,
-                divisions: &divisions,
-                industries: &industries,
-                registry: &registry,
-            };
-            match read_file(path, &display, source, t, &rules) {
-                Err(FileRejection(message)) => {
+            match prepared {
+                Prepared::Skipped => {
+                    report.status = FileStatus::Skipped;
+                    report.message = Some("same content already loaded by an earlier run".into());
+                    states.push(FileState {
+                        report,
+                        header: vec![],
+                    });
+                }
+                Prepared::Rejected(message) => {
                     report.status = FileStatus::Rejected;
                     report.message = Some(message);
                     states.push(FileState {
@@ -393,7 +455,7 @@ pub fn ingest(
                         header: vec![],
                     });
                 }
-                Ok((header, outcomes)) => {
+                Prepared::Read(header, outcomes) => {
                     for (record, outcome) in outcomes {
                         report.rows_read += 1;
                         match outcome {
