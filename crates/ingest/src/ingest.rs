@@ -195,10 +195,12 @@ fn prepare_files(
         .collect()
 }
 
+/// A valid row kept until the run's duplicates are known. Its original cells are not
+/// kept (they would double the memory of a run); the rare row that turns out to be a
+/// conflicting duplicate is read again from its file for the quarantine's `raw`.
 struct StoredRow {
     file: usize,
     row_number: u64,
-    cells: Vec<Cell>,
     values: Vec<Value>,
     warnings: Vec<(Warning, String)>,
     applicants: Vec<Applicant>,
@@ -208,6 +210,8 @@ struct StoredRow {
 struct FileState {
     report: FileReport,
     header: Vec<String>,
+    /// Where to read a row again (conflicting duplicates).
+    origin: Option<(PathBuf, Source)>,
 }
 
 /// Hashes a file's bytes.
@@ -235,6 +239,28 @@ pub fn display_path(path: &Path) -> String {
         Some(rel) => rel.to_string_lossy().into_owned(),
         None => abs.to_string_lossy().into_owned(),
     }
+}
+
+/// Reads some rows of a file again, by row number, as `raw` JSON.
+fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
+    let Some((path, source)) = &state.origin else {
+        return vec![];
+    };
+    let Some(format) = source.format.or_else(|| Format::from_path(path)) else {
+        return vec![];
+    };
+    let records: Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>> =
+        match read::open(path, format, source) {
+            Ok(Opened::Tabular(r)) => r,
+            Ok(Opened::Keyed { records, .. }) => records,
+            Err(_) => return vec![],
+        };
+    let wanted: std::collections::HashSet<u64> = numbers.iter().copied().collect();
+    records
+        .filter_map(|r| r.ok())
+        .filter(|r| wanted.contains(&r.row_number))
+        .map(|r| (r.row_number, raw_json(&state.header, &r.cells)))
+        .collect()
 }
 
 /// Renders a record's cells as a JSON object keyed by the header.
@@ -425,7 +451,7 @@ pub fn ingest(
                 message: format!("reading the {kind} files failed in a worker thread"),
             });
         }
-        for (display, hash, prepared) in prepared {
+        for ((display, hash, prepared), (path, source)) in prepared.into_iter().zip(&kind_files) {
             let file_idx = states.len();
             let mut report = FileReport {
                 source_file: display.clone(),
@@ -445,6 +471,7 @@ pub fn ingest(
                     states.push(FileState {
                         report,
                         header: vec![],
+                        origin: None,
                     });
                 }
                 Prepared::Rejected(message) => {
@@ -453,6 +480,7 @@ pub fn ingest(
                     states.push(FileState {
                         report,
                         header: vec![],
+                        origin: None,
                     });
                 }
                 Prepared::Read(header, outcomes) => {
@@ -484,7 +512,6 @@ pub fn ingest(
                                 rows.push(StoredRow {
                                     file: file_idx,
                                     row_number: record.row_number,
-                                    cells: record.cells,
                                     values: valid.values,
                                     warnings: valid.warnings,
                                     applicants: valid.applicants,
@@ -493,12 +520,34 @@ pub fn ingest(
                             }
                         }
                     }
-                    states.push(FileState { report, header });
+                    states.push(FileState {
+                        report,
+                        header,
+                        origin: Some((path.clone(), (*source).clone())),
+                    });
                 }
             }
         }
         // Same key, different values: every variant is quarantined.
-        for variants in keys.values().filter(|v| v.len() > 1) {
+        let conflicts: Vec<&Vec<([u8; 16], usize)>> =
+            keys.values().filter(|v| v.len() > 1).collect();
+        let mut wanted: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for variants in &conflicts {
+            for (_, i) in variants.iter() {
+                wanted
+                    .entry(rows[*i].file)
+                    .or_default()
+                    .push(rows[*i].row_number);
+            }
+        }
+        let mut originals: HashMap<(usize, u64), String> = HashMap::new();
+        for (file, numbers) in wanted {
+            let state = &states[file];
+            for (n, raw) in reread_rows(state, &numbers) {
+                originals.insert((file, n), raw);
+            }
+        }
+        for variants in conflicts {
             let files: Vec<String> = variants
                 .iter()
                 .map(|(_, i)| {
@@ -511,11 +560,16 @@ pub fn ingest(
                 let r = &rows[*i];
                 let state = &mut states[r.file];
                 state.report.rows_quarantined += 1;
+                let raw = originals
+                    .remove(&(r.file, r.row_number))
+                    .unwrap_or_else(|| {
+                        r#"{"_note":"the file could not be read again for this row"}"#.to_string()
+                    });
                 quarantine.push(QuarantineRow {
                     source_file: state.report.source_file.clone(),
                     row_number: r.row_number as i64,
                     kind: kind.to_string(),
-                    raw: raw_json(&state.header, &r.cells),
+                    raw,
                     reasons: vec!["conflicting_duplicate".to_string()],
                     messages: vec![format!(
                         "key ({}) has different values in {}",

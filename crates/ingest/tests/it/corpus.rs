@@ -92,6 +92,21 @@ fn every_corpus_file_gets_exactly_its_expected_outcome() {
         })
         .collect();
     assert_eq!(quarantined, e.reasons, "quarantine differs from expect.csv");
+    // Conflicting duplicates keep their original cells too (read again from the file).
+    let conflicts: Vec<&str> = out
+        .quarantine
+        .iter()
+        .filter(|q| q.reasons == ["conflicting_duplicate"])
+        .map(|q| q.raw.as_str())
+        .collect();
+    assert_eq!(conflicts.len(), 2);
+    assert!(conflicts[0].contains("冲突公司甲"), "{}", conflicts[0]);
+    assert!(
+        conflicts[0].contains("\"成立日期\":\"2015-01-01\""),
+        "{}",
+        conflicts[0]
+    );
+    assert!(conflicts[1].contains("冲突公司乙"), "{}", conflicts[1]);
     for q in &out.quarantine {
         assert_eq!(
             q.reasons.len(),
