@@ -141,10 +141,14 @@ pub struct IngestOptions<'a> {
 enum Prepared {
     Skipped,
     Rejected(String),
-    Read(Vec<String>, Vec<(RawRecord, Outcome)>),
+    Read(Vec<String>, Vec<(u64, Outcome)>),
 }
 
-type Outcome = std::result::Result<crate::validate::ValidRow, Vec<Rejection>>;
+/// A validated row, or its reasons and its original cells as JSON.
+type Outcome = std::result::Result<crate::validate::ValidRow, (Vec<Rejection>, String)>;
+
+/// A file's header and the outcome of each row, by row number.
+type FileOutcomes = (Vec<String>, Vec<(u64, Outcome)>);
 
 /// Reads the files of one kind on every core: reading, decoding and validating are
 /// independent per file; counting, duplicates and conflicts happen afterwards, in path
@@ -324,24 +328,16 @@ fn fingerprint(t: &TableSchema, values: &[Value]) -> (String, [u8; 16]) {
     (key, out)
 }
 
-/// Reads one file to its outcomes, or rejects it whole.
-#[allow(clippy::type_complexity)]
+/// Reads one file to its outcomes (row number, and the valid row or the reasons with
+/// the original cells as JSON), or rejects it whole. A valid row's cells are dropped
+/// here: they are not needed unless it turns out to conflict, and then it is re-read.
 fn read_file(
     path: &Path,
     display: &str,
     source: &Source,
     t: &TableSchema,
     rules: &Rules,
-) -> Result<
-    (
-        Vec<String>,
-        Vec<(
-            RawRecord,
-            std::result::Result<crate::validate::ValidRow, Vec<Rejection>>,
-        )>,
-    ),
-    FileRejection,
-> {
+) -> Result<FileOutcomes, FileRejection> {
     let format = source
         .format
         .or_else(|| Format::from_path(path))
@@ -406,8 +402,9 @@ fn read_file(
         if record.is_blank() {
             continue;
         }
-        let outcome = validate_row(t, &map, &default_units, &record.cells, rules);
-        out.push((record, outcome));
+        let outcome = validate_row(t, &map, &default_units, &record.cells, rules)
+            .map_err(|reasons| (reasons, raw_json(&map.header, &record.cells)));
+        out.push((record.row_number, outcome));
     }
     Ok((map.header, out))
 }
@@ -484,19 +481,19 @@ pub fn ingest(
                     });
                 }
                 Prepared::Read(header, outcomes) => {
-                    for (record, outcome) in outcomes {
+                    for (row_number, outcome) in outcomes {
                         report.rows_read += 1;
                         match outcome {
-                            Err(reasons) => {
+                            Err((reasons, raw)) => {
                                 let items: Vec<_> =
                                     reasons.into_iter().map(|r| (r.reason, r.message)).collect();
                                 let (codes, messages) = group_messages(&items);
                                 report.rows_quarantined += 1;
                                 quarantine.push(QuarantineRow {
                                     source_file: display.clone(),
-                                    row_number: record.row_number as i64,
+                                    row_number: row_number as i64,
                                     kind: kind.to_string(),
-                                    raw: raw_json(&header, &record.cells),
+                                    raw,
                                     reasons: codes.iter().map(|c| c.code().to_string()).collect(),
                                     messages,
                                 });
@@ -511,7 +508,7 @@ pub fn ingest(
                                 variants.push((content, rows.len()));
                                 rows.push(StoredRow {
                                     file: file_idx,
-                                    row_number: record.row_number,
+                                    row_number,
                                     values: valid.values,
                                     warnings: valid.warnings,
                                     applicants: valid.applicants,
