@@ -214,3 +214,45 @@ pub fn build_batch(
         source,
     })
 }
+
+/// A text column from optional strings.
+pub fn strings<'a>(items: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for s in items {
+        b.append_option(s);
+    }
+    Arc::new(b.finish())
+}
+
+/// An Int64 column.
+pub fn ints(items: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = Int64Builder::new();
+    for i in items {
+        b.append_value(i);
+    }
+    Arc::new(b.finish())
+}
+
+/// A List<Utf8> column.
+pub fn text_list(items: impl Iterator<Item = Vec<String>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for list in items {
+        for s in list {
+            b.values().append_value(s);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+/// A batch of a catalog table (its schema from `schemas/`) from ready columns.
+pub fn catalog_batch(name: &str, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let t = townstat_domain::schema::table(name).ok_or_else(|| Error::Pipeline {
+        path: std::path::PathBuf::from(format!("schemas/{name}.toml")),
+        message: "no such table in the catalog".into(),
+    })?;
+    RecordBatch::try_new(arrow_schema(t), columns).map_err(|source| Error::Arrow {
+        table: name.to_string(),
+        source,
+    })
+}

@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Builder, ListBuilder, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -23,7 +21,7 @@ use townstat_domain::number::Unit;
 use townstat_domain::schema::{self, SOURCE_KINDS, TableSchema};
 use townstat_domain::{Rejection, Warning};
 
-use crate::arrow_out::{self, Lineage};
+use crate::arrow_out::{self, Lineage, catalog_batch, ints, strings, text_list};
 use crate::cell::Cell;
 use crate::error::{Error, FileRejection, Result};
 use crate::header::{self, AliasIndex, ColumnMap};
@@ -684,49 +682,11 @@ fn applicant_batch(
     )
 }
 
-fn text_list(items: impl Iterator<Item = Vec<String>>) -> ArrayRef {
-    let mut b = ListBuilder::new(StringBuilder::new());
-    for list in items {
-        for s in list {
-            b.values().append_value(s);
-        }
-        b.append(true);
-    }
-    Arc::new(b.finish())
-}
-
-fn strings<'a>(items: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    for s in items {
-        b.append_option(s);
-    }
-    Arc::new(b.finish())
-}
-
-fn ints(items: impl Iterator<Item = i64>) -> ArrayRef {
-    let mut b = Int64Builder::new();
-    for i in items {
-        b.append_value(i);
-    }
-    Arc::new(b.finish())
-}
-
-fn system_batch(name: &str, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    let t = schema::table(name).ok_or_else(|| Error::Pipeline {
-        path: PathBuf::from(format!("schemas/{name}.toml")),
-        message: "missing".into(),
-    })?;
-    RecordBatch::try_new(arrow_out::arrow_schema(t), columns).map_err(|source| Error::Arrow {
-        table: name.to_string(),
-        source,
-    })
-}
-
 impl IngestOutput {
     /// The `quarantine` rows of this run as a batch.
     pub fn quarantine_batch(&self, run_id: &str) -> Result<RecordBatch> {
         let q = &self.quarantine;
-        system_batch(
+        catalog_batch(
             "quarantine",
             vec![
                 strings(q.iter().map(|_| Some(run_id))),
@@ -743,7 +703,7 @@ impl IngestOutput {
     /// The `ingest_warning` rows of this run as a batch.
     pub fn warning_batch(&self, run_id: &str) -> Result<RecordBatch> {
         let w = &self.warnings;
-        system_batch(
+        catalog_batch(
             "ingest_warning",
             vec![
                 strings(w.iter().map(|_| Some(run_id))),
@@ -759,7 +719,7 @@ impl IngestOutput {
     /// The `ingest_run` rows of this run as a batch.
     pub fn ingest_run_batch(&self, run_id: &str) -> Result<RecordBatch> {
         let f = &self.files;
-        system_batch(
+        catalog_batch(
             "ingest_run",
             vec![
                 strings(f.iter().map(|_| Some(run_id))),

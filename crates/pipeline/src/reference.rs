@@ -8,24 +8,13 @@ use arrow::array::{ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, StringBu
 use arrow::record_batch::RecordBatch;
 use townstat_domain::division::Divisions;
 use townstat_domain::industry::Industries;
-use townstat_domain::schema;
 use townstat_domain::town::Town;
-use townstat_ingest::arrow_out::arrow_schema;
+use townstat_ingest::arrow_out::{catalog_batch, strings};
 
-use crate::error::{Error, Result};
-
-fn strings<'a>(items: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    for s in items {
-        b.append_option(s);
-    }
-    Arc::new(b.finish())
-}
+use crate::error::Result;
 
 fn batch(name: &str, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
-    RecordBatch::try_new(arrow_schema(t), columns)
-        .map_err(|e| Error::Internal(format!("{name}: {e}")))
+    Ok(catalog_batch(name, columns)?)
 }
 
 /// The `industry_code` table.
