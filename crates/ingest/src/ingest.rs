@@ -365,14 +365,13 @@ fn read_file(
                 .enumerate()
                 .map(|(i, r)| (header::header_score(&r.cells, &index), i))
                 .max_by_key(|(score, i)| (*score, std::cmp::Reverse(*i)));
-            let Some((score, at)) = best.filter(|(s, _)| *s > 0) else {
+            let Some((_, at)) = best.filter(|(score, _)| *score > 0) else {
                 return Err(FileRejection(format!(
                     "{display}: no header row in the first {} rows: no cell matches a column of {}",
                     header::HEADER_SEARCH_ROWS,
                     t.name
                 )));
             };
-            let _ = score;
             let header_cells: Vec<String> = head[at]
                 .cells
                 .iter()
