@@ -21,4 +21,6 @@ set -e
 if [ "$code" -ne 0 ]; then
   echo "the nightly pipeline on the sample data exited $code:"; cat "$work/run.txt"; exit 1
 fi
+# An independent engine on the same files and SQL: DuckDB must get the same marts.
+python3 bench/marts_vs_duckdb.py "$work/wh" 2026
 python3 tests/python/readback.py "$work/wh" "$bin"

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Builds the marts of pipelines/marts with DuckDB over the very Parquet files of a
+townstat warehouse (the Delta files of the last committed run), with the same SQL
+text, and compares the results with townstat's committed town_year, county_year and
+city_year, cell for cell (exit 1 on any difference). It prints DuckDB's wall time for
+the steps up to city_year, for the benchmark.
+
+The two engine-specific functions are given DuckDB equivalents: scale_tier as a CASE
+macro, industry_matches through GB/T 4754's class → section map. Everything else is
+the SQL of pipelines/marts unchanged.
+
+usage: marts_vs_duckdb.py WAREHOUSE RUN_YEAR [THREADS]
+"""
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+from deltalake import DeltaTable
+
+ROOT = Path(__file__).resolve().parent.parent
+WH = Path(sys.argv[1])
+RUN_YEAR = int(sys.argv[2])
+THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+
+# The steps in townstat's order (crates/query/src/marts.rs).
+STEPS = [
+    ("staging", "stg_year"), ("staging", "stg_enterprise_year"),
+    ("staging", "stg_employment_year"), ("intermediate", "int_group_member"),
+    ("intermediate", "int_above_size"), ("intermediate", "int_group_year"),
+    ("intermediate", "int_town_industry_jobs"), ("marts", "town_membership"),
+    ("marts", "town_year"), ("marts", "county_year"), ("marts", "city_year"),
+]
+SOURCES = ["enterprise", "enterprise_history", "enterprise_annual", "designation",
+           "employment", "patent", "patent_applicant", "financing", "town", "town_roster",
+           "industry_code", "division"]
+
+con = duckdb.connect()
+con.execute(f"SET threads = {THREADS}")
+run = DeltaTable(str(WH / "tables" / "run")).to_pyarrow_table().to_pylist()[-1]
+versions = json.loads(run["table_versions"])
+for t in SOURCES:
+    dt = DeltaTable(str(WH / "tables" / t), version=versions[t])
+    files = dt.file_uris()
+    if files:
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({files!r})")
+    else:  # an empty table (no roster, say): its schema, no rows
+        con.register(f"{t}_empty", dt.to_pyarrow_table())
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM {t}_empty")
+con.execute("""CREATE MACRO scale_tier(r) AS CASE
+    WHEN r >= 20000000000 THEN '200亿级' WHEN r >= 10000000000 THEN '100亿级'
+    WHEN r >= 5000000000 THEN '50亿级' WHEN r >= 2000000000 THEN '20亿级'
+    WHEN r >= 1000000000 THEN '10亿级' WHEN r >= 500000000 THEN '5亿级' ELSE '5亿以下' END""")
+con.execute("CREATE TABLE class_section AS SELECT code, section FROM industry_code")
+con.execute("""CREATE MACRO industry_matches(c, p) AS CASE
+    WHEN regexp_full_match(p, '[A-Z]') THEN (SELECT cs.section FROM class_section cs WHERE cs.code = c) = p
+    ELSE starts_with(c, p) END""")
+first = con.execute(
+    f"SELECT greatest(2015, least({RUN_YEAR}, CAST(min(date_part('year', established_on)) AS INT))) FROM enterprise"
+).fetchone()[0]
+params = {"run_id": run["run_id"], "run_year": str(RUN_YEAR), "first_year": str(first),
+          "baseline_year": "2022"}
+
+started = time.perf_counter()
+for layer, name in STEPS:
+    sql = (ROOT / "pipelines" / "marts" / layer / f"{name}.sql").read_text()
+    for k, v in params.items():
+        sql = sql.replace("${" + k + "}", v)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+elapsed = time.perf_counter() - started
+
+# Same figures as townstat's committed marts?
+diff = {}
+for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, year"), ("city_year", "year")]:
+    mine = con.execute(f"SELECT * EXCLUDE (run_id) FROM {mart} ORDER BY {key}").fetchall()
+    dt = DeltaTable(str(WH / "tables" / mart), version=versions[mart])
+    con.register("ts_" + mart, dt.to_pyarrow_table())
+    theirs = con.execute(f"SELECT * EXCLUDE (run_id) FROM ts_{mart} ORDER BY {key}").fetchall()
+    bad = 0
+    for a, b in zip(mine, theirs):
+        for x, y in zip(a, b):
+            if isinstance(x, float) or isinstance(y, float):
+                if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-9 * max(1, abs(x))):
+                    bad += 1
+            elif str(x) != str(y):
+                bad += 1
+    diff[mart] = (len(mine), len(theirs), bad)
+print(json.dumps({"duckdb_marts_s": round(elapsed, 3), "threads": THREADS, "diff": diff}))
+# Any differing cell or row count is a failure: the two engines ran the same SQL on the
+# same files, so they must agree.
+sys.exit(0 if all(m == t and bad == 0 for m, t, bad in diff.values()) else 1)
