@@ -33,16 +33,9 @@ pub async fn update(
     let ctx = townstat_query::session::context();
     let has_previous = previous.contains_key("enterprise_history");
     if let Some(v) = previous.get("enterprise_history") {
-        let table = warehouse.at_version("enterprise_history", *v).await?;
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        ctx.register_table("prev_history", provider)
-            .map_err(townstat_query::Error::from)?;
+        warehouse
+            .register_as(&ctx, "enterprise_history", *v, "prev_history")
+            .await?;
     }
     let snap = MemTable::try_new(loaded.schema(), vec![vec![loaded.clone()]])
         .map_err(townstat_query::Error::from)?;

@@ -311,17 +311,27 @@ impl Warehouse {
         versions: &BTreeMap<String, i64>,
     ) -> Result<()> {
         for (name, version) in versions {
-            let table = self.at_version(name, *version).await?;
-            table
-                .update_datafusion_session(&ctx.state())
-                .map_err(delta(name))?;
-            let provider = table.table_provider().await.map_err(query(name))?;
-            ctx.register_table(name.as_str(), provider)
-                .map_err(query(name))?;
+            self.register_as(ctx, name, *version, name).await?;
         }
         Ok(())
     }
 
+    /// Registers one table at a version under another name (`prev_history`, say).
+    pub async fn register_as(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        version: i64,
+        alias: &str,
+    ) -> Result<()> {
+        let table = self.at_version(name, version).await?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(delta(name))?;
+        let provider = table.table_provider().await.map_err(query(name))?;
+        ctx.register_table(alias, provider).map_err(query(name))?;
+        Ok(())
+    }
     /// Registers the run record as the chosen run saw it: the runs committed up to and
     /// including it (the `run` table is append-only, so this is exact).
     pub async fn register_run_record(
