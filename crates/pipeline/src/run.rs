@@ -83,10 +83,11 @@ pub fn new_run_id() -> String {
 
 async fn committed_registry(
     warehouse: &Warehouse,
+    last: Option<&townstat_warehouse::CommittedRun>,
 ) -> Result<(Registry, Vec<String>, BTreeMap<String, i64>)> {
     let mut registry = Registry::default();
     let mut loaded_hashes = vec![];
-    let Some(run) = warehouse.last_committed().await? else {
+    let Some(run) = last else {
         return Ok((registry, loaded_hashes, BTreeMap::new()));
     };
     let session = townstat_query::open_session(warehouse, Some(&run.run_id)).await?;
@@ -106,7 +107,7 @@ async fn committed_registry(
             loaded_hashes.push(h.value(i).to_string());
         }
     }
-    Ok((registry, loaded_hashes, run.versions))
+    Ok((registry, loaded_hashes, run.versions.clone()))
 }
 
 fn run_batch(
@@ -162,7 +163,10 @@ pub async fn run(
     };
     let pause = |point: &str| crate::lock::pause_point(root.as_deref(), point);
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
-    let (registry, loaded_hashes, mut versions) = committed_registry(warehouse).await?;
+    let runs = warehouse.runs().await?;
+    let committed: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    let (registry, loaded_hashes, mut versions) =
+        committed_registry(warehouse, runs.last()).await?;
     let versions_before = versions.clone();
     let towns = townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))?;
 
@@ -229,16 +233,11 @@ pub async fn run(
         versions.insert(name.clone(), v);
     }
     pause("after_source_tables");
-    let previous = versions_before.clone();
+    let previous = &versions_before;
     if let Some(loaded_enterprises) = output.tables.get("enterprise")
-        && let Some(history) = crate::history::update(
-            warehouse,
-            &previous,
-            loaded_enterprises,
-            opts.as_of,
-            &run_id,
-        )
-        .await?
+        && let Some(history) =
+            crate::history::update(warehouse, previous, loaded_enterprises, opts.as_of, &run_id)
+                .await?
     {
         versions.insert(
             "enterprise_history".to_string(),
@@ -246,14 +245,7 @@ pub async fn run(
         );
     }
     // A full registry snapshot, read whole: flag registered enterprises it lacks.
-    let snapshot_sources: Vec<&str> = pipeline
-        .file
-        .sources
-        .iter()
-        .filter(|s| s.full_snapshot)
-        .map(|s| s.name.as_str())
-        .collect();
-    let snapshot_read = !snapshot_sources.is_empty()
+    let snapshot_read = pipeline.file.sources.iter().any(|s| s.full_snapshot)
         && output
             .files
             .iter()
@@ -262,11 +254,13 @@ pub async fn run(
     if snapshot_read
         && let Some(rows) = output.tables.get("enterprise")
         && let Some(absent) =
-            crate::history::absent(warehouse, &previous, rows, opts.as_of, &run_id).await?
+            crate::history::absent(warehouse, previous, rows, opts.as_of, &run_id).await?
     {
         versions.insert(
             "enterprise_absent".to_string(),
-            warehouse.append("enterprise_absent", absent).await?,
+            warehouse
+                .append_for_run("enterprise_absent", absent, &committed)
+                .await?,
         );
     }
     let reference_tables = [
@@ -304,7 +298,10 @@ pub async fn run(
         ("ingest_run", output.ingest_run_batch(&run_id)?),
     ];
     for (name, batch) in system {
-        versions.insert(name.to_string(), warehouse.append(name, batch).await?);
+        versions.insert(
+            name.to_string(),
+            warehouse.append_for_run(name, batch, &committed).await?,
+        );
     }
 
     let status = if output
@@ -335,8 +332,8 @@ pub async fn run(
         "run committed"
     );
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
-    match warehouse.local_root() {
-        Some(root) => crate::export::publish(&root, &run_id, &marts, || pause("during_export"))?,
+    match &root {
+        Some(root) => crate::export::publish(root, &run_id, &marts, || pause("during_export"))?,
         None => tracing::warn!("exports are written for local warehouses only"),
     }
 

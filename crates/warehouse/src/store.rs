@@ -265,6 +265,45 @@ impl Warehouse {
         )))
     }
 
+    /// Appends a run's rows to an append-only table (quarantine, file records, ...)
+    /// after deleting any rows whose `run_id` is not one of `committed`: rows that a
+    /// run killed before its commit point had appended. Readers never saw them (they
+    /// read pinned versions), but this append builds on the latest version, so without
+    /// the delete they would become visible with this run.
+    pub async fn append_for_run(
+        &self,
+        name: &str,
+        batch: RecordBatch,
+        committed: &[String],
+    ) -> Result<i64> {
+        let Some(table) = self.latest(name).await? else {
+            return self.append(name, batch).await;
+        };
+        let run_id = datafusion::prelude::col("run_id");
+        let orphan = if committed.is_empty() {
+            run_id.is_not_null()
+        } else {
+            run_id.in_list(
+                committed
+                    .iter()
+                    .map(|c| datafusion::prelude::lit(c.as_str()))
+                    .collect(),
+                true,
+            )
+        };
+        let (table, _) = table
+            .delete()
+            .with_predicate(orphan)
+            .await
+            .map_err(delta(name))?;
+        let table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
+    }
+
     /// Replaces whole groups of rows: deletes every row whose `group` column value
     /// occurs in the batch, then appends the batch. Used for `patent_applicant`, where a
     /// corrected patent may have fewer applicants than before, so a MERGE by
@@ -406,11 +445,6 @@ impl Warehouse {
             }
         }
         Ok(out)
-    }
-
-    /// The last committed run, whose versions readers see.
-    pub async fn last_committed(&self) -> Result<Option<CommittedRun>> {
-        Ok(self.runs().await?.pop())
     }
 
     /// The run a selector chooses, with the versions its readers see.

@@ -199,6 +199,20 @@ fn killed_runs_are_invisible_and_the_next_run_converges() {
             "SELECT count(*) AS n FROM (SELECT deal_id FROM financing GROUP BY deal_id HAVING count(*) > 1)",
         );
         assert_eq!(dup, "n\n0\n", "no duplicate keys after {point}");
+        // Nothing the killed run appended survives into the next committed state.
+        for table in ["ingest_run", "quarantine", "ingest_warning"] {
+            let orphans = sql_csv(
+                &wh,
+                &format!(
+                    "SELECT count(*) AS n FROM {table} t WHERE NOT EXISTS \
+                     (SELECT 1 FROM run r WHERE r.run_id = t.run_id)"
+                ),
+            );
+            assert_eq!(
+                orphans, "n\n0\n",
+                "rows of the killed run in {table} after {point}"
+            );
+        }
     }
 }
 
