@@ -96,10 +96,13 @@ pub struct Rules<'a> {
     pub registry: &'a Registry,
 }
 
+/// The separators of a list cell.
+pub const LIST_SEPARATORS: [char; 5] = [';', '；', ',', '，', '、'];
+
 /// Splits a list cell on `;` `；` `,` `，` `、` (after normalization the full-width
 /// separators are still distinct characters, so all are listed).
 pub fn split_list(text: &str) -> Vec<String> {
-    text.split([';', '；', ',', '，', '、'])
+    text.split(LIST_SEPARATORS)
         .map(normalize)
         .filter(|s| !s.is_empty())
         .collect()
@@ -573,9 +576,7 @@ fn patent_rules(
     let raw_codes = cell_text(cells, &map.sources[uscc_col])
         .map(|(_, t)| {
             // Keep empty positions: `A;;C` aligns C with the third applicant.
-            t.split([';', '；', ',', '，', '、'])
-                .map(normalize)
-                .collect::<Vec<_>>()
+            t.split(LIST_SEPARATORS).map(normalize).collect::<Vec<_>>()
         })
         .unwrap_or_default();
     if raw_codes.len() > names.len() && raw_codes.iter().skip(names.len()).any(|c| !c.is_empty()) {

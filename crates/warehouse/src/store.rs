@@ -2,7 +2,6 @@
 //! and the committed-run record that pins what readers see.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::DataType;
@@ -291,17 +290,7 @@ impl Warehouse {
                 true,
             )
         };
-        let (table, _) = table
-            .delete()
-            .with_predicate(orphan)
-            .await
-            .map_err(delta(name))?;
-        let table = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .await
-            .map_err(delta(name))?;
-        Self::commit_version(name, &table)
+        Self::delete_then_append(name, table, orphan, batch).await
     }
 
     /// Replaces whole groups of rows: deletes every row whose `group` column value
@@ -330,6 +319,17 @@ impl Warehouse {
             keys.iter().map(|k| datafusion::prelude::lit(*k)).collect(),
             false,
         );
+        Self::delete_then_append(name, table, predicate, batch).await
+    }
+
+    /// Deletes the rows a predicate matches, then appends a batch: two commits, both
+    /// before the run record, so readers never see the state between them.
+    async fn delete_then_append(
+        name: &str,
+        table: DeltaTable,
+        predicate: Expr,
+        batch: RecordBatch,
+    ) -> Result<i64> {
         let (table, _) = table
             .delete()
             .with_predicate(predicate)
@@ -461,9 +461,6 @@ impl Warehouse {
         Ok(chosen)
     }
 }
-
-/// Shares a session across callers.
-pub type SharedContext = Arc<SessionContext>;
 
 /// A text column of a query result as `Utf8`, whatever string type the scan produced
 /// (Delta scans yield `Utf8View`).
