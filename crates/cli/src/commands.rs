@@ -73,6 +73,57 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::Serve {
+            listen,
+            users_file,
+            auth,
+            tls_cert,
+            tls_key,
+            max_connections,
+            statement_timeout,
+            query_memory,
+        } => {
+            let statement_timeout = townstat_server::config::parse_duration(&statement_timeout)
+                .ok_or_else(|| usage("--statement-timeout: expected e.g. 300s, 1500ms or 5min"))?;
+            let query_memory = match query_memory {
+                Some(text) => townstat_query::session::parse_size(&text)
+                    .ok_or_else(|| usage("--query-memory: expected e.g. 1GiB or 512MiB"))?,
+                None => std::env::var("TOWNSTAT_MEMORY_LIMIT")
+                    .ok()
+                    .and_then(|v| townstat_query::session::parse_size(&v))
+                    .unwrap_or(1 << 30),
+            };
+            let config = townstat_server::ServeConfig {
+                warehouse: cli.warehouse.clone(),
+                listen,
+                users: townstat_server::Users::load(users_file.as_deref())
+                    .map_err(|e| usage(e.to_string()))?,
+                auth: match auth {
+                    crate::AuthArg::Scram => townstat_server::AuthMethod::ScramSha256,
+                    crate::AuthArg::Md5 => townstat_server::AuthMethod::Md5,
+                },
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(cert, key)| townstat_server::TlsFiles { cert, key }),
+                max_connections,
+                statement_timeout,
+                query_memory,
+            };
+            let on_listening: townstat_server::OnListening = Box::new(|address, auth| {
+                // Tests and scripts read the bound port from this line.
+                println!("townstat serve: listening on {address} ({auth})");
+                let _ = std::io::stdout().flush();
+            });
+            townstat_server::serve(config, on_listening)
+                .await
+                .map_err(|e| match e {
+                    townstat_server::Error::Config(_) | townstat_server::Error::Tls(_) => {
+                        usage(e.to_string())
+                    }
+                    other => Failure::from(other),
+                })?;
+            Ok(0)
+        }
         Command::Runs => {
             let q = "SELECT r.run_id, r.status, r.as_of, r.started_at, r.finished_at, \
                      count(i.source_file) AS files, sum(i.rows_read) AS rows_read, \

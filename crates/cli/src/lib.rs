@@ -100,6 +100,37 @@ pub enum Command {
         #[arg(long)]
         keep_runs: Option<usize>,
     },
+    /// Serve the warehouse over the PostgreSQL protocol (psql, DBeaver, BI tools),
+    /// read-only. Users and passwords come from --users-file or from
+    /// TOWNSTAT_PG_USER / TOWNSTAT_PG_PASSWORD, never from flags; without them the
+    /// server accepts loopback clients only.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        listen: std::net::SocketAddr,
+        /// A file of `user:password` lines, readable by its owner only.
+        #[arg(long, env = "TOWNSTAT_PG_USERS_FILE")]
+        users_file: Option<PathBuf>,
+        /// Password authentication: scram-sha-256, or md5 for old clients.
+        #[arg(long, default_value = "scram-sha-256")]
+        auth: AuthArg,
+        /// TLS certificate chain (PEM); with --tls-key.
+        #[arg(long, env = "TOWNSTAT_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM, PKCS#8 or RSA); with --tls-cert.
+        #[arg(long, env = "TOWNSTAT_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Most connections at once; more are refused with SQLSTATE 53300.
+        #[arg(long, default_value_t = 64)]
+        max_connections: usize,
+        /// Longest statement, rows sent included (e.g. 300s, 1500ms, 5min).
+        #[arg(long, default_value = "300s")]
+        statement_timeout: String,
+        /// Memory per statement before it spills (e.g. 1GiB); default
+        /// TOWNSTAT_MEMORY_LIMIT, else 1GiB.
+        #[arg(long)]
+        query_memory: Option<String>,
+    },
     /// What each run did.
     Runs,
     /// Rows rejected by a run (the last one by default).
@@ -108,6 +139,16 @@ pub enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+}
+
+/// Password authentication methods of `townstat serve`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AuthArg {
+    /// SCRAM-SHA-256 (PostgreSQL's default).
+    #[value(name = "scram-sha-256")]
+    Scram,
+    /// MD5, for clients too old for SCRAM.
+    Md5,
 }
 
 /// An error with the exit status it deserves.

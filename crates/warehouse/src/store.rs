@@ -399,6 +399,17 @@ impl Warehouse {
         Ok(())
     }
 
+    /// The Delta version of the run record, `None` before the first run. A reader
+    /// compares it with the version it pinned to learn, cheaply, whether a run has
+    /// committed since (the server does so before every statement).
+    pub async fn run_record_version(&self) -> Result<Option<i64>> {
+        Ok(self
+            .latest("run")
+            .await?
+            .and_then(|t| t.version())
+            .map(|v| v as i64))
+    }
+
     /// Every committed run, oldest first.
     pub async fn runs(&self) -> Result<Vec<CommittedRun>> {
         let Some(table) = self.latest("run").await? else {

@@ -1,0 +1,321 @@
+//! The PostgreSQL catalog clients read to list tables and columns (`pg_catalog`,
+//! `information_schema`), with the warehouse's Chinese labels as comments.
+//!
+//! datafusion-pg-catalog builds `pg_class`, `pg_attribute` and friends from the
+//! session's tables, but its `pg_description` is a fixed copy of a stock PostgreSQL's
+//! and it has no `obj_description`/`col_description`. Here both are filled from
+//! `townstat_domain::schema` (the labels of `schemas/*.toml` and `schemas/marts.toml`),
+//! keyed by the oids `pg_class` assigned, so `\d+ town_year` in psql, DBeaver's
+//! navigator and Superset's table sync all show 镇名, 营业收入 and the rest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int32Type};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::DataFusionError;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use townstat_domain::schema::{LINEAGE_LABELS, column_label, table_label};
+
+use crate::error::{Error, Result};
+
+/// The catalog every session is served under (`current_database()`).
+pub const CATALOG: &str = "townstat";
+
+/// `pg_class`'s own oid: the `classoid` of a table's or column's comment.
+const PG_CLASS_OID: i32 = 1259;
+
+fn catalog_error(e: impl std::fmt::Display) -> Error {
+    Error::Catalog(e.to_string())
+}
+
+/// Table oid → label, and (table oid, column number) → label.
+#[derive(Debug, Default)]
+struct Labels {
+    tables: HashMap<i32, String>,
+    columns: HashMap<(i32, i32), String>,
+}
+
+fn label_of_column(table: &str, column: &str) -> Option<&'static str> {
+    column_label(table, column).or_else(|| {
+        LINEAGE_LABELS
+            .iter()
+            .find(|(name, _)| *name == column)
+            .map(|(_, label)| *label)
+    })
+}
+
+/// Sets up `pg_catalog` on a session whose warehouse tables are registered, with
+/// the labels as comments.
+pub async fn install(ctx: &SessionContext) -> Result<()> {
+    setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(catalog_error)?;
+    let labels = Arc::new(read_labels(ctx).await?);
+    replace_descriptions(ctx, &labels).await?;
+    register_functions(ctx, labels);
+    Ok(())
+}
+
+/// The oids `pg_class` gave the warehouse's tables and columns, joined with the labels.
+async fn read_labels(ctx: &SessionContext) -> Result<Labels> {
+    let sql = "SELECT CAST(c.oid AS INT) AS oid, c.relname, CAST(a.attnum AS INT) AS attnum, a.attname \
+               FROM pg_catalog.pg_class c \
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+               WHERE n.nspname = 'public'";
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let mut labels = Labels::default();
+    for batch in &batches {
+        let text = |i: usize| -> Result<StringArray> {
+            let cast = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                .map_err(catalog_error)?;
+            Ok(cast.as_string::<i32>().clone())
+        };
+        let (oids, tables, columns) = (
+            batch.column(0).as_primitive::<Int32Type>().clone(),
+            text(1)?,
+            text(3)?,
+        );
+        let attnums = batch.column(2).as_primitive::<Int32Type>().clone();
+        for i in 0..batch.num_rows() {
+            if oids.is_null(i) || tables.is_null(i) {
+                continue;
+            }
+            let (oid, table) = (oids.value(i), tables.value(i));
+            if let Some(label) = table_label(table) {
+                labels.tables.insert(oid, label.to_string());
+            }
+            if !attnums.is_null(i)
+                && !columns.is_null(i)
+                && let Some(label) = label_of_column(table, columns.value(i))
+            {
+                labels
+                    .columns
+                    .insert((oid, attnums.value(i)), label.to_string());
+            }
+        }
+    }
+    Ok(labels)
+}
+
+/// `pg_description` = the stock rows + one per labelled table and column.
+async fn replace_descriptions(ctx: &SessionContext, labels: &Labels) -> Result<()> {
+    let catalog = ctx
+        .catalog(CATALOG)
+        .ok_or_else(|| Error::Catalog(format!("no catalog {CATALOG}")))?;
+    let inner = catalog
+        .schema("pg_catalog")
+        .ok_or_else(|| Error::Catalog("pg_catalog was not set up".into()))?;
+    let stock = inner
+        .table("pg_description")
+        .await
+        .map_err(catalog_error)?
+        .ok_or_else(|| Error::Catalog("pg_catalog has no pg_description".into()))?;
+    let schema = stock.schema();
+    let mut batches = ctx
+        .read_table(stock)
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+
+    let mut rows: Vec<(i32, i32, String)> = labels
+        .tables
+        .iter()
+        .map(|(oid, l)| (*oid, 0, l.clone()))
+        .chain(
+            labels
+                .columns
+                .iter()
+                .map(|((oid, n), l)| (*oid, *n, l.clone())),
+        )
+        .collect();
+    rows.sort();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|_| PG_CLASS_OID),
+        )),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.2.as_str()),
+        )),
+    ];
+    // Cast to the stock table's types (and field metadata) so both sets of rows stack.
+    let cast: Vec<ArrayRef> = columns
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(catalog_error)?;
+    batches.push(RecordBatch::try_new(schema.clone(), cast).map_err(catalog_error)?);
+    let table = Arc::new(MemTable::try_new(schema, vec![batches]).map_err(catalog_error)?);
+    catalog
+        .register_schema(
+            "pg_catalog",
+            Arc::new(WithDescriptions {
+                inner,
+                descriptions: table,
+            }),
+        )
+        .map_err(catalog_error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_as_postgresql_prints_them() {
+        // Values checked against PostgreSQL 15's pg_size_pretty.
+        assert_eq!(super::pretty_size(0), "0 bytes");
+        assert_eq!(super::pretty_size(10239), "10239 bytes");
+        assert_eq!(super::pretty_size(10240), "10 kB");
+        assert_eq!(super::pretty_size(1_000_000), "977 kB");
+        assert_eq!(super::pretty_size(123_456_789), "118 MB");
+        assert_eq!(super::pretty_size(10 << 30), "10 GB");
+    }
+}
+
+/// `pg_catalog` with our `pg_description`; every other table is the stock one.
+#[derive(Debug)]
+struct WithDescriptions {
+    inner: Arc<dyn SchemaProvider>,
+    descriptions: Arc<dyn TableProvider>,
+}
+
+#[async_trait]
+impl SchemaProvider for WithDescriptions {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if name.eq_ignore_ascii_case("pg_description") {
+            return Ok(Some(self.descriptions.clone()));
+        }
+        self.inner.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB
+/// and PB, each rounded half away from zero as PostgreSQL rounds them.
+pub fn pretty_size(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit kept for rounding, as PostgreSQL does.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
+}
+
+fn size_pretty(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let sizes = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int64)?;
+    let out: StringArray = sizes
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .iter()
+        .map(|s| s.map(pretty_size))
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(out)))
+}
+
+/// `obj_description(oid, catalog)` and `col_description(oid, column_number)`, as
+/// PostgreSQL has them.
+fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
+    let for_tables = labels.clone();
+    let obj = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        let out: StringArray = oids
+            .iter()
+            .map(|o| o.and_then(|o| for_tables.tables.get(&o).cloned()))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    };
+    let col = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int32)?;
+        let nums = datafusion::arrow::compute::cast(&arrays[1], &DataType::Int32)?;
+        let (oids, nums) = (
+            oids.as_primitive::<Int32Type>(),
+            nums.as_primitive::<Int32Type>(),
+        );
+        let out: StringArray = (0..oids.len())
+            .map(|i| {
+                (oids.is_valid(i) && nums.is_valid(i))
+                    .then(|| labels.columns.get(&(oids.value(i), nums.value(i))).cloned())
+                    .flatten()
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    };
+    ctx.register_udf(create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(size_pretty),
+    ));
+    // Table sizes are not tracked per pinned version: NULL ("unknown") rather than
+    // the 0 datafusion-pg-catalog reports, which would claim the tables are empty.
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Int64,
+            Volatility::Stable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let n = ColumnarValue::values_to_arrays(args)?[0].len();
+                Ok(ColumnarValue::Array(
+                    datafusion::arrow::array::new_null_array(&DataType::Int64, n),
+                ))
+            }),
+        ));
+    }
+    ctx.register_udf(create_udf(
+        "obj_description",
+        vec![DataType::Int32, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(obj),
+    ));
+    ctx.register_udf(create_udf(
+        "col_description",
+        vec![DataType::Int32, DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(col),
+    ));
+}

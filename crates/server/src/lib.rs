@@ -1,0 +1,29 @@
+//! `townstat serve`: the warehouse over the PostgreSQL wire protocol, for psql,
+//! DBeaver, Superset, Metabase, Power BI and every PostgreSQL driver.
+//!
+//! Built on datafusion-postgres and pgwire, and safe by default where they are not:
+//!
+//! - **who**: SCRAM-SHA-256 against users from a file or the environment (md5 only
+//!   when asked for); without users, loopback only (`config`, `auth`);
+//! - **TLS**: a configured certificate that cannot be loaded stops the server; with
+//!   TLS on, other hosts must use it (`server`);
+//! - **what**: only queries and session chatter reach the engine; DDL, DML, `COPY`,
+//!   files, URLs and engine options are refused with SQLSTATE 42501 (`policy`);
+//! - **how much**: a memory pool per statement with spilling, a deadline covering
+//!   execution and streaming, a connection cap answered with 53300, cancel requests
+//!   honoured (`service`, `server`);
+//! - **fresh**: each statement reads the last committed run (`service`);
+//! - **labelled**: the Chinese labels are table and column comments (`catalog`).
+
+mod auth;
+pub mod catalog;
+mod compat;
+pub mod config;
+mod error;
+pub mod policy;
+mod server;
+mod service;
+
+pub use config::{AuthMethod, ServeConfig, TlsFiles, Users};
+pub use error::{Error, Result};
+pub use server::{OnListening, serve};

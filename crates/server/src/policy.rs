@@ -1,0 +1,357 @@
+//! What may reach the engine over the PostgreSQL protocol: queries, and the session
+//! chatter clients send (`SET`, `SHOW`, `BEGIN`, cursors). Everything else is refused
+//! before planning, with SQLSTATE 42501, and logged by the caller.
+//!
+//! This is an allowlist: a statement kind nobody thought of is refused, not let
+//! through. The plan of an allowed statement is checked again with DataFusion's
+//! read-only `SQLOptions` before it runs (`service.rs`), so a parser quirk cannot
+//! smuggle DDL or DML past this module.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    ObjectName, Query, Set, SetExpr, Statement, TableFactor, Visit, Visitor,
+};
+
+/// Insufficient privilege: the statement would change or read outside the warehouse.
+pub const READ_ONLY: &str = "42501";
+
+/// Why a statement is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The SQLSTATE sent to the client.
+    pub code: &'static str,
+    /// The message sent to the client.
+    pub message: String,
+}
+
+fn refuse(message: impl Into<String>) -> Refusal {
+    Refusal {
+        code: READ_ONLY,
+        message: message.into(),
+    }
+}
+
+/// What to do with an allowed statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Plan and run it (queries, `SHOW`, `EXPLAIN`, cursors, transaction no-ops).
+    Run,
+    /// A `SET` of a client-side setting the protocol layer keeps (`statement_timeout`,
+    /// `DateStyle`, `TimeZone`, `search_path`, …): handled without the engine.
+    SessionSetting,
+    /// A `SET` of a PostgreSQL setting that means nothing here (`client_min_messages`,
+    /// `SET NAMES`, transaction characteristics): acknowledged, nothing changes.
+    IgnoredSetting,
+}
+
+/// Table functions a query may call: they compute rows and read nothing.
+const TABLE_FUNCTIONS: [&str; 4] = ["generate_series", "range", "unnest", "pg_get_keywords"];
+
+/// Settings kept per connection by datafusion-postgres's `SET` handling.
+const SESSION_SETTINGS: [&str; 7] = [
+    "statement_timeout",
+    "datestyle",
+    "bytea_output",
+    "intervalstyle",
+    "application_name",
+    "extra_float_digits",
+    "search_path",
+];
+
+/// Statement keywords that change something or read outside the warehouse. A text the
+/// parser cannot read but that starts with one of these (DataFusion's own `CREATE
+/// EXTERNAL TABLE … STORED AS CSV`, say) is refused as a write, not reported as a
+/// syntax error, so that clients and logs see what was attempted.
+const WRITE_KEYWORDS: [&str; 16] = [
+    "ALTER", "ANALYZE", "CALL", "COPY", "CREATE", "DELETE", "DROP", "GRANT", "INSERT", "LOAD",
+    "MERGE", "REINDEX", "REVOKE", "TRUNCATE", "UPDATE", "VACUUM",
+];
+
+/// The refusal for a statement text that did not parse, when it is a write.
+pub fn check_unparsed(sql: &str) -> Option<Refusal> {
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '(')
+        .filter(|w| !w.is_empty());
+    let first = words.next()?.to_uppercase();
+    WRITE_KEYWORDS.contains(&first.as_str()).then(|| {
+        let second = words.next().map(str::to_uppercase).unwrap_or_default();
+        refuse(format!(
+            "townstat serve is read-only: {} statements are not allowed",
+            format!("{first} {second}").trim_end()
+        ))
+    })
+}
+
+/// Decides whether a statement may run.
+pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
+    match statement {
+        Statement::Query(query) => check_query(query).map(|()| Verdict::Run),
+        Statement::Explain { statement, .. } => match statement.as_ref() {
+            Statement::Query(query) => check_query(query).map(|()| Verdict::Run),
+            other => Err(refuse(format!(
+                "EXPLAIN is allowed for queries only, not for {}",
+                kind(other)
+            ))),
+        },
+        Statement::ExplainTable { .. }
+        | Statement::ShowVariable { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowCatalogs { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::ShowViews { .. }
+        | Statement::ShowFunctions { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Fetch { .. }
+        | Statement::Close { .. } => Ok(Verdict::Run),
+        Statement::Declare { stmts } => {
+            for declare in stmts {
+                match &declare.for_query {
+                    Some(query) => check_query(query)?,
+                    None => return Err(refuse("DECLARE without a query is not allowed")),
+                }
+            }
+            Ok(Verdict::Run)
+        }
+        Statement::Set(set) => check_set(set),
+        other => Err(refuse(format!(
+            "townstat serve is read-only: {} statements are not allowed",
+            kind(other)
+        ))),
+    }
+}
+
+fn check_set(set: &Set) -> Result<Verdict, Refusal> {
+    let names: Vec<String> = match set {
+        Set::SingleAssignment { variable, .. } => vec![variable.to_string()],
+        Set::ParenthesizedAssignments { variables, .. } => {
+            variables.iter().map(ToString::to_string).collect()
+        }
+        Set::MultipleAssignments { assignments } => {
+            assignments.iter().map(|a| a.name.to_string()).collect()
+        }
+        Set::SetTimeZone { local: false, .. } => return Ok(Verdict::SessionSetting),
+        Set::SetRole { .. } | Set::SetSessionAuthorization(_) => {
+            return Err(refuse("roles cannot be changed on townstat serve"));
+        }
+        _ => return Ok(Verdict::IgnoredSetting),
+    };
+    for name in &names {
+        let lower = name.to_lowercase();
+        if lower.starts_with("datafusion.") || lower.starts_with("ballista.") {
+            return Err(refuse(format!(
+                "engine options cannot be changed over the PostgreSQL protocol ({name}); \
+                 limits are set when the server starts"
+            )));
+        }
+    }
+    match set {
+        Set::SingleAssignment {
+            scope: None,
+            hivevar: false,
+            variable,
+            values,
+        } if !values.is_empty()
+            && SESSION_SETTINGS.contains(&variable.to_string().to_lowercase().as_str()) =>
+        {
+            Ok(Verdict::SessionSetting)
+        }
+        _ => Ok(Verdict::IgnoredSetting),
+    }
+}
+
+/// Walks a query: it may not write (`SELECT … INTO`, data-modifying CTEs), call table
+/// functions beyond [`TABLE_FUNCTIONS`], or name files and URLs as tables.
+fn check_query(query: &Query) -> Result<(), Refusal> {
+    struct Walk;
+    impl Visitor for Walk {
+        type Break = Refusal;
+
+        fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<Refusal> {
+            match s {
+                Statement::Query(_) => ControlFlow::Continue(()),
+                other => ControlFlow::Break(refuse(format!(
+                    "townstat serve is read-only: {} inside a query is not allowed",
+                    kind(other)
+                ))),
+            }
+        }
+
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<Refusal> {
+            if let SetExpr::Select(select) = q.body.as_ref()
+                && select.into.is_some()
+            {
+                return ControlFlow::Break(refuse(
+                    "townstat serve is read-only: SELECT … INTO is not allowed",
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<Refusal> {
+            let verdict = match t {
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    ..
+                }
+                | TableFactor::Function { name, .. } => table_function(name),
+                TableFactor::Table { name, .. } => table_name(name),
+                TableFactor::TableFunction { .. } => Err(refuse(
+                    "TABLE(…) functions are not allowed on townstat serve",
+                )),
+                _ => Ok(()),
+            };
+            match verdict {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(r) => ControlFlow::Break(r),
+            }
+        }
+    }
+    match query.visit(&mut Walk) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(r) => Err(r),
+    }
+}
+
+fn table_function(name: &ObjectName) -> Result<(), Refusal> {
+    let last = name
+        .0
+        .last()
+        .map(|p| p.to_string().to_lowercase())
+        .unwrap_or_default();
+    if TABLE_FUNCTIONS.contains(&last.trim_matches('"')) {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "the table function {name} is not allowed on townstat serve"
+        )))
+    }
+}
+
+fn table_name(name: &ObjectName) -> Result<(), Refusal> {
+    let text = name.to_string();
+    let lower = text.to_lowercase();
+    let looks_like_a_file = [
+        "/", "\\", "://", ".parquet", ".csv", ".json", ".avro", ".arrow",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
+    if looks_like_a_file {
+        Err(refuse(format!(
+            "{text} names a file or URL; townstat serve reads only the warehouse's tables"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// The statement's kind, as the refusal names it (`INSERT`, `CREATE TABLE`, `COPY`).
+fn kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(3).collect();
+    let upper = |w: &str| w.to_uppercase();
+    match words.as_slice() {
+        [first, second, ..] if ["CREATE", "DROP", "ALTER"].contains(&upper(first).as_str()) => {
+            let second = upper(second);
+            if ["OR", "EXTERNAL", "TEMPORARY", "TEMP", "UNLOGGED", "UNIQUE"]
+                .contains(&second.as_str())
+            {
+                format!(
+                    "{} {} {}",
+                    upper(first),
+                    second,
+                    words.get(2).map(|w| upper(w)).unwrap_or_default()
+                )
+            } else {
+                format!("{} {second}", upper(first))
+            }
+        }
+        [first, ..] => upper(first),
+        [] => "empty".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn verdict(sql: &str) -> Result<Verdict, Refusal> {
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        check(&statements[0])
+    }
+
+    #[test]
+    fn queries_and_session_chatter_pass() {
+        for sql in [
+            "SELECT * FROM town_year WHERE year = 2025",
+            "WITH t AS (SELECT 1) SELECT * FROM t",
+            "SELECT * FROM generate_series(1, 3)",
+            "EXPLAIN SELECT 1",
+            "SHOW search_path",
+            "BEGIN",
+            "COMMIT",
+            "DECLARE c CURSOR FOR SELECT 1",
+        ] {
+            assert_eq!(verdict(sql), Ok(Verdict::Run), "{sql}");
+        }
+        assert_eq!(
+            verdict("SET statement_timeout = '5s'"),
+            Ok(Verdict::SessionSetting)
+        );
+        assert_eq!(
+            verdict("SET TIME ZONE 'Asia/Shanghai'"),
+            Ok(Verdict::SessionSetting)
+        );
+        assert_eq!(
+            verdict("SET client_min_messages = warning"),
+            Ok(Verdict::IgnoredSetting)
+        );
+    }
+
+    #[test]
+    fn writes_files_and_engine_options_are_refused() {
+        for sql in [
+            "INSERT INTO town_year VALUES (1)",
+            "UPDATE town_year SET year = 1",
+            "DELETE FROM town_year",
+            "DROP TABLE town_year",
+            "CREATE TABLE x (a INT)",
+            "CREATE TABLE x AS SELECT 1",
+            "CREATE VIEW v AS SELECT 1",
+            "TRUNCATE town_year",
+            "COPY town_year TO '/tmp/out.csv'",
+            "COPY town_year FROM STDIN",
+            "SELECT * INTO t2 FROM town_year",
+            "WITH d AS (DELETE FROM town_year RETURNING *) SELECT * FROM d",
+            "SELECT * FROM '/etc/passwd'",
+            "SELECT * FROM \"s3://bucket/x.parquet\"",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "EXPLAIN DELETE FROM town_year",
+            "SET datafusion.execution.batch_size = 1",
+            "SET ROLE postgres",
+            "GRANT SELECT ON town_year TO bob",
+        ] {
+            let r = verdict(sql);
+            assert!(matches!(&r, Err(x) if x.code == READ_ONLY), "{sql}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_statement() {
+        let r =
+            check_unparsed("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'").unwrap();
+        assert_eq!(r.code, READ_ONLY);
+        assert!(r.message.contains("CREATE EXTERNAL"), "{}", r.message);
+        assert_eq!(check_unparsed("SELEC 1"), None);
+        let r = verdict("DROP TABLE town_year").unwrap_err();
+        assert!(r.message.contains("DROP TABLE"), "{}", r.message);
+    }
+}

@@ -1,0 +1,608 @@
+//! Query handling: the pinned warehouse, the statement policy, per-query limits, and
+//! the simple and extended query protocols.
+//!
+//! - **Pinned and fresh.** Every statement reads the tables of one committed run. Before
+//!   each statement the server checks the run record's Delta version; when a nightly
+//!   run has committed since, it opens a session on the new run (tables, catalog,
+//!   labels) and later statements use it. Statements already running finish on the
+//!   run they started with.
+//! - **Read-only.** `policy::check` on the parsed statement, then DataFusion's read-only
+//!   `SQLOptions::verify_plan` on its plan.
+//! - **Bounded.** Each statement runs in its own memory pool (`query_memory`; sorts,
+//!   joins and aggregations spill past it), and under one deadline that covers
+//!   planning, execution *and* sending the rows: when it passes, or when the client
+//!   sends a cancel request, the row stream ends with SQLSTATE 57014 and the
+//!   execution is dropped, which stops its tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::{DFSchema, DataFusionError, ParamValues};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatementWrapper;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::df;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire;
+use futures::{Sink, StreamExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, METADATA_USER, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+use tokio::sync::{Mutex, RwLock, watch};
+use tokio::time::Instant;
+use townstat_warehouse::{RunSelector, Warehouse};
+
+use crate::auth::CancelSlot;
+use crate::policy::{self, Verdict};
+
+/// A prepared statement as datafusion-postgres's hooks expect it: the SQL, and the
+/// parsed statement with its plan.
+pub(crate) type Prepared = (String, Option<(Statement, LogicalPlan)>);
+
+/// The metadata key under which datafusion-postgres's `SET statement_timeout` keeps
+/// the client's timeout, in milliseconds.
+const CLIENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+/// A session on one committed run, with the PostgreSQL catalog set up.
+pub(crate) struct Pinned {
+    pub(crate) run_id: String,
+    pub(crate) ctx: SessionContext,
+    run_log_version: Option<i64>,
+}
+
+/// The warehouse as the server serves it: the current pinned run, replaced when a
+/// newer run commits.
+pub(crate) struct Source {
+    warehouse: Warehouse,
+    current: RwLock<Arc<Pinned>>,
+    reload: Mutex<()>,
+}
+
+impl Source {
+    pub(crate) async fn open(warehouse: Warehouse) -> crate::Result<Source> {
+        let pinned = Self::load(&warehouse).await?;
+        Ok(Source {
+            warehouse,
+            current: RwLock::new(Arc::new(pinned)),
+            reload: Mutex::new(()),
+        })
+    }
+
+    async fn load(warehouse: &Warehouse) -> crate::Result<Pinned> {
+        // The version is read before the session opens: if a run commits in between,
+        // the next statement sees a newer version and reloads, never the reverse.
+        let run_log_version = warehouse
+            .run_record_version()
+            .await
+            .map_err(townstat_query::Error::from)?;
+        let session = townstat_query::open_session_at(warehouse, &RunSelector::Latest).await?;
+        crate::catalog::install(&session.ctx).await?;
+        tracing::info!(run_id = %session.run.run_id, "serving run");
+        Ok(Pinned {
+            run_id: session.run.run_id,
+            ctx: session.ctx,
+            run_log_version,
+        })
+    }
+
+    /// The session of the last committed run, reloading it if a run committed since.
+    pub(crate) async fn current(&self) -> PgWireResult<Arc<Pinned>> {
+        let latest = self
+            .warehouse
+            .run_record_version()
+            .await
+            .map_err(|e| server_error("XX000", format!("cannot read the run record: {e}")))?;
+        let current = self.current.read().await.clone();
+        if current.run_log_version == latest {
+            return Ok(current);
+        }
+        let _one_reload_at_a_time = self.reload.lock().await;
+        let current = self.current.read().await.clone();
+        if current.run_log_version == latest {
+            return Ok(current);
+        }
+        let fresh = Arc::new(
+            Self::load(&self.warehouse)
+                .await
+                .map_err(|e| server_error("XX000", format!("cannot open the new run: {e}")))?,
+        );
+        *self.current.write().await = fresh.clone();
+        Ok(fresh)
+    }
+}
+
+/// Limits applied to every statement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) statement_timeout: Duration,
+    pub(crate) query_memory: usize,
+}
+
+/// The query handler shared by every connection.
+pub(crate) struct Service {
+    source: Arc<Source>,
+    limits: Limits,
+    hooks: Vec<Arc<dyn QueryHook>>,
+    parser: Arc<Parser>,
+}
+
+impl Service {
+    pub(crate) fn new(source: Arc<Source>, limits: Limits) -> Service {
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        Service {
+            parser: Arc::new(Parser {
+                source: source.clone(),
+                sql: PostgresCompatibilityParser::new(),
+                hooks: hooks.clone(),
+            }),
+            source,
+            limits,
+            hooks,
+        }
+    }
+
+    /// The deadline of a statement starting now: the server's timeout, or the
+    /// client's `statement_timeout` when it is shorter.
+    fn deadline<C: ClientInfo + ?Sized>(&self, client: &C) -> (Instant, Duration) {
+        let client_ms = client
+            .metadata()
+            .get(CLIENT_TIMEOUT_KEY)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let limit = client_ms
+            .map(|c| c.min(self.limits.statement_timeout))
+            .unwrap_or(self.limits.statement_timeout);
+        (Instant::now() + limit, limit)
+    }
+
+    /// A context for one statement: the pinned run's tables and functions, with a
+    /// memory pool of its own.
+    fn statement_context(&self, pinned: &Pinned) -> PgWireResult<SessionContext> {
+        let memory = self.limits.query_memory;
+        let state = pinned.ctx.state();
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory)))
+            .build_arc()
+            .map_err(engine_error)?;
+        let mut state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(runtime)
+            .build();
+        // A sort keeps this much back for merging its spill files: a fraction of the
+        // pool, so that a small pool spills instead of failing.
+        state
+            .config_mut()
+            .options_mut()
+            .execution
+            .sort_spill_reservation_bytes = (memory / 8).min(10 << 20);
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// Plans a statement on `ctx` and checks the plan is read-only.
+    async fn plan(&self, ctx: &SessionContext, statement: &Statement) -> PgWireResult<LogicalPlan> {
+        plan_read_only(ctx, statement).await
+    }
+
+    /// Runs a planned query: physical planning and the first batches within the
+    /// deadline, then the rows bounded by [`bounded`].
+    async fn execute<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        format: &Format,
+        deadline: (Instant, Duration),
+    ) -> PgWireResult<Response> {
+        let cancel = client
+            .session_extensions()
+            .get::<CancelSlot>()
+            .map(|slot| slot.subscribe());
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let start = async {
+            let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
+            df::encode_dataframe(df, format, Some(options)).await
+        };
+        let response = tokio::time::timeout_at(deadline.0, start)
+            .await
+            .map_err(|_| timed_out(deadline.1))??;
+        Ok(Response::Query(bounded(response, deadline, cancel)))
+    }
+
+    fn log_refusal<C: ClientInfo + ?Sized>(client: &C, sql: &str, refusal: &policy::Refusal) {
+        let shown: String = sql.chars().take(200).collect();
+        tracing::warn!(
+            peer = %client.socket_addr(),
+            user = client.metadata().get(METADATA_USER).map(String::as_str).unwrap_or(""),
+            sqlstate = refusal.code,
+            reason = %refusal.message,
+            statement = %shown,
+            "statement refused"
+        );
+    }
+}
+
+async fn plan_read_only(ctx: &SessionContext, statement: &Statement) -> PgWireResult<LogicalPlan> {
+    let plan = ctx
+        .state()
+        .statement_to_plan(DfStatementWrapper::Statement(Box::new(statement.clone())))
+        .await
+        .map_err(engine_error)?;
+    townstat_query::session::read_only()
+        .verify_plan(&plan)
+        .map_err(|e| {
+            server_error(
+                policy::READ_ONLY,
+                format!("townstat serve is read-only: {e}"),
+            )
+        })?;
+    Ok(plan)
+}
+
+/// The plan of a `SET` that changes nothing: no columns, one empty row.
+fn empty_plan() -> PgWireResult<LogicalPlan> {
+    let schema = DFSchema::try_from(Schema::empty()).map_err(engine_error)?;
+    Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: true,
+        schema: Arc::new(schema),
+    }))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Service {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut statements = self.parser.parse(client, query)?;
+        statements.iter_mut().for_each(crate::compat::rewrite);
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        // Every statement is checked before any runs: `SELECT 1; DROP TABLE t` runs
+        // nothing.
+        let mut verdicts = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            match policy::check(statement) {
+                Ok(v) => verdicts.push(v),
+                Err(refusal) => {
+                    Self::log_refusal(client, query, &refusal);
+                    return Err(server_error(refusal.code, refusal.message));
+                }
+            }
+        }
+        let pinned = self.source.current().await?;
+        tracing::debug!(run_id = %pinned.run_id, statements = statements.len(), "simple query");
+        let mut responses = Vec::with_capacity(statements.len());
+        'statements: for (statement, verdict) in statements.iter().zip(verdicts) {
+            if verdict == Verdict::IgnoredSetting {
+                responses.push(Response::Execution(Tag::new("SET")));
+                continue;
+            }
+            let deadline = self.deadline(client);
+            let ctx = self.statement_context(&pinned)?;
+            for hook in &self.hooks {
+                if let Some(result) = hook.handle_simple_query(statement, &ctx, client).await {
+                    responses.push(result?);
+                    continue 'statements;
+                }
+            }
+            let plan = tokio::time::timeout_at(deadline.0, self.plan(&ctx, statement))
+                .await
+                .map_err(|_| timed_out(deadline.1))??;
+            responses.push(
+                self.execute(client, &ctx, plan, &Format::UnifiedText, deadline)
+                    .await?,
+            );
+        }
+        Ok(responses)
+    }
+}
+
+/// Parses and plans statements of the extended protocol (`Parse` messages).
+pub(crate) struct Parser {
+    source: Arc<Source>,
+    sql: PostgresCompatibilityParser,
+    hooks: Vec<Arc<dyn QueryHook>>,
+}
+
+impl Parser {
+    /// Parses SQL text; a write the parser cannot read is refused as a write.
+    fn parse<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Vec<Statement>> {
+        self.sql
+            .parse(sql)
+            .map_err(|e| match policy::check_unparsed(sql) {
+                Some(refusal) => {
+                    Service::log_refusal(client, sql, &refusal);
+                    server_error(refusal.code, refusal.message)
+                }
+                None => syntax_error(e),
+            })
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.parse(client, sql)?;
+        if statements.is_empty() {
+            return Ok(None);
+        }
+        if statements.len() > 1 {
+            return Err(server_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement".into(),
+            ));
+        }
+        let mut statement = statements.remove(0);
+        crate::compat::rewrite(&mut statement);
+        let verdict = match policy::check(&statement) {
+            Ok(v) => v,
+            Err(refusal) => {
+                Service::log_refusal(client, sql, &refusal);
+                return Err(server_error(refusal.code, refusal.message));
+            }
+        };
+        let text = statement.to_string();
+        if verdict == Verdict::IgnoredSetting {
+            return Ok(Some((text, Some((statement, empty_plan()?)))));
+        }
+        let pinned = self.source.current().await?;
+        for hook in &self.hooks {
+            if let Some(plan) = hook
+                .handle_extended_parse_query(&statement, &pinned.ctx, client)
+                .await
+            {
+                return Ok(Some((text, Some((statement, plan?)))));
+            }
+        }
+        let plan = plan_read_only(&pinned.ctx, &statement).await?;
+        Ok(Some((text, Some((statement, plan)))))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        match stmt {
+            (_, Some((_, plan))) => Ok(parameters(plan)?.1),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            (_, Some((_, plan))) if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) => {
+                arrow_schema_to_pg_fields(
+                    plan.schema().as_arrow(),
+                    column_format.unwrap_or(&Format::UnifiedText),
+                    None,
+                )
+            }
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+/// A plan's parameters in `$1, $2, …` order: their Arrow types (when inferred) and
+/// the PostgreSQL types announced to the client.
+fn parameters(plan: &LogicalPlan) -> PgWireResult<(Vec<Option<DataType>>, Vec<Type>)> {
+    let mut params: Vec<(String, Option<DataType>)> = plan
+        .get_parameter_types()
+        .map_err(engine_error)?
+        .into_iter()
+        .collect();
+    params.sort_by_key(|(id, _)| {
+        id.trim_start_matches('$')
+            .parse::<u32>()
+            .unwrap_or(u32::MAX)
+    });
+    let mut wire = Vec::with_capacity(params.len());
+    for (_, dt) in &params {
+        wire.push(match dt {
+            Some(dt) => into_pg_type(dt)?,
+            None => Type::UNKNOWN,
+        });
+    }
+    Ok((params.into_iter().map(|(_, dt)| dt).collect(), wire))
+}
+
+fn parameter_values(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
+    let (types, wire) = parameters(plan)?;
+    let types: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+    let wire: Vec<Option<&Type>> = wire.iter().map(Some).collect();
+    df::deserialize_parameters_with_server_types(portal, &types, &wire)
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Service {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (_, Some((statement, parsed_plan))) = &portal.statement.statement else {
+            return Ok(Response::EmptyQuery);
+        };
+        // Checked at Parse already; checked again because a portal is what runs.
+        let verdict = policy::check(statement).map_err(|r| server_error(r.code, r.message))?;
+        if verdict == Verdict::IgnoredSetting {
+            return Ok(Response::Execution(Tag::new("SET")));
+        }
+        let deadline = self.deadline(client);
+        let pinned = self.source.current().await?;
+        let ctx = self.statement_context(&pinned)?;
+        let params = parameter_values(portal, parsed_plan)?;
+        for hook in &self.hooks {
+            if let Some(result) = hook
+                .handle_extended_query(statement, parsed_plan, &params, &ctx, client)
+                .await
+            {
+                return result;
+            }
+        }
+        // Planned again on the current run: a statement prepared before a nightly run
+        // reads the new run when executed after it.
+        let plan = tokio::time::timeout_at(deadline.0, self.plan(&ctx, statement))
+            .await
+            .map_err(|_| timed_out(deadline.1))??;
+        let plan = plan
+            .replace_params_with_values(&params)
+            .map_err(engine_error)?;
+        self.execute(client, &ctx, plan, &portal.result_column_format, deadline)
+            .await
+    }
+}
+
+/// Ends a result's row stream with SQLSTATE 57014 when the deadline passes or the
+/// client cancels; dropping the inner stream stops the execution behind it.
+fn bounded(
+    response: QueryResponse,
+    deadline: (Instant, Duration),
+    cancel: Option<watch::Receiver<u64>>,
+) -> QueryResponse {
+    struct State {
+        rows: pgwire::api::results::SendableRowStream,
+        sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+        cancel: Option<watch::Receiver<u64>>,
+        limit: Duration,
+        done: bool,
+    }
+    let QueryResponse {
+        command_tag,
+        row_schema,
+        data_rows,
+        ..
+    } = response;
+    let state = State {
+        rows: data_rows,
+        sleep: Box::pin(tokio::time::sleep_until(deadline.0)),
+        cancel,
+        limit: deadline.1,
+        done: false,
+    };
+    let rows = futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let State {
+            rows,
+            sleep,
+            cancel,
+            limit,
+            ..
+        } = &mut st;
+        let cancelled = async {
+            match cancel {
+                Some(rx) => {
+                    // An error means the connection is gone: nothing to cancel for.
+                    if rx.changed().await.is_err() {
+                        futures::future::pending::<()>().await;
+                    }
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        let next = tokio::select! {
+            biased;
+            _ = cancelled => Some(Err(server_error("57014", "canceling statement due to user request".into()))),
+            _ = sleep => Some(Err(timed_out(*limit))),
+            row = rows.next() => row,
+        };
+        match next {
+            Some(Err(e)) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+            Some(ok) => Some((ok, st)),
+            None => None,
+        }
+    });
+    let mut out = QueryResponse::new(row_schema, rows);
+    out.command_tag = command_tag;
+    out
+}
+
+fn server_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+fn timed_out(limit: Duration) -> PgWireError {
+    server_error(
+        "57014",
+        format!(
+            "canceling statement due to statement timeout ({} ms)",
+            limit.as_millis()
+        ),
+    )
+}
+
+fn syntax_error(e: impl std::fmt::Display) -> PgWireError {
+    server_error("42601", e.to_string())
+}
+
+/// DataFusion's errors as PostgreSQL error classes.
+fn engine_error(e: DataFusionError) -> PgWireError {
+    let code = match e.find_root() {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::Plan(m) if m.contains("not found") => "42P01",
+        DataFusionError::SchemaError(..) => "42703",
+        DataFusionError::Plan(_) => "42000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::NotImplemented(_) => "0A000",
+        _ => "XX000",
+    };
+    server_error(code, e.to_string())
+}
