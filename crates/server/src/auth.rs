@@ -110,7 +110,7 @@ pub(crate) fn server_parameters() -> DefaultServerParameterProvider {
 /// one also stops the rows being streamed (see `service.rs`).
 #[derive(Default)]
 pub(crate) struct Cancels {
-    by_pid: Mutex<HashMap<i32, (SecretKey, watch::Sender<u64>)>>,
+    by_pid: Mutex<HashMap<i32, (Vec<u8>, watch::Sender<u64>)>>,
 }
 
 /// A connection's cancel signal; removed from [`Cancels`] when the connection ends.
@@ -142,7 +142,8 @@ impl Cancels {
         let (pid, key) = client.pid_and_secret_key();
         let (sender, _) = watch::channel(0u64);
         if let Ok(mut map) = self.by_pid.lock() {
-            map.insert(pid, (key, sender.clone()));
+            // Compared as bytes: a protocol 3.0 key is sent back as 4 raw bytes.
+            map.insert(pid, (key.to_bytes().to_vec(), sender.clone()));
         }
         client.session_extensions().insert(CancelSlot {
             pid,
@@ -156,7 +157,7 @@ impl Cancels {
             return false;
         };
         match map.get(&pid) {
-            Some((k, sender)) if k == key => {
+            Some((k, sender)) if k[..] == key.to_bytes()[..] => {
                 sender.send_modify(|n| *n += 1);
                 true
             }
@@ -195,6 +196,9 @@ enum Gate {
 /// The credentials, prepared once and shared by every connection's [`Startup`].
 pub(crate) struct Credentials {
     method: AuthMethod,
+    /// One generator for every connection: backend process ids must be unique for
+    /// cancel requests to find their connection.
+    keys: Arc<RandomPidSecretKeyGenerator>,
     scram: Option<Arc<ScramSource>>,
     md5: Option<Arc<Md5Source>>,
     params: Arc<DefaultServerParameterProvider>,
@@ -214,6 +218,7 @@ impl Credentials {
         };
         Credentials {
             method,
+            keys: Arc::new(RandomPidSecretKeyGenerator::default()),
             scram,
             md5,
             params: Arc::new(server_parameters()),
@@ -234,6 +239,7 @@ impl Credentials {
 pub(crate) struct Startup {
     gate: Gate,
     params: Arc<DefaultServerParameterProvider>,
+    keys: Arc<RandomPidSecretKeyGenerator>,
     manager: Arc<ConnectionManager>,
     cancels: Arc<Cancels>,
     tls_required: bool,
@@ -253,11 +259,13 @@ impl Startup {
             Gate::Scram(Box::new(
                 SASLAuthStartupHandler::new(creds.params.clone())
                     .with_scram(ScramAuth::new(source.clone()))
+                    .with_pid_secret_key_generator(creds.keys.clone())
                     .with_connection_manager(manager.clone()),
             ))
         } else if let Some(source) = &creds.md5 {
             Gate::Md5(Box::new(
                 Md5PasswordAuthStartupHandler::new(source.clone(), creds.params.clone())
+                    .with_pid_secret_key_generator(creds.keys.clone())
                     .with_connection_manager(manager.clone()),
             ))
         } else {
@@ -266,6 +274,7 @@ impl Startup {
         Startup {
             gate,
             params: creds.params.clone(),
+            keys: creds.keys.clone(),
             manager,
             cancels,
             tls_required,
@@ -319,7 +328,7 @@ impl StartupHandler for Startup {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
                     save_startup_parameters_to_metadata(client, startup);
-                    let (pid, key) = RandomPidSecretKeyGenerator::default().generate(client);
+                    let (pid, key) = self.keys.generate(client);
                     client.set_pid_and_secret_key(pid, key.clone());
                     let (handle, guard) = self.manager.register(pid, key);
                     client

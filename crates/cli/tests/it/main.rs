@@ -5,4 +5,5 @@ mod corpus_run;
 mod fault;
 mod generated_run;
 mod history_run;
+mod serve;
 mod support;
