@@ -24,3 +24,6 @@ fi
 # An independent engine on the same files and SQL: DuckDB must get the same marts.
 python3 bench/marts_vs_duckdb.py "$work/wh" 2026
 python3 tests/python/readback.py "$work/wh" "$bin"
+# The PostgreSQL-protocol server through psql, psycopg and SQLAlchemy (this one
+# commits one more run into the warehouse, so it goes last).
+python3 tests/python/serve_clients.py "$work/wh" "$bin"

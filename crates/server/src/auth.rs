@@ -110,8 +110,11 @@ pub(crate) fn server_parameters() -> DefaultServerParameterProvider {
 /// one also stops the rows being streamed (see `service.rs`).
 #[derive(Default)]
 pub(crate) struct Cancels {
-    by_pid: Mutex<HashMap<i32, (Vec<u8>, watch::Sender<u64>)>>,
+    by_pid: Mutex<HashMap<i32, Registered>>,
 }
+
+/// A connection's secret key (as bytes) and its cancel signal.
+type Registered = (Vec<u8>, watch::Sender<u64>);
 
 /// A connection's cancel signal; removed from [`Cancels`] when the connection ends.
 pub(crate) struct CancelSlot {

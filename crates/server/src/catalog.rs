@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 /// The catalog every session is served under (`current_database()`).
 pub const CATALOG: &str = "townstat";
 
-/// `pg_class`'s own oid: the `classoid` of a table's or column's comment.
+/// `pg_class`'s own oid in PostgreSQL, used when this catalog does not list it.
 const PG_CLASS_OID: i32 = 1259;
 
 fn catalog_error(e: impl std::fmt::Display) -> Error {
@@ -38,6 +38,9 @@ fn catalog_error(e: impl std::fmt::Display) -> Error {
 /// Table oid → label, and (table oid, column number) → label.
 #[derive(Debug, Default)]
 struct Labels {
+    /// The oid `pg_class` has here: the `classoid` of a table's or column's comment
+    /// (clients write it `'pg_catalog.pg_class'::regclass`).
+    class_oid: i32,
     tables: HashMap<i32, String>,
     columns: HashMap<(i32, i32), String>,
 }
@@ -58,6 +61,56 @@ pub async fn install(ctx: &SessionContext) -> Result<()> {
     let labels = Arc::new(read_labels(ctx).await?);
     replace_descriptions(ctx, &labels).await?;
     register_functions(ctx, labels);
+    register_to_regtype(ctx).await
+}
+
+/// `to_regtype(name)`: the oid of a type in `pg_type`, or NULL when there is no such
+/// type (psycopg asks for `hstore` this way when SQLAlchemy connects).
+async fn register_to_regtype(ctx: &SessionContext) -> Result<()> {
+    let batches = ctx
+        .sql("SELECT oid, typname FROM pg_catalog.pg_type")
+        .await
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let mut types: HashMap<String, i32> = HashMap::new();
+    for b in &batches {
+        let as_type = |i: usize, t: &DataType| {
+            datafusion::arrow::compute::cast(b.column(i), t).map_err(catalog_error)
+        };
+        let (oids, names) = (as_type(0, &DataType::Int32)?, as_type(1, &DataType::Utf8)?);
+        let (oids, names) = (oids.as_primitive::<Int32Type>(), names.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if oids.is_valid(i) && names.is_valid(i) {
+                types.insert(names.value(i).to_string(), oids.value(i));
+            }
+        }
+    }
+    let lookup = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let out: Int32Array = names
+            .as_string::<i32>()
+            .iter()
+            .map(|n| {
+                n.and_then(|n| {
+                    let n = n.trim().trim_matches('"');
+                    types
+                        .get(n.strip_prefix("pg_catalog.").unwrap_or(n))
+                        .copied()
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    };
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(lookup),
+    ));
     Ok(())
 }
 
@@ -75,7 +128,20 @@ async fn read_labels(ctx: &SessionContext) -> Result<Labels> {
         .collect()
         .await
         .map_err(catalog_error)?;
-    let mut labels = Labels::default();
+    let mut labels = Labels {
+        class_oid: PG_CLASS_OID,
+        ..Labels::default()
+    };
+    let own = ctx
+        .sql("SELECT CAST(oid AS INT) FROM pg_catalog.pg_class WHERE relname = 'pg_class'")
+        .await
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    if let Some(b) = own.first().filter(|b| b.num_rows() > 0) {
+        labels.class_oid = b.column(0).as_primitive::<Int32Type>().value(0);
+    }
     for batch in &batches {
         let text = |i: usize| -> Result<StringArray> {
             let cast = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
@@ -145,7 +211,7 @@ async fn replace_descriptions(ctx: &SessionContext, labels: &Labels) -> Result<(
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
         Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|_| PG_CLASS_OID),
+            rows.iter().map(|_| labels.class_oid),
         )),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1))),
         Arc::new(StringArray::from_iter_values(
@@ -277,6 +343,26 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     };
+    // PostgreSQL's form first: drivers and SQLAlchemy read the version number out of
+    // `version()`; the engine is named after it.
+    let version = format!(
+        "PostgreSQL 16.6 on {}-{}, townstat {} (Apache DataFusion {})",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    );
+    ctx.register_udf(create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::Utf8(Some(version.clone())),
+            ))
+        }),
+    ));
     ctx.register_udf(create_udf(
         "pg_size_pretty",
         vec![DataType::Int64],

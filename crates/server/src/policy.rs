@@ -43,6 +43,12 @@ pub enum Verdict {
     /// A `SET` of a PostgreSQL setting that means nothing here (`client_min_messages`,
     /// `SET NAMES`, transaction characteristics): acknowledged, nothing changes.
     IgnoredSetting,
+    /// `SAVEPOINT` and `RELEASE`: there is nothing to undo in a read-only session,
+    /// so they are acknowledged (SQLAlchemy and psycopg nest transactions with them).
+    Acknowledge(&'static str),
+    /// `ROLLBACK TO SAVEPOINT`: acknowledged, and the transaction usable again after an
+    /// error, as in PostgreSQL.
+    RollbackToSavepoint,
 }
 
 /// Table functions a query may call: they compute rows and read nothing.
@@ -106,7 +112,9 @@ pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
         | Statement::ShowFunctions { .. }
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
-        | Statement::Rollback { .. }
+        | Statement::Rollback {
+            savepoint: None, ..
+        }
         | Statement::Fetch { .. }
         | Statement::Close { .. } => Ok(Verdict::Run),
         Statement::Declare { stmts } => {
@@ -118,6 +126,11 @@ pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
             }
             Ok(Verdict::Run)
         }
+        Statement::Savepoint { .. } => Ok(Verdict::Acknowledge("SAVEPOINT")),
+        Statement::ReleaseSavepoint { .. } => Ok(Verdict::Acknowledge("RELEASE")),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Ok(Verdict::RollbackToSavepoint),
         Statement::Set(set) => check_set(set),
         other => Err(refuse(format!(
             "townstat serve is read-only: {} statements are not allowed",
@@ -299,6 +312,7 @@ mod tests {
             "BEGIN",
             "COMMIT",
             "DECLARE c CURSOR FOR SELECT 1",
+            "ROLLBACK",
         ] {
             assert_eq!(verdict(sql), Ok(Verdict::Run), "{sql}");
         }

@@ -259,7 +259,18 @@ async fn plan_read_only(ctx: &SessionContext, statement: &Statement) -> PgWireRe
     Ok(plan)
 }
 
-/// The plan of a `SET` that changes nothing: no columns, one empty row.
+/// The answer to a statement acknowledged without the engine, if it is one.
+fn acknowledgement(verdict: Verdict) -> Option<Response> {
+    match verdict {
+        Verdict::IgnoredSetting => Some(Response::Execution(Tag::new("SET"))),
+        Verdict::Acknowledge(tag) => Some(Response::Execution(Tag::new(tag))),
+        // TransactionStart moves pgwire's status from "failed" back to "in transaction".
+        Verdict::RollbackToSavepoint => Some(Response::TransactionStart(Tag::new("ROLLBACK"))),
+        Verdict::Run | Verdict::SessionSetting => None,
+    }
+}
+
+/// The plan of a statement that changes nothing: no columns, one empty row.
 fn empty_plan() -> PgWireResult<LogicalPlan> {
     let schema = DFSchema::try_from(Schema::empty()).map_err(engine_error)?;
     Ok(LogicalPlan::EmptyRelation(EmptyRelation {
@@ -298,8 +309,8 @@ impl SimpleQueryHandler for Service {
         tracing::debug!(run_id = %pinned.run_id, statements = statements.len(), "simple query");
         let mut responses = Vec::with_capacity(statements.len());
         'statements: for (statement, verdict) in statements.iter().zip(verdicts) {
-            if verdict == Verdict::IgnoredSetting {
-                responses.push(Response::Execution(Tag::new("SET")));
+            if let Some(response) = acknowledgement(verdict) {
+                responses.push(response);
                 continue;
             }
             let deadline = self.deadline(client);
@@ -377,7 +388,7 @@ impl QueryParser for Parser {
             }
         };
         let text = statement.to_string();
-        if verdict == Verdict::IgnoredSetting {
+        if acknowledgement(verdict).is_some() {
             return Ok(Some((text, Some((statement, empty_plan()?)))));
         }
         let pinned = self.source.current().await?;
@@ -474,8 +485,8 @@ impl ExtendedQueryHandler for Service {
         };
         // Checked at Parse already; checked again because a portal is what runs.
         let verdict = policy::check(statement).map_err(|r| server_error(r.code, r.message))?;
-        if verdict == Verdict::IgnoredSetting {
-            return Ok(Response::Execution(Tag::new("SET")));
+        if let Some(response) = acknowledgement(verdict) {
+            return Ok(response);
         }
         let deadline = self.deadline(client);
         let pinned = self.source.current().await?;
