@@ -403,11 +403,18 @@ impl Warehouse {
     /// compares it with the version it pinned to learn, cheaply, whether a run has
     /// committed since (the server does so before every statement).
     pub async fn run_record_version(&self) -> Result<Option<i64>> {
-        Ok(self
-            .latest("run")
-            .await?
-            .and_then(|t| t.version())
-            .map(|v| v as i64))
+        if let Some(dir) = self.local_root()
+            && !dir.join("tables").join("run").join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
+        // A listing of the log, not a load of the table: this runs before every
+        // statement the server answers.
+        let table = deltalake::DeltaTableBuilder::from_url(self.table_url("run")?)
+            .and_then(|b| b.build())
+            .map_err(delta("run"))?;
+        let version = table.get_latest_version().await.map_err(delta("run"))?;
+        Ok(Some(version as i64))
     }
 
     /// Every committed run, oldest first.
