@@ -241,6 +241,24 @@ async fn replace_descriptions(ctx: &SessionContext, labels: &Labels) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn json_build_object_keeps_order_and_types() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            super::JsonBuildObject::new(),
+        ));
+        let batches = ctx
+            .sql("SELECT json_build_object('z', 1, 'a', 'x\"y', 'm', true, 'n', NULL)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0)
+            .unwrap();
+        assert_eq!(text, r#"{"z":1,"a":"x\"y","m":true,"n":null}"#);
+    }
+
     #[test]
     fn sizes_as_postgresql_prints_them() {
         // Values checked against PostgreSQL 15's pg_size_pretty.
@@ -310,6 +328,82 @@ fn size_pretty(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValu
         .map(|s| s.map(pretty_size))
         .collect();
     Ok(ColumnarValue::Array(Arc::new(out)))
+}
+
+/// PostgreSQL's `json_build_object(key, value, …)`, as JSON text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl JsonBuildObject {
+    fn new() -> Self {
+        JsonBuildObject {
+            signature: datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        if !args.args.len().is_multiple_of(2) {
+            return Err(DataFusionError::Plan(
+                "json_build_object takes key, value pairs".into(),
+            ));
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        // Built by hand to keep the keys in the order given, as PostgreSQL does.
+        let out: StringArray = (0..args.number_rows)
+            .map(|row| {
+                let fields: Vec<String> = arrays
+                    .chunks(2)
+                    .map(|pair| {
+                        let key =
+                            datafusion::arrow::util::display::array_value_to_string(&pair[0], row)
+                                .unwrap_or_default();
+                        format!(
+                            "{}:{}",
+                            serde_json::Value::String(key),
+                            json_value(&pair[1], row)
+                        )
+                    })
+                    .collect();
+                Some(format!("{{{}}}", fields.join(",")))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn json_value(array: &ArrayRef, row: usize) -> serde_json::Value {
+    // Logical nulls: a NULL literal arrives as a NullArray, which has no null bitmap.
+    if array.logical_nulls().is_some_and(|n| n.is_null(row)) {
+        return serde_json::Value::Null;
+    }
+    let text =
+        datafusion::arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
+    match array.data_type() {
+        DataType::Boolean => serde_json::Value::Bool(text == "true"),
+        t if t.is_numeric() => {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        }
+        _ => serde_json::Value::String(text),
+    }
 }
 
 /// `obj_description(oid, catalog)` and `col_description(oid, column_number)`, as
@@ -390,6 +484,35 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
             }),
         ));
     }
+    // SQLAlchemy's column reflection: no column here is backed by a sequence, and
+    // no collation is hidden.
+    ctx.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let n = ColumnarValue::values_to_arrays(args)?[0].len();
+            Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_null_array(&DataType::Utf8, n),
+            ))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let n = ColumnarValue::values_to_arrays(args)?[0].len();
+            Ok(ColumnarValue::Array(Arc::new(
+                datafusion::arrow::array::BooleanArray::from(vec![true; n]),
+            )))
+        }),
+    ));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+        JsonBuildObject::new(),
+    ));
     ctx.register_udf(create_udf(
         "obj_description",
         vec![DataType::Int32, DataType::Utf8],

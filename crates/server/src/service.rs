@@ -31,6 +31,7 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::df;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::datafusion_pg_catalog::sql::rules::{self, SqlStatementRewriteRule};
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -154,6 +155,19 @@ impl Service {
             parser: Arc::new(Parser {
                 source: source.clone(),
                 sql: PostgresCompatibilityParser::new(),
+                data_rules: vec![
+                    Box::new(rules::AliasDuplicatedProjectionRewrite),
+                    Box::new(rules::ResolveUnqualifiedIdentifier),
+                    Box::new(rules::RewriteArrayAnyAllOperation),
+                    Box::new(rules::PrependUnqualifiedPgTableName),
+                    Box::new(rules::StripCallableQualifier),
+                    Box::new(rules::FixArrayLiteral),
+                    Box::new(rules::CurrentUserVariableToSessionUserFunctionCall),
+                    Box::new(rules::StripCollate),
+                    Box::new(rules::RewritePgCatalogOperator),
+                    Box::new(rules::RewriteRegCastToSubquery::new()),
+                    Box::new(rules::FixVersionColumnName),
+                ],
                 hooks: hooks.clone(),
             }),
             source,
@@ -288,8 +302,7 @@ impl SimpleQueryHandler for Service {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut statements = self.parser.parse(client, query)?;
-        statements.iter_mut().for_each(crate::compat::rewrite);
+        let statements = self.parser.parse(client, query)?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
@@ -337,21 +350,90 @@ impl SimpleQueryHandler for Service {
 pub(crate) struct Parser {
     source: Arc<Source>,
     sql: PostgresCompatibilityParser,
+    /// datafusion-pg-catalog's rewrite rules minus `RemoveSubqueryFromProjection`,
+    /// in its order: for statements that read warehouse tables.
+    data_rules: Vec<Box<dyn SqlStatementRewriteRule>>,
     hooks: Vec<Arc<dyn QueryHook>>,
 }
 
+/// Whether a statement reads only the catalog (`pg_catalog.*`, `information_schema.*`,
+/// or an unqualified `pg_*` name, which the catalog resolves), or no table at all.
+fn reads_only_catalog(statement: &Statement) -> bool {
+    let mut only = true;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
+        let n = name.to_string().to_lowercase().replace('"', "");
+        let catalog = n.starts_with("pg_catalog.")
+            || n.starts_with("information_schema.")
+            || (!n.contains('.') && n.starts_with("pg_"));
+        if !catalog {
+            only = false;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    only
+}
+
 impl Parser {
+    /// datafusion-pg-catalog's parser rewrites client SQL so that DataFusion can plan
+    /// it. One of its rules, `RemoveSubqueryFromProjection`, replaces every
+    /// correlated scalar subquery in a SELECT list (and any with a `$n` parameter) by
+    /// NULL: harmless for a BI tool's catalog browsing, a silently wrong number for
+    /// `SELECT t.town_id, (SELECT count(*) FROM enterprise e WHERE e.town_id =
+    /// t.town_id) FROM town t`. Statements that read warehouse tables are therefore
+    /// parsed without that rule; they get DataFusion's answer or its error, never a
+    /// NULL in place of a figure. Catalog-only statements keep every rule, and the
+    /// parser's substitutions for known client queries.
+    fn faithful_parse(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Statement>, datafusion::sql::sqlparser::parser::ParserError> {
+        // Decided on the statements as written: the rules themselves remove tables.
+        let plain = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            sql,
+        );
+        match plain {
+            Ok(plain) if !plain.iter().all(reads_only_catalog) => Ok(plain
+                .into_iter()
+                .map(|statement| {
+                    self.data_rules
+                        .iter()
+                        .fold(statement, |s, rule| rule.rewrite(s))
+                })
+                .collect()),
+            // Catalog queries, and client queries only the substitutions make
+            // parseable.
+            _ => self.sql.parse(sql),
+        }
+    }
+
     /// Parses SQL text; a write the parser cannot read is refused as a write.
+    /// Parses SQL text ([`Parser::faithful_parse`]); a write the parser cannot read is
+    /// refused as a write. A statement the catalog compatibility rewrites (`compat`)
+    /// changed is parsed again from its new text, so that datafusion-pg-catalog's rules
+    /// see the final form.
     fn parse<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Vec<Statement>> {
-        self.sql
-            .parse(sql)
-            .map_err(|e| match policy::check_unparsed(sql) {
-                Some(refusal) => {
-                    Service::log_refusal(client, sql, &refusal);
-                    server_error(refusal.code, refusal.message)
-                }
-                None => syntax_error(e),
-            })
+        let statements =
+            self.faithful_parse(sql)
+                .map_err(|e| match policy::check_unparsed(sql) {
+                    Some(refusal) => {
+                        Service::log_refusal(client, sql, &refusal);
+                        server_error(refusal.code, refusal.message)
+                    }
+                    None => syntax_error(e),
+                })?;
+        let mut out = Vec::with_capacity(statements.len());
+        for mut statement in statements {
+            if crate::compat::rewrite(&mut statement) {
+                let again = self
+                    .faithful_parse(&statement.to_string())
+                    .map_err(syntax_error)?;
+                out.extend(again);
+            } else {
+                out.push(statement);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -378,8 +460,7 @@ impl QueryParser for Parser {
                 "cannot insert multiple commands into a prepared statement".into(),
             ));
         }
-        let mut statement = statements.remove(0);
-        crate::compat::rewrite(&mut statement);
+        let statement = statements.remove(0);
         let verdict = match policy::check(&statement) {
             Ok(v) => v,
             Err(refusal) => {
