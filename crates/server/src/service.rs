@@ -647,7 +647,7 @@ fn bounded(
             biased;
             _ = cancelled => Some(Err(server_error("57014", "canceling statement due to user request".into()))),
             _ = sleep => Some(Err(timed_out(*limit))),
-            row = rows.next() => row,
+            row = rows.next() => row.map(|r| r.map_err(stream_error)),
         };
         match next {
             Some(Err(e)) => {
@@ -683,6 +683,18 @@ fn timed_out(limit: Duration) -> PgWireError {
 
 fn syntax_error(e: impl std::fmt::Display) -> PgWireError {
     server_error("42601", e.to_string())
+}
+
+/// An error raised while rows stream: arrow-pg wraps DataFusion's error opaquely;
+/// unwrap it to give the client its PostgreSQL class (53200 for memory, say).
+fn stream_error(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::ApiError(inner) => match inner.downcast::<DataFusionError>() {
+            Ok(df) => engine_error(*df),
+            Err(other) => PgWireError::ApiError(other),
+        },
+        other => other,
+    }
 }
 
 /// DataFusion's errors as PostgreSQL error classes.
