@@ -179,6 +179,17 @@ def scram_server_checks(server):
     conn.close()
 
 
+def jdbc(server):
+    """pgjdbc, as DBeaver and Metabase use it: DatabaseMetaData.getTables/getColumns
+    with the labels as REMARKS, a prepared statement, a refusal (tests/jdbc)."""
+    jar = "/usr/share/java/postgresql.jar"
+    out = subprocess.run(["java", "-cp", jar, os.path.join(REPO, "tests/jdbc/JdbcMetadata.java"),
+                          str(server.port), USER, PASSWORD], capture_output=True, text=True, timeout=300)
+    last = (out.stdout.strip().splitlines() or [""])[-1]
+    check(f"JDBC metadata and queries ({last})", out.returncode == 0 and last.endswith(" 0 failed"),
+          out.stdout[-1500:] + out.stderr[-1500:])
+
+
 def fifty_clients(server):
     """50 connections at once, each running the town mart query: identical answers,
     equal to `townstat sql`'s."""
@@ -250,6 +261,7 @@ def main():
         server = Server("--users-file", users_file(tmp))
         try:
             scram_server_checks(server)
+            jdbc(server)
             fifty_clients(server)
             freshness(server)
         finally:

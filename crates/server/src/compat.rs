@@ -208,6 +208,35 @@ fn guarded_catalog_lookup(expr: &mut Expr) -> bool {
     true
 }
 
+/// `'pg_class'::regclass` names a catalog table without its schema; PostgreSQL
+/// finds it because `pg_catalog` is always searched first, datafusion-pg-catalog's
+/// lookup searches `public` only and yields NULL (pgjdbc's `getTables` then loses
+/// every table comment). Qualifies such literals with `pg_catalog.`; whether anything
+/// changed. Applied to catalog-only statements as written, before the other rules.
+pub fn qualify_catalog_regclass(statement: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+            && data_type.to_string().eq_ignore_ascii_case("regclass")
+            && let Expr::Value(ValueWithSpan {
+                value: Value::SingleQuotedString(name),
+                ..
+            }) = inner.as_mut()
+            && name.starts_with("pg_")
+            && !name.contains('.')
+        {
+            *name = format!("pg_catalog.{name}");
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
+}
+
 /// Rewrites a parsed statement in place; whether anything changed.
 pub fn rewrite(statement: &mut Statement) -> bool {
     let mut changed = false;
@@ -262,6 +291,23 @@ mod tests {
              WHERE ((c.oid = a.attcollation) AND (a.attcollation <> 0)) \
              AND ((t.oid = a.atttypid) AND (t.typcollation <> a.attcollation))) \
              FROM pg_catalog.pg_attribute a"
+        );
+    }
+
+    #[test]
+    fn catalog_regclass_literals_are_qualified() {
+        let mut s = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 'pg_class'::regclass \
+             AND d.objoid = 'public.town'::regclass",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(super::qualify_catalog_regclass(&mut s));
+        assert_eq!(
+            s.to_string(),
+            "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 'pg_catalog.pg_class'::REGCLASS \
+             AND d.objoid = 'public.town'::REGCLASS"
         );
     }
 

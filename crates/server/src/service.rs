@@ -401,9 +401,20 @@ impl Parser {
                         .fold(statement, |s, rule| rule.rewrite(s))
                 })
                 .collect()),
-            // Catalog queries, and client queries only the substitutions make
-            // parseable.
-            _ => self.sql.parse(sql),
+            Ok(mut plain) => {
+                let mut changed = false;
+                for statement in &mut plain {
+                    changed |= crate::compat::qualify_catalog_regclass(statement);
+                }
+                if changed {
+                    let text: Vec<String> = plain.iter().map(ToString::to_string).collect();
+                    self.sql.parse(&text.join(";\n"))
+                } else {
+                    self.sql.parse(sql)
+                }
+            }
+            // Client queries only the parser's substitutions make parseable.
+            Err(_) => self.sql.parse(sql),
         }
     }
 
