@@ -24,6 +24,12 @@ fi
 # An independent engine on the same files and SQL: DuckDB must get the same marts.
 python3 bench/marts_vs_duckdb.py "$work/wh" 2026
 python3 tests/python/readback.py "$work/wh" "$bin"
+# The benchmark harness at a tiny scale, to prove it still works (timings of a debug
+# build mean nothing; STRICT=1 fails if DuckDB's or Polars' ingest, DuckDB's marts or
+# an ad-hoc answer differ from townstat's). Its data goes to its own temporary folder.
+STRICT=1 PROFILE=debug BENCH_DIR="$work/bench" bash bench/run.sh 0.05 > "$work/bench.txt" \
+  || { cat "$work/bench.txt"; exit 1; }
+python3 bench/edge_cases.py --townstat "$bin" > "$work/edge.txt" || { cat "$work/edge.txt"; exit 1; }
 # The PostgreSQL-protocol server through psql, psycopg and SQLAlchemy (this one
 # commits one more run into the warehouse, so it goes last).
 python3 tests/python/serve_clients.py "$work/wh" "$bin"
