@@ -139,14 +139,61 @@ pub struct IngestOptions<'a> {
 enum Prepared {
     Skipped,
     Rejected(String),
-    Read(Vec<String>, Vec<(u64, Outcome)>),
+    Read(Vec<String>, FileRows),
+    /// Building the file's Arrow batches failed: a bug, since values were validated.
+    Broken(Error),
 }
 
-/// A validated row, or its reasons and its original cells as JSON.
-type Outcome = std::result::Result<crate::validate::ValidRow, (Vec<Rejection>, String)>;
+/// Valid rows are turned into Arrow batches of this many rows as they are read, so a
+/// run holds its rows as compact columns rather than as one value object per cell.
+const CHUNK_ROWS: usize = 16_384;
 
-/// A file's header and the outcome of each row, by row number.
-type FileOutcomes = (Vec<String>, Vec<(u64, Outcome)>);
+/// A file's rows after reading: the valid ones already as Arrow batches (lineage
+/// included, in row order), what de-duplication needs of each, and the rejected ones.
+#[derive(Default)]
+struct FileRows {
+    batches: Vec<RecordBatch>,
+    valid: Vec<RowMeta>,
+    /// Per valid row: digests of its key and of its whole content.
+    fingerprints: Vec<(u128, [u8; 16])>,
+    rejected: Vec<(u64, Vec<Rejection>, String)>,
+}
+
+/// What is kept of a valid row besides its values (which are in the batches): 16
+/// bytes, plus warnings and applicants for the rows that have any.
+struct RowMeta {
+    row_number: u64,
+    extra: Option<Box<Extra>>,
+}
+
+struct Extra {
+    warnings: Vec<(Warning, String)>,
+    applicants: Vec<Applicant>,
+}
+
+impl RowMeta {
+    fn warnings(&self) -> &[(Warning, String)] {
+        self.extra.as_ref().map_or(&[], |e| e.warnings.as_slice())
+    }
+
+    fn applicants(&self) -> &[Applicant] {
+        self.extra.as_ref().map_or(&[], |e| e.applicants.as_slice())
+    }
+}
+
+/// Why reading a file stopped.
+enum ReadError {
+    /// The file is rejected whole; the run goes on.
+    File(FileRejection),
+    /// An internal error (building Arrow arrays).
+    Build(Error),
+}
+
+impl From<FileRejection> for ReadError {
+    fn from(e: FileRejection) -> Self {
+        ReadError::File(e)
+    }
+}
 
 /// Reads the files of one kind on every core: reading, decoding and validating are
 /// independent per file; counting, duplicates and conflicts happen afterwards, in path
@@ -179,9 +226,12 @@ fn prepare_files(
                     let prepared = if (opts.already_loaded)(&hash) {
                         Prepared::Skipped
                     } else {
-                        match read_file(path, &display, source, t, rules) {
-                            Err(FileRejection(message)) => Prepared::Rejected(message),
-                            Ok((header, outcomes)) => Prepared::Read(header, outcomes),
+                        match read_file(path, &display, source, t, rules, opts.run_id) {
+                            Err(ReadError::File(FileRejection(message))) => {
+                                Prepared::Rejected(message)
+                            }
+                            Err(ReadError::Build(e)) => Prepared::Broken(e),
+                            Ok((header, rows)) => Prepared::Read(header, rows),
                         }
                     };
                     if let Ok(mut slot) = slots[i].lock() {
@@ -195,18 +245,6 @@ fn prepare_files(
         .into_iter()
         .filter_map(|m| m.into_inner().ok().flatten())
         .collect()
-}
-
-/// A valid row kept until the run's duplicates are known. Its original cells are not
-/// kept (they would double the memory of a run); the rare row that turns out to be a
-/// conflicting duplicate is read again from its file for the quarantine's `raw`.
-struct StoredRow {
-    file: usize,
-    row_number: u64,
-    values: Vec<Value>,
-    warnings: Vec<(Warning, String)>,
-    applicants: Vec<Applicant>,
-    conflicted: bool,
 }
 
 struct FileState {
@@ -300,15 +338,21 @@ fn group_messages<C: Copy + PartialEq>(items: &[(C, String)]) -> (Vec<C>, Vec<St
     (codes, messages)
 }
 
-/// Key text and content fingerprint of a row.
-fn fingerprint(t: &TableSchema, values: &[Value]) -> (String, [u8; 16]) {
-    let mut key = String::new();
-    for k in &t.key {
-        if let Some(i) = t.columns.iter().position(|c| &c.name == k) {
-            key.push_str(&values[i].canonical_text());
-            key.push('\u{1f}');
+/// Digests of a row's key (its key columns' canonical text) and of its content. Rows
+/// are grouped by key digest: 128 bits of SHA-256, so that two keys sharing a digest
+/// is not to be expected in any number of rows a town statistic has; were it to
+/// happen, both rows would be quarantined as a conflict, never dropped silently.
+fn fingerprint(t: &TableSchema, values: &[Value]) -> (u128, [u8; 16]) {
+    let mut k = Sha256::new();
+    for name in &t.key {
+        if let Some(i) = t.columns.iter().position(|c| &c.name == name) {
+            k.update(values[i].canonical_text().as_bytes());
+            k.update([0x1f]);
         }
     }
+    let mut key_bytes = [0u8; 16];
+    key_bytes.copy_from_slice(&k.finalize()[..16]);
+    let key = u128::from_le_bytes(key_bytes);
     let mut h = Sha256::new();
     for v in values {
         // A type tag keeps Null apart from empty text.
@@ -326,16 +370,18 @@ fn fingerprint(t: &TableSchema, values: &[Value]) -> (String, [u8; 16]) {
     (key, out)
 }
 
-/// Reads one file to its outcomes (row number, and the valid row or the reasons with
-/// the original cells as JSON), or rejects it whole. A valid row's cells are dropped
-/// here: they are not needed unless it turns out to conflict, and then it is re-read.
+/// Reads one file: its valid rows into Arrow batches (with their key and content
+/// fingerprint for de-duplication), its rejected rows with their reasons and original
+/// cells as JSON; or rejects it whole. A valid row's original cells are dropped here:
+/// they are not needed unless it turns out to conflict, and then it is re-read.
 fn read_file(
     path: &Path,
     display: &str,
     source: &Source,
     t: &TableSchema,
     rules: &Rules,
-) -> Result<FileOutcomes, FileRejection> {
+    run_id: &str,
+) -> std::result::Result<(Vec<String>, FileRows), ReadError> {
     let format = source
         .format
         .or_else(|| Format::from_path(path))
@@ -370,7 +416,8 @@ fn read_file(
                     "{display}: no header row in the first {} rows: no cell matches a column of {}",
                     header::HEADER_SEARCH_ROWS,
                     t.name
-                )));
+                ))
+                .into());
             };
             let header_cells: Vec<String> = head[at]
                 .cells
@@ -393,16 +440,54 @@ fn read_file(
                 .unwrap_or(Unit::Yuan)
         })
         .collect();
-    let mut out = vec![];
+    let mut out = FileRows::default();
+    let mut chunk: Vec<(u64, Vec<Value>)> = Vec::with_capacity(CHUNK_ROWS);
+    let flush = |chunk: &mut Vec<(u64, Vec<Value>)>, out: &mut FileRows| {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<&[Value]> = chunk.iter().map(|(_, v)| v.as_slice()).collect();
+        let lineage = Lineage {
+            run_id,
+            rows: chunk.iter().map(|(n, _)| (display, *n as i64)).collect(),
+        };
+        let batch = arrow_out::build_batch(t, &values, Some(lineage)).map_err(ReadError::Build)?;
+        out.batches.push(batch);
+        chunk.clear();
+        Ok::<(), ReadError>(())
+    };
     for record in records {
         let record = record?;
         if record.is_blank() {
             continue;
         }
-        let outcome = validate_row(t, &map, &default_units, &record.cells, rules)
-            .map_err(|reasons| (reasons, raw_json(&map.header, &record.cells)));
-        out.push((record.row_number, outcome));
+        match validate_row(t, &map, &default_units, &record.cells, rules) {
+            Err(reasons) => out.rejected.push((
+                record.row_number,
+                reasons,
+                raw_json(&map.header, &record.cells),
+            )),
+            Ok(valid) => {
+                out.fingerprints.push(fingerprint(t, &valid.values));
+                let extra =
+                    (!valid.warnings.is_empty() || !valid.applicants.is_empty()).then(|| {
+                        Box::new(Extra {
+                            warnings: valid.warnings,
+                            applicants: valid.applicants,
+                        })
+                    });
+                out.valid.push(RowMeta {
+                    row_number: record.row_number,
+                    extra,
+                });
+                chunk.push((record.row_number, valid.values));
+                if chunk.len() >= CHUNK_ROWS {
+                    flush(&mut chunk, &mut out)?;
+                }
+            }
+        }
     }
+    flush(&mut chunk, &mut out)?;
     Ok((map.header, out))
 }
 
@@ -428,9 +513,8 @@ pub fn ingest(
         })?;
         let kind_files: Vec<&(PathBuf, &Source)> =
             files.iter().filter(|(_, s)| s.kind == kind).collect();
-        let mut rows: Vec<StoredRow> = vec![];
-        // key → variants (content fingerprint, index into rows)
-        let mut keys: HashMap<String, Vec<([u8; 16], usize)>> = HashMap::new();
+        // (key digest, file among `read`, index among its valid rows, content digest)
+        let mut prints: Vec<(u128, u32, u32, [u8; 16])> = vec![];
         let rules = Rules {
             as_of: opts.as_of,
             enums: &enums,
@@ -445,6 +529,9 @@ pub fn ingest(
                 message: format!("reading the {kind} files failed in a worker thread"),
             });
         }
+        // Per file of this kind that was read: its index in `states`, its rows, and
+        // which of its valid rows are kept.
+        let mut read: Vec<(usize, FileRows, Vec<bool>)> = vec![];
         for ((display, hash, prepared), (path, source)) in prepared.into_iter().zip(&kind_files) {
             let file_idx = states.len();
             let mut report = FileReport {
@@ -459,6 +546,7 @@ pub fn ingest(
                 message: None,
             };
             match prepared {
+                Prepared::Broken(e) => return Err(e),
                 Prepared::Skipped => {
                     report.status = FileStatus::Skipped;
                     report.message = Some("same content already loaded by an earlier run".into());
@@ -477,61 +565,70 @@ pub fn ingest(
                         origin: None,
                     });
                 }
-                Prepared::Read(header, outcomes) => {
-                    for (row_number, outcome) in outcomes {
-                        report.rows_read += 1;
-                        match outcome {
-                            Err((reasons, raw)) => {
-                                let items: Vec<_> =
-                                    reasons.into_iter().map(|r| (r.reason, r.message)).collect();
-                                let (codes, messages) = group_messages(&items);
-                                report.rows_quarantined += 1;
-                                quarantine.push(QuarantineRow {
-                                    source_file: display.clone(),
-                                    row_number: row_number as i64,
-                                    kind: kind.to_string(),
-                                    raw,
-                                    reasons: codes.iter().map(|c| c.code().to_string()).collect(),
-                                    messages,
-                                });
-                            }
-                            Ok(valid) => {
-                                let (key, content) = fingerprint(t, &valid.values);
-                                let variants = keys.entry(key).or_default();
-                                if variants.iter().any(|(c, _)| *c == content) {
-                                    report.rows_duplicate += 1;
-                                    continue;
-                                }
-                                variants.push((content, rows.len()));
-                                rows.push(StoredRow {
-                                    file: file_idx,
-                                    row_number,
-                                    values: valid.values,
-                                    warnings: valid.warnings,
-                                    applicants: valid.applicants,
-                                    conflicted: false,
-                                });
-                            }
-                        }
+                Prepared::Read(header, mut rows) => {
+                    report.rows_read = (rows.valid.len() + rows.rejected.len()) as i64;
+                    for (row_number, reasons, raw) in std::mem::take(&mut rows.rejected) {
+                        let items: Vec<_> =
+                            reasons.into_iter().map(|r| (r.reason, r.message)).collect();
+                        let (codes, messages) = group_messages(&items);
+                        report.rows_quarantined += 1;
+                        quarantine.push(QuarantineRow {
+                            source_file: display.clone(),
+                            row_number: row_number as i64,
+                            kind: kind.to_string(),
+                            raw,
+                            reasons: codes.iter().map(|c| c.code().to_string()).collect(),
+                            messages,
+                        });
                     }
+                    let keep = vec![true; rows.valid.len()];
+                    let f = read.len() as u32;
+                    prints.extend(
+                        std::mem::take(&mut rows.fingerprints)
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, (key, content))| (key, f, i as u32, content)),
+                    );
                     states.push(FileState {
                         report,
                         header,
                         origin: Some((path.clone(), (*source).clone())),
                     });
+                    read.push((file_idx, rows, keep));
                 }
             }
         }
-        // Same key, different values: every variant is quarantined.
-        let conflicts: Vec<&Vec<([u8; 16], usize)>> =
-            keys.values().filter(|v| v.len() > 1).collect();
+        // Rows grouped by key, in reading order within a key (files in path order, rows
+        // in file order): a later copy of an earlier row's content is an exact duplicate
+        // and dropped; a key with more than one content is a conflict and every variant
+        // is quarantined.
+        prints.sort_unstable_by_key(|(key, f, i, _)| (*key, *f, *i));
+        let mut conflicts: Vec<Vec<(usize, usize)>> = vec![];
+        for group in prints.chunk_by(|a, b| a.0 == b.0) {
+            let mut variants: Vec<([u8; 16], (usize, usize))> = vec![];
+            for (_, f, i, content) in group {
+                let at = (*f as usize, *i as usize);
+                if variants.iter().any(|(c, _)| c == content) {
+                    let (file, _, keep) = &mut read[at.0];
+                    keep[at.1] = false;
+                    states[*file].report.rows_duplicate += 1;
+                } else {
+                    variants.push((*content, at));
+                }
+            }
+            if variants.len() > 1 {
+                conflicts.push(variants.into_iter().map(|(_, at)| at).collect());
+            }
+        }
+        drop(prints);
         let mut wanted: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
         for variants in &conflicts {
-            for (_, i) in variants.iter() {
+            for (f, i) in variants {
+                let (file, rows, _) = &read[*f];
                 wanted
-                    .entry(rows[*i].file)
+                    .entry(*file)
                     .or_default()
-                    .push(rows[*i].row_number);
+                    .push(rows.valid[*i].row_number);
             }
         }
         let mut originals: HashMap<(usize, u64), String> = HashMap::new();
@@ -542,44 +639,78 @@ pub fn ingest(
             }
         }
         for variants in conflicts {
-            let files: Vec<String> = variants
+            let places: Vec<String> = variants
                 .iter()
-                .map(|(_, i)| {
-                    let r = &rows[*i];
-                    format!("{} row {}", states[r.file].report.source_file, r.row_number)
+                .map(|(f, i)| {
+                    let (file, rows, _) = &read[*f];
+                    format!(
+                        "{} row {}",
+                        states[*file].report.source_file, rows.valid[*i].row_number
+                    )
                 })
                 .collect();
-            for (_, i) in variants {
-                rows[*i].conflicted = true;
-                let r = &rows[*i];
-                let state = &mut states[r.file];
+            for (f, i) in variants {
+                let (file, rows, keep) = &mut read[f];
+                keep[i] = false;
+                let row_number = rows.valid[i].row_number;
+                let state = &mut states[*file];
                 state.report.rows_quarantined += 1;
-                let raw = originals
-                    .remove(&(r.file, r.row_number))
-                    .unwrap_or_else(|| {
-                        r#"{"_note":"the file could not be read again for this row"}"#.to_string()
-                    });
+                let raw = originals.remove(&(*file, row_number)).unwrap_or_else(|| {
+                    r#"{"_note":"the file could not be read again for this row"}"#.to_string()
+                });
                 quarantine.push(QuarantineRow {
                     source_file: state.report.source_file.clone(),
-                    row_number: r.row_number as i64,
+                    row_number: row_number as i64,
                     kind: kind.to_string(),
                     raw,
                     reasons: vec!["conflicting_duplicate".to_string()],
                     messages: vec![format!(
                         "key ({}) has different values in {}",
                         t.key.join(", "),
-                        files.join(", ")
+                        places.join(", ")
                     )],
                 });
             }
         }
-        let kept: Vec<&StoredRow> = rows.iter().filter(|r| !r.conflicted).collect();
-        for r in &kept {
-            if !r.warnings.is_empty() {
-                let (codes, messages) = group_messages(&r.warnings);
+        // The kept rows, file by file in path order, as one batch.
+        let mut parts: Vec<RecordBatch> = vec![];
+        let mut kept: Vec<(usize, &RowMeta)> = vec![];
+        for (_, rows, keep) in &mut read {
+            let mut start = 0;
+            for batch in std::mem::take(&mut rows.batches) {
+                let end = start + batch.num_rows();
+                let mask = arrow::array::BooleanArray::from(keep[start..end].to_vec());
+                parts.push(arrow::compute::filter_record_batch(&batch, &mask).map_err(
+                    |source| Error::Arrow {
+                        table: t.name.clone(),
+                        source,
+                    },
+                )?);
+                start = end;
+            }
+        }
+        for (file, rows, keep) in &read {
+            kept.extend(
+                rows.valid
+                    .iter()
+                    .zip(keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(m, _)| (*file, m)),
+            );
+        }
+        let table = arrow::compute::concat_batches(&arrow_out::arrow_schema(t), &parts).map_err(
+            |source| Error::Arrow {
+                table: t.name.clone(),
+                source,
+            },
+        )?;
+        drop(parts);
+        for (file, m) in &kept {
+            if !m.warnings().is_empty() {
+                let (codes, messages) = group_messages(m.warnings());
                 warnings_out.push(WarningRow {
-                    source_file: states[r.file].report.source_file.clone(),
-                    row_number: r.row_number as i64,
+                    source_file: states[*file].report.source_file.clone(),
+                    row_number: m.row_number as i64,
                     kind: kind.to_string(),
                     warnings: codes.iter().map(|c| c.code().to_string()).collect(),
                     messages,
@@ -587,37 +718,29 @@ pub fn ingest(
             }
         }
         if kind == "enterprise" {
-            let u = t.columns.iter().position(|c| c.name == "uscc").unwrap_or(0);
-            let n = t.columns.iter().position(|c| c.name == "name").unwrap_or(1);
-            for r in &kept {
-                if let Value::Str(code) = &r.values[u] {
-                    registry.add(code, r.values[n].as_str());
+            let column = |name: &str| {
+                t.columns.iter().position(|c| c.name == name).and_then(|i| {
+                    arrow::compute::cast(table.column(i), &arrow::datatypes::DataType::Utf8).ok()
+                })
+            };
+            if let (Some(codes), Some(names)) = (column("uscc"), column("name")) {
+                use arrow::array::{Array, AsArray};
+                let (codes, names) = (codes.as_string::<i32>(), names.as_string::<i32>());
+                for i in 0..codes.len() {
+                    if codes.is_valid(i) {
+                        registry.add(codes.value(i), names.is_valid(i).then(|| names.value(i)));
+                    }
                 }
             }
         }
-        let values: Vec<&[Value]> = kept.iter().map(|r| r.values.as_slice()).collect();
-        let lineage = Lineage {
-            run_id: opts.run_id,
-            rows: kept
-                .iter()
-                .map(|r| {
-                    (
-                        states[r.file].report.source_file.as_str(),
-                        r.row_number as i64,
-                    )
-                })
-                .collect(),
-        };
-        tables.insert(
-            kind.to_string(),
-            arrow_out::build_batch(t, &values, Some(lineage))?,
-        );
         if kind == "patent" {
             tables.insert(
                 "patent_applicant".to_string(),
-                applicant_batch(t, &kept, &states, opts.run_id)?,
+                applicant_batch(t, &table, &kept, &states, opts.run_id)?,
             );
         }
+        drop(kept);
+        tables.insert(kind.to_string(), table);
     }
     let files: Vec<FileReport> = states
         .into_iter()
@@ -636,12 +759,15 @@ pub fn ingest(
     })
 }
 
+/// `patent_applicant` rows of the kept patents: `kept[k]` is row `k` of `patents`.
 fn applicant_batch(
     patent: &TableSchema,
-    kept: &[&StoredRow],
+    patents: &RecordBatch,
+    kept: &[(usize, &RowMeta)],
     states: &[FileState],
     run_id: &str,
 ) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray};
     let t = schema::table("patent_applicant").ok_or_else(|| Error::Pipeline {
         path: PathBuf::from("schemas/patent_applicant.toml"),
         message: "missing".into(),
@@ -651,12 +777,22 @@ fn applicant_batch(
         .iter()
         .position(|c| c.name == "application_no")
         .unwrap_or(0);
+    let numbers = arrow::compute::cast(patents.column(no), &arrow::datatypes::DataType::Utf8)
+        .map_err(|source| Error::Arrow {
+            table: t.name.clone(),
+            source,
+        })?;
+    let numbers = numbers.as_string::<i32>();
     let mut values: Vec<Vec<Value>> = vec![];
     let mut lineage = vec![];
-    for r in kept {
-        for a in &r.applicants {
+    for (k, (file, m)) in kept.iter().enumerate() {
+        for a in m.applicants() {
             values.push(vec![
-                r.values[no].clone(),
+                if numbers.is_valid(k) {
+                    Value::Str(numbers.value(k).to_string())
+                } else {
+                    Value::Null
+                },
                 Value::Int(a.position),
                 Value::Str(a.name.clone()),
                 a.uscc.clone().map(Value::Str).unwrap_or(Value::Null),
@@ -665,8 +801,8 @@ fn applicant_batch(
                     .unwrap_or(Value::Null),
             ]);
             lineage.push((
-                states[r.file].report.source_file.as_str(),
-                r.row_number as i64,
+                states[*file].report.source_file.as_str(),
+                m.row_number as i64,
             ));
         }
     }
