@@ -180,7 +180,7 @@ pub async fn run(
             p(m)
         }
     };
-    let output = tokio::task::spawn_blocking(move || {
+    let mut output = tokio::task::spawn_blocking(move || {
         let already = move |h: &str| !force && loaded_hashes.iter().any(|x| x == h);
         let on_file = move |f: &str| {
             if let Some(p) = &progress {
@@ -263,6 +263,9 @@ pub async fn run(
                 .await?,
         );
     }
+    // The loaded rows are committed and history has read them: free them before the
+    // marts, which need the memory (at scale 100 they are gigabytes).
+    output.tables.clear();
     let reference_tables = [
         ("industry_code", reference::industry_codes()?),
         ("division", reference::divisions()?),

@@ -314,7 +314,8 @@ pub async fn build(
     let components = components_sql(&config.components)?;
     let targets = targets_sql(&config.targets.target)?;
     let mut marts = vec![];
-    for (layer, name, sql) in STEPS {
+    let last_use = last_uses();
+    for (step, (layer, name, sql)) in STEPS.iter().enumerate() {
         let text = sql
             .replace("${run_id}", &config.run_id.replace('\'', "''"))
             .replace("${run_year}", &config.run_year.to_string())
@@ -360,8 +361,45 @@ pub async fn build(
         if *layer == "marts" {
             marts.push((name.to_string(), batch));
         }
+        // Staging and intermediate results no later step reads are dropped now, not
+        // at the end of the build: at scale 100 they are gigabytes.
+        for (earlier, (other_layer, other, _)) in STEPS.iter().enumerate().take(step + 1) {
+            if *other_layer != "marts" && last_use[earlier] == step {
+                ctx.deregister_table(*other)?;
+            }
+        }
     }
     Ok(marts)
+}
+
+/// For each step, the index of the last step whose SQL reads its result (itself when
+/// none does).
+fn last_uses() -> Vec<usize> {
+    STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, name, _))| {
+            STEPS
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .filter(|(_, (_, _, sql))| mentions(sql, name))
+                .map(|(j, _)| j)
+                .next_back()
+                .unwrap_or(i)
+        })
+        .collect()
+}
+
+/// Whether SQL text names a table: the name with no identifier character on either
+/// side (`stg_year` is not found in `stg_year_x`).
+fn mentions(sql: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    sql.match_indices(name).any(|(at, _)| {
+        let before = sql[..at].chars().next_back();
+        let after = sql[at + name.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 /// Rewrites string-view columns as plain strings. A step's result is built by joins
@@ -409,4 +447,19 @@ fn partitions(batch: &RecordBatch, ctx: &SessionContext) -> Vec<Vec<RecordBatch>
         parts[0].push(batch.clone());
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_intermediate_is_read_by_a_later_step() {
+        assert!(super::mentions("FROM stg_year y", "stg_year"));
+        assert!(!super::mentions("FROM stg_year_x y", "stg_year"));
+        let last = super::last_uses();
+        for (i, (layer, name, _)) in super::STEPS.iter().enumerate() {
+            if *layer != "marts" {
+                assert!(last[i] > i, "{name} is built but no later step reads it");
+            }
+        }
+    }
 }
