@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 from deltalake import DeltaTable
 
+from warehouse_files import register
+
 ROOT = Path(__file__).resolve().parent.parent
 WH = Path(sys.argv[1])
 RUN_YEAR = int(sys.argv[2])
@@ -39,16 +41,8 @@ SOURCES = ["enterprise", "enterprise_history", "enterprise_annual", "designation
 
 con = duckdb.connect()
 con.execute(f"SET threads = {THREADS}")
-run = DeltaTable(str(WH / "tables" / "run")).to_pyarrow_table().to_pylist()[-1]
+run = register(con, WH, SOURCES)
 versions = json.loads(run["table_versions"])
-for t in SOURCES:
-    dt = DeltaTable(str(WH / "tables" / t), version=versions[t])
-    files = dt.file_uris()
-    if files:
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({files!r})")
-    else:  # an empty table (no roster, say): its schema, no rows
-        con.register(f"{t}_empty", dt.to_pyarrow_table())
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM {t}_empty")
 con.execute("""CREATE MACRO scale_tier(r) AS CASE
     WHEN r >= 20000000000 THEN '200亿级' WHEN r >= 10000000000 THEN '100亿级'
     WHEN r >= 5000000000 THEN '50亿级' WHEN r >= 2000000000 THEN '20亿级'

@@ -18,15 +18,7 @@ for s in "${scales[@]}"; do
   data="$work/data-$s"
   [ -f "$data/towns.csv" ] || "$bin" generate --out "$data" --scale "$s" --seed 1 > /dev/null
   pipeline="$work/pipeline-$s.toml"
-  {
-    echo "enums = \"$PWD/pipelines/enums.toml\""
-    echo "towns = \"$data/towns.csv\""
-    echo "evaluation = \"$PWD/pipelines/evaluation.toml\""
-    echo "targets = \"$PWD/pipelines/targets.toml\""
-    for k in enterprise enterprise_annual designation employment patent financing; do
-      printf '[[source]]\nname = "%s"\nkind = "%s"\nglob = ["%s/%s/*"]\n' "$k" "$k" "$data" "$k"
-    done
-  } > "$pipeline"
+  bash bench/pipeline_toml.sh "$data" > "$pipeline"
   rm -rf "$work/wh-$s"
   /usr/bin/time -v "$bin" --warehouse "$work/wh-$s" --log-format json run "$pipeline" --as-of 2026-01-15 \
     > "$work/out-$s.txt" 2> "$work/log-$s.txt"

@@ -52,15 +52,7 @@ for s in "${scales[@]}"; do
   rm -rf "$res" "$wh"; mkdir -p "$res"
   [ -f "$data/towns.csv" ] || "$bin" generate --out "$data" --scale "$s" --seed 1 > /dev/null
   pipeline="$work/pipeline-$s.toml"
-  {
-    echo "enums = \"$root/pipelines/enums.toml\""
-    echo "towns = \"$data/towns.csv\""
-    echo "evaluation = \"$root/pipelines/evaluation.toml\""
-    echo "targets = \"$root/pipelines/targets.toml\""
-    for k in enterprise enterprise_annual designation employment patent financing; do
-      printf '[[source]]\nname = "%s"\nkind = "%s"\nglob = ["%s/%s/*"]\n' "$k" "$k" "$data" "$k"
-    done
-  } > "$pipeline"
+  bash bench/pipeline_toml.sh "$data" > "$pipeline"
   echo "scale $s: townstat run" >&2
   status=0
   python3 bench/townstat_phases.py "$res/townstat_run.time" "$res/townstat_run.log" -- \

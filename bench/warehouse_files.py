@@ -1,7 +1,6 @@
 """The Parquet files of a townstat warehouse as DuckDB views, pinned to the table versions
 of one committed run (the `run` table's `table_versions`), read through the deltalake
-package, the same way bench/marts_vs_duckdb.py does. Used by ingest_peers.py (compare)
-and adhoc.py."""
+package. Used by marts_vs_duckdb.py, ingest_peers.py (compare) and adhoc.py."""
 from __future__ import annotations
 
 import json
@@ -11,10 +10,10 @@ from deltalake import DeltaTable
 
 
 def last_run(wh: Path) -> dict:
-    """The latest succeeded run (by start time)."""
+    """The last committed run, as townstat's readers choose it (the latest by commit
+    time, then id; a run that finished with some files rejected is committed too)."""
     runs = DeltaTable(str(wh / "tables" / "run")).to_pyarrow_table().to_pylist()
-    done = [r for r in runs if r["status"] == "succeeded"] or runs
-    return max(done, key=lambda r: r["started_at"])
+    return max(runs, key=lambda r: (r["finished_at"], r["run_id"]))
 
 
 def register(con, wh: Path, tables: list[str], prefix: str = "") -> dict:

@@ -299,6 +299,21 @@ impl SchemaProvider for WithDescriptions {
     }
 }
 
+/// A catalog function whose answer is the same for every argument here.
+fn constant_udf(
+    name: &str,
+    args: Vec<DataType>,
+    value: datafusion::scalar::ScalarValue,
+) -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        name,
+        args,
+        value.data_type(),
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
+}
+
 /// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB
 /// and PB, each rounded half away from zero as PostgreSQL rounds them.
 pub fn pretty_size(bytes: i64) -> String {
@@ -446,16 +461,11 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
         env!("CARGO_PKG_VERSION"),
         datafusion::DATAFUSION_VERSION
     );
-    ctx.register_udf(create_udf(
+    use datafusion::scalar::ScalarValue;
+    ctx.register_udf(constant_udf(
         "version",
         vec![],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(move |_: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(
-                datafusion::scalar::ScalarValue::Utf8(Some(version.clone())),
-            ))
-        }),
+        ScalarValue::Utf8(Some(version)),
     ));
     ctx.register_udf(create_udf(
         "pg_size_pretty",
@@ -471,44 +481,23 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
         "pg_relation_size",
         "pg_total_relation_size",
     ] {
-        ctx.register_udf(create_udf(
+        ctx.register_udf(constant_udf(
             name,
             vec![DataType::Int32],
-            DataType::Int64,
-            Volatility::Stable,
-            Arc::new(|args: &[ColumnarValue]| {
-                let n = ColumnarValue::values_to_arrays(args)?[0].len();
-                Ok(ColumnarValue::Array(
-                    datafusion::arrow::array::new_null_array(&DataType::Int64, n),
-                ))
-            }),
+            ScalarValue::Int64(None),
         ));
     }
     // SQLAlchemy's column reflection: no column here is backed by a sequence, and
     // no collation is hidden.
-    ctx.register_udf(create_udf(
+    ctx.register_udf(constant_udf(
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let n = ColumnarValue::values_to_arrays(args)?[0].len();
-            Ok(ColumnarValue::Array(
-                datafusion::arrow::array::new_null_array(&DataType::Utf8, n),
-            ))
-        }),
+        ScalarValue::Utf8(None),
     ));
-    ctx.register_udf(create_udf(
+    ctx.register_udf(constant_udf(
         "pg_collation_is_visible",
         vec![DataType::Int32],
-        DataType::Boolean,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let n = ColumnarValue::values_to_arrays(args)?[0].len();
-            Ok(ColumnarValue::Array(Arc::new(
-                datafusion::arrow::array::BooleanArray::from(vec![true; n]),
-            )))
-        }),
+        ScalarValue::Boolean(Some(true)),
     ));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         JsonBuildObject::new(),
