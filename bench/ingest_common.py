@@ -20,6 +20,7 @@ import glob
 import hashlib
 import os
 import tempfile
+import time
 import tomllib
 import unicodedata
 from dataclasses import dataclass
@@ -514,3 +515,23 @@ PATENT_TYPES = {"1": ("invention", False), "2": ("utility_model", False), "3": (
                 "8": ("invention", True), "9": ("utility_model", True)}
 # Date, month and field separators of domain/src/date.rs.
 DATE_SEPARATORS = "-/.年月日"
+
+
+def run_kinds(data_dir: Path, workdir: Path, timings: dict, load, settle) -> None:
+    """The peers' common loop, in townstat's kind order: plan the kind's files, load
+    the readable ones (`load(plan)`), then check and write the kind (`settle(kind,
+    plans)`, called even when no file could be read), recording the three phases' times
+    in `timings[kind]`."""
+    start = 0
+    for kind in SOURCE_KINDS:
+        t0 = time.perf_counter()
+        plans = plan_kind(data_dir, kind, workdir, start)
+        start += len(plans)
+        t1 = time.perf_counter()
+        for p in plans:
+            if not p.rejected:
+                load(p)
+        t2 = time.perf_counter()
+        settle(kind, plans)
+        timings[kind] = {"plan_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
+                         "check_write_s": round(time.perf_counter() - t2, 3)}

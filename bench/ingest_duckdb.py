@@ -15,7 +15,6 @@ peers check"); the SQL below names the Rust function each rule mirrors.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -538,27 +537,17 @@ class DuckPeer:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def settle(self, kind: str, plans) -> None:
+        if any(not p.rejected for p in plans):
+            self.check_kind(kind, plans)
+            self.settle_kind(kind, plans)
+        else:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE checked AS SELECT 1 WHERE false")
+        for p in plans:
+            self.con.execute(f"DROP TABLE IF EXISTS raw_{p.index}")
+
     def run(self, data_dir: Path) -> None:
-        start = 0
-        for kind in C.SOURCE_KINDS:
-            t0 = time.perf_counter()
-            plans = C.plan_kind(data_dir, kind, self.workdir, start)
-            start += len(plans)
-            t1 = time.perf_counter()
-            for p in plans:
-                if not p.rejected:
-                    self.load(p)
-            t2 = time.perf_counter()
-            if any(not p.rejected for p in plans):
-                self.check_kind(kind, plans)
-                self.settle_kind(kind, plans)
-            else:
-                self.con.execute("CREATE OR REPLACE TEMP TABLE checked AS SELECT 1 WHERE false")
-            for p in plans:
-                self.con.execute(f"DROP TABLE IF EXISTS raw_{p.index}")
-            t3 = time.perf_counter()
-            self.timings[kind] = {"plan_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
-                                  "check_write_s": round(t3 - t2, 3)}
+        C.run_kinds(data_dir, self.workdir, self.timings, self.load, self.settle)
         for t in ("quarantine", "ingest_run"):
             self.con.execute(f"COPY (SELECT * FROM {t}) TO {sql_str(str(self.out / (t + '.parquet')))} "
                              "(FORMAT parquet)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -567,22 +566,13 @@ class PolarsPeer:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def settle(self, kind: str, plans) -> None:
+        if any(not p.rejected for p in plans):
+            self.settle_kind(kind, plans, self.check_kind(kind, plans))
+        self.raw.clear()
+
     def run(self, data_dir: Path) -> None:
-        start = 0
-        for kind in C.SOURCE_KINDS:
-            t0 = time.perf_counter()
-            plans = C.plan_kind(data_dir, kind, self.workdir, start)
-            start += len(plans)
-            t1 = time.perf_counter()
-            for p in plans:
-                if not p.rejected:
-                    self.load(p)
-            t2 = time.perf_counter()
-            if any(not p.rejected for p in plans):
-                self.settle_kind(kind, plans, self.check_kind(kind, plans))
-            self.raw.clear()
-            self.timings[kind] = {"plan_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
-                                  "check_write_s": round(time.perf_counter() - t2, 3)}
+        C.run_kinds(data_dir, self.workdir, self.timings, self.load, self.settle)
         pl.concat(self.quarantine).write_parquet(self.out / "quarantine.parquet")
         pl.concat(self.warnings).sort("kind", "source_file", "row_number").write_parquet(
             self.out / "ingest_warning.parquet")
