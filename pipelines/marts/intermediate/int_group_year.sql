@@ -52,18 +52,25 @@ annual AS (
 ),
 ranked AS (
     -- Null revenues take no part in cr_k or hhi.
-    SELECT group_type, group_id, year, CAST(revenue AS DOUBLE) AS r,
-           SUM(CAST(revenue AS DOUBLE)) OVER (PARTITION BY group_type, group_id, year) AS total,
+    -- Sums are taken in DECIMAL, where addition is exact, and only then made DOUBLE:
+    -- a DOUBLE sum depends on the order rows arrive in, which differs between a local
+    -- build and a cluster (the last bits of a figure must not depend on the engine).
+    SELECT group_type, group_id, year, revenue AS rev, CAST(revenue AS DOUBLE) AS r,
+           CAST(SUM(revenue) OVER (PARTITION BY group_type, group_id, year) AS DOUBLE) AS total,
            ROW_NUMBER() OVER (PARTITION BY group_type, group_id, year ORDER BY revenue DESC, uscc) AS rk
     FROM annual_rows
     WHERE revenue IS NOT NULL
 ),
 concentration AS (
+    -- hhi: each member's squared share (a DOUBLE, the same wherever it is computed)
+    -- rounded to 12 decimals, summed exactly.
     SELECT group_type, group_id, year,
-           SUM(CASE WHEN rk <= 1 THEN r ELSE 0 END) AS top1,
-           SUM(CASE WHEN rk <= 3 THEN r ELSE 0 END) AS top3,
-           SUM(CASE WHEN rk <= 5 THEN r ELSE 0 END) AS top5,
-           SUM(CASE WHEN total > 0 THEN (100.0 * r / total) * (100.0 * r / total) END) AS hhi
+           CAST(SUM(CASE WHEN rk <= 1 THEN rev ELSE 0 END) AS DOUBLE) AS top1,
+           CAST(SUM(CASE WHEN rk <= 3 THEN rev ELSE 0 END) AS DOUBLE) AS top3,
+           CAST(SUM(CASE WHEN rk <= 5 THEN rev ELSE 0 END) AS DOUBLE) AS top5,
+           CAST(SUM(CASE WHEN total > 0
+                         THEN CAST((100.0 * r / total) * (100.0 * r / total) AS DECIMAL(38, 12))
+                    END) AS DOUBLE) AS hhi
     FROM ranked
     GROUP BY group_type, group_id, year
 ),
@@ -117,10 +124,15 @@ granted_patents AS (
 ),
 granted AS (
     -- patents_granted_frac counts applicant positions, linked or not, in the denominator.
+    -- Each patent's share is rounded to 15 decimals and summed as a DECIMAL: decimal
+    -- addition is exact, so the sum does not depend on the order rows arrive in (a
+    -- DOUBLE sum did: 3.833333333333333 on a two-executor cluster against
+    -- 3.8333333333333335 locally). The result is the double nearest the exact sum.
     SELECT group_type, group_id, year,
            COUNT(*) AS patents_granted,
            SUM(CASE WHEN patent_type = 'invention' THEN 1 ELSE 0 END) AS invention_granted,
-           SUM(CAST(member_positions AS DOUBLE) / CAST(applicant_count AS DOUBLE)) AS patents_granted_frac
+           CAST(SUM(CAST(CAST(member_positions AS DOUBLE) / CAST(applicant_count AS DOUBLE)
+                         AS DECIMAL(38, 15))) AS DOUBLE) AS patents_granted_frac
     FROM granted_patents
     GROUP BY group_type, group_id, year
 ),

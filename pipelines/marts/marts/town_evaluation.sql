@@ -4,8 +4,12 @@
 -- score = Σ weight·percentile / Σ weight over the indicators the town has; rank orders
 -- towns by score, best first; scores are compared rounded to 9 decimals so that
 -- floating-point noise cannot split a tie, and tied towns share the better rank.
+-- Both sums are taken in DECIMAL (each term rounded to 15 decimals), where addition is
+-- exact: a DOUBLE sum depends on the order the rows arrive in, which a cluster changes.
 WITH s AS (
-    SELECT town_id, year, SUM(weight * percentile) / SUM(weight) AS score
+    SELECT town_id, year,
+           CAST(SUM(CAST(weight * percentile AS DECIMAL(38, 15))) AS DOUBLE)
+             / CAST(SUM(CAST(weight AS DECIMAL(38, 15))) AS DOUBLE) AS score
     FROM town_evaluation_component
     GROUP BY town_id, year
 )
