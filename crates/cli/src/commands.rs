@@ -26,8 +26,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             pipeline,
             as_of,
             force,
+            cluster,
         } => {
-            let report = run(&cli.warehouse, &pipeline, as_of.as_deref(), force).await?;
+            let report = run(
+                &cli.warehouse,
+                &pipeline,
+                as_of.as_deref(),
+                force,
+                cluster.as_deref(),
+            )
+            .await?;
             print_report(&report, &mut std::io::stdout())?;
             Ok(exit_status(&report))
         }
@@ -38,9 +46,54 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             run,
             version,
             as_of,
+            cluster,
         } => {
             let selector = selector(run, version, as_of.as_deref())?;
-            sql(&cli.warehouse, query, format, output.as_deref(), &selector).await
+            let out = SqlOutput {
+                format,
+                path: output.as_deref(),
+            };
+            sql(&cli.warehouse, query, out, &selector, cluster.as_deref()).await
+        }
+        Command::Scheduler {
+            listen,
+            executor_timeout,
+        } => {
+            let executor_timeout = townstat_server::config::parse_duration(&executor_timeout)
+                .ok_or_else(|| usage("--executor-timeout: expected e.g. 30s or 2min"))?;
+            if !listen.ip().is_loopback() {
+                tracing::warn!(%listen, "the scheduler has no authentication: keep it on a private network");
+            }
+            townstat_cluster::run_scheduler(townstat_cluster::SchedulerOptions {
+                listen,
+                executor_timeout,
+            })
+            .await
+            .map_err(|e| Failure::from(e.to_string()))?;
+            Ok(0)
+        }
+        Command::Executor {
+            scheduler,
+            listen,
+            work_dir,
+            tasks,
+            memory,
+        } => {
+            let memory = townstat_query::session::parse_size(&memory)
+                .ok_or_else(|| usage("--memory: expected e.g. 2GiB or 512MiB"))?;
+            let work_dir = work_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("townstat-executor-{}", listen.port()))
+            });
+            townstat_cluster::run_executor(townstat_cluster::ExecutorOptions {
+                scheduler,
+                listen,
+                work_dir: work_dir.display().to_string(),
+                tasks,
+                memory: memory as u64,
+            })
+            .await
+            .map_err(|e| Failure::from(e.to_string()))?;
+            Ok(0)
         }
         Command::Generate { out, scale, seed } => {
             if !(scale > 0.0 && scale.is_finite()) {
@@ -82,7 +135,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             max_connections,
             statement_timeout,
             query_memory,
+            cluster,
         } => {
+            if let Some(url) = &cluster {
+                townstat_cluster::check_url(url).map_err(|e| usage(e.to_string()))?;
+            }
             let statement_timeout = townstat_server::config::parse_duration(&statement_timeout)
                 .ok_or_else(|| usage("--statement-timeout: expected e.g. 300s, 1500ms or 5min"))?;
             let query_memory = match query_memory {
@@ -108,6 +165,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 max_connections,
                 statement_timeout,
                 query_memory,
+                cluster,
             };
             let on_listening: townstat_server::OnListening = Box::new(|address, auth| {
                 // Tests and scripts read the bound port from this line.
@@ -133,12 +191,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                      FROM run r LEFT JOIN ingest_run i ON i.run_id = r.run_id \
                      GROUP BY r.run_id, r.status, r.as_of, r.started_at, r.finished_at \
                      ORDER BY r.started_at";
+            let out = SqlOutput {
+                format: Format::Table,
+                path: None,
+            };
             sql(
                 &cli.warehouse,
                 Some(q.into()),
-                Format::Table,
-                None,
+                out,
                 &RunSelector::Latest,
+                None,
             )
             .await
         }
@@ -176,6 +238,7 @@ pub async fn run(
     pipeline: &Path,
     as_of: Option<&str>,
     force: bool,
+    cluster: Option<&str>,
 ) -> Result<RunReport, Failure> {
     let as_of = match as_of {
         Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -184,6 +247,10 @@ pub async fn run(
     };
     let pipeline = Pipeline::load(pipeline).map_err(|e| usage(e.to_string()))?;
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let cluster = match cluster {
+        Some(url) => Some(remote(url).await?),
+        None => None,
+    };
     // A spinner on a terminal; nothing for the nightly job's logs.
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -201,6 +268,7 @@ pub async fn run(
             as_of,
             force,
             progress,
+            cluster,
         },
     )
     .await;
@@ -260,15 +328,39 @@ pub fn print_report(report: &RunReport, out: &mut impl Write) -> Result<(), Fail
     Ok(())
 }
 
+/// A session on a cluster; a malformed URL is bad usage.
+async fn remote(url: &str) -> Result<datafusion::prelude::SessionContext, Failure> {
+    townstat_cluster::check_url(url).map_err(|e| usage(e.to_string()))?;
+    townstat_cluster::remote_context(url)
+        .await
+        .map_err(|e| Failure::from(e.to_string()))
+}
+
+/// Where `townstat sql` writes, and how.
+struct SqlOutput<'a> {
+    format: Format,
+    path: Option<&'a Path>,
+}
+
 async fn sql(
     warehouse: &str,
     query: Option<String>,
-    format: Format,
-    output_path: Option<&Path>,
+    out: SqlOutput<'_>,
     selector: &RunSelector,
+    cluster: Option<&str>,
 ) -> Result<u8, Failure> {
+    let SqlOutput {
+        format,
+        path: output_path,
+    } = out;
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
-    let session = townstat_query::open_session_at(&warehouse, selector).await?;
+    let session = match cluster {
+        None => townstat_query::open_session_at(&warehouse, selector).await?,
+        Some(url) => {
+            let ctx = remote(url).await?;
+            townstat_query::open_session_in(ctx, &warehouse.with_file_tables(), selector).await?
+        }
+    };
     let mut sink: Box<dyn Write + Send> = match output_path {
         Some(p) => Box::new(
             std::fs::File::create(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,

@@ -37,7 +37,7 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
         std::fs::write(pipeline, NIGHTLY)?;
         std::fs::write("pipelines/enums.toml", ENUMS)?;
     }
-    let report = run(warehouse, pipeline, None, false).await?;
+    let report = run(warehouse, pipeline, None, false, None).await?;
     let mut out = std::io::stdout();
     print_report(&report, &mut out)?;
     let wh = Warehouse::open(warehouse)?;
@@ -49,10 +49,14 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
     );
     let towns = session.query(&town_table_sql(year)).await?;
     output::write(&towns, Format::Table, &mut out)?;
+    // On object stores there are no symbolic links: `exports/LATEST` names the folder.
+    let exports = match wh.local_root() {
+        Some(_) => format!("{}/export/", warehouse.trim_end_matches('/')),
+        None => format!("{}exports/{}/", wh.root(), report.run_id),
+    };
     println!(
         "\nQuery the warehouse: townstat sql \"SELECT * FROM town_year WHERE year = {year}\"; \
-         exports for BI tools: {}/export/",
-        warehouse
+         exports for BI tools: {exports}"
     );
     Ok(exit_status(&report))
 }

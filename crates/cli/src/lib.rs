@@ -59,6 +59,9 @@ pub enum Command {
         /// Re-read files an earlier run already loaded.
         #[arg(long)]
         force: bool,
+        /// Build the marts on a Ballista cluster (`df://HOST:PORT`, the scheduler).
+        #[arg(long, env = "TOWNSTAT_CLUSTER")]
+        cluster: Option<String>,
     },
     /// Run one SQL query, or the SQL shell (statements and \\d commands) without one.
     Sql {
@@ -80,6 +83,38 @@ pub enum Command {
         /// of that day, UTC): the last run committed by then.
         #[arg(long)]
         as_of: Option<String>,
+        /// Run the query on a Ballista cluster (`df://HOST:PORT`, the scheduler).
+        #[arg(long, env = "TOWNSTAT_CLUSTER")]
+        cluster: Option<String>,
+    },
+    /// A Ballista scheduler: the coordinator of `--cluster df://HOST:PORT`. It has no
+    /// authentication of its own; keep it and the executors on a private network.
+    Scheduler {
+        /// Address to listen on for clients and executors.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        listen: std::net::SocketAddr,
+        /// An executor silent for this long is taken as lost; its tasks run elsewhere.
+        #[arg(long, default_value = "30s")]
+        executor_timeout: String,
+    },
+    /// A Ballista executor: runs the tasks a scheduler hands out. Reads the
+    /// warehouse's object store with the same environment as the other commands.
+    Executor {
+        /// The scheduler.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: std::net::SocketAddr,
+        /// Address of this executor's Arrow Flight service (shuffle and results).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Shuffle files and spills (default: a folder under the OS temporary folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Tasks at once (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        tasks: usize,
+        /// The executor's memory pool, shared by its tasks; beyond it they spill.
+        #[arg(long, default_value = "2GiB")]
+        memory: String,
     },
     /// Synthetic raw source files, deterministic for a seed.
     Generate {
@@ -130,6 +165,9 @@ pub enum Command {
         /// TOWNSTAT_MEMORY_LIMIT, else 1GiB.
         #[arg(long)]
         query_memory: Option<String>,
+        /// Run queries of warehouse tables on a Ballista cluster (`df://HOST:PORT`).
+        #[arg(long, env = "TOWNSTAT_CLUSTER")]
+        cluster: Option<String>,
     },
     /// What each run did.
     Runs,
@@ -193,8 +231,12 @@ fn init_logging(format: LogFormat) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Planning and (de)serializing the marts' plans recurses deeply: the Ballista
+    // scheduler overflowed tokio's default 2 MiB worker stack on them (debug build).
+    // Stack is reserved address space, used only as deep as the recursion goes.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()
     {
         Ok(r) => r,

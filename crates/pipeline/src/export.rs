@@ -20,6 +20,94 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("export {}: {e}", path.display()))
 }
 
+fn write_parquet<W: std::io::Write + Send>(
+    out: W,
+    batch: &RecordBatch,
+) -> std::result::Result<W, parquet::errors::ParquetError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.into_inner()
+}
+
+/// Writes the marts of a run into an object store, where there are no symbolic links:
+/// each run's files go to `exports/<run_id>/<mart>/<mart>.parquet` and are never
+/// rewritten, then the one object `exports/LATEST` is replaced with the run's id. A
+/// single-object put is atomic, so a reader that reads `LATEST` first and then the
+/// folder it names gets one run's files, never a mix. As on local disk, the previous
+/// run's folder is kept and older ones are deleted.
+pub async fn publish_to_store(
+    warehouse: &townstat_warehouse::Warehouse,
+    run_id: &str,
+    marts: &[(String, RecordBatch)],
+) -> Result<()> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let (store, prefix) = warehouse
+        .root_store()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Internal(format!("export {}{what}: {e}", warehouse.root()))
+    };
+    let runs = prefix.clone().join("exports");
+    for (name, batch) in marts {
+        let key = format!("{run_id}/{name}/{name}.parquet");
+        let bytes = write_parquet(Vec::new(), batch).map_err(|e| fail(&key, &e))?;
+        let path = runs
+            .clone()
+            .join(run_id)
+            .join(name.as_str())
+            .join(format!("{name}.parquet"));
+        store
+            .put(&path, bytes.into())
+            .await
+            .map_err(|e| fail(&key, &e))?;
+    }
+    let latest = runs.clone().join("LATEST");
+    let previous = match store.get(&latest).await {
+        Ok(found) => {
+            let b = found
+                .bytes()
+                .await
+                .map_err(|e| fail("exports/LATEST", &e))?;
+            Some(String::from_utf8_lossy(&b).trim().to_string())
+        }
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(fail("exports/LATEST", &e)),
+    };
+    store
+        .put(&latest, format!("{run_id}\n").into())
+        .await
+        .map_err(|e| fail("exports/LATEST", &e))?;
+    let listing = store
+        .list_with_delimiter(Some(&runs))
+        .await
+        .map_err(|e| fail("exports/", &e))?;
+    for folder in listing.common_prefixes {
+        let Some(id) = folder.filename() else {
+            continue;
+        };
+        if id == run_id || Some(id) == previous.as_deref() {
+            continue;
+        }
+        let stale: Vec<_> = store
+            .list(Some(&folder))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| fail("exports/", &e))?;
+        for path in stale {
+            store
+                .delete(&path)
+                .await
+                .map_err(|e| fail("exports/", &e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the marts of a run and publishes them. Only for local warehouses.
 pub fn publish(
     root: &Path,
@@ -30,18 +118,12 @@ pub fn publish(
     let runs = root.join("exports");
     let dir = runs.join(run_id);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
     for (name, batch) in marts {
         let folder = dir.join(name);
         std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
         let path = folder.join(format!("{name}.parquet"));
         let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone()))
-            .map_err(|e| io(&path, e))?;
-        w.write(batch).map_err(|e| io(&path, e))?;
-        let file = w.into_inner().map_err(|e| io(&path, e))?;
+        let file = write_parquet(file, batch).map_err(|e| io(&path, e))?;
         file.sync_all().map_err(|e| io(&path, e))?;
     }
     before_swap();

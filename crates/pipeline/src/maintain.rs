@@ -30,10 +30,16 @@ pub async fn maintain(
     warehouse: &Warehouse,
     keep_runs: Option<usize>,
 ) -> Result<Vec<TableMaintenance>> {
-    let _lock = match warehouse.local_root() {
-        Some(r) => Some(crate::lock::RunLock::acquire(&r, "maintain")?),
-        None => None,
-    };
+    let lock = crate::lock::RunLock::take(warehouse, "maintain").await?;
+    let report = maintain_holding_lock(warehouse, keep_runs).await;
+    lock.release().await;
+    report
+}
+
+async fn maintain_holding_lock(
+    warehouse: &Warehouse,
+    keep_runs: Option<usize>,
+) -> Result<Vec<TableMaintenance>> {
     let runs = warehouse.runs().await?;
     let kept = match keep_runs {
         Some(n) => &runs[runs.len().saturating_sub(n)..],

@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub force: bool,
     /// Progress messages (a terminal spinner), if anyone watches.
     pub progress: Option<Progress>,
+    /// A session on a Ballista cluster to build the marts on (`--cluster`); `None`
+    /// builds them in this process.
+    pub cluster: Option<datafusion::prelude::SessionContext>,
 }
 
 /// What a run did.
@@ -153,14 +156,22 @@ pub async fn run(
     pipeline: &Pipeline,
     opts: &RunOptions,
 ) -> Result<RunReport> {
+    let run_id = new_run_id();
+    let lock = crate::lock::RunLock::take(warehouse, &run_id).await?;
+    let report = run_holding_lock(warehouse, pipeline, opts, run_id).await;
+    lock.release().await;
+    report
+}
+
+async fn run_holding_lock(
+    warehouse: &Warehouse,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    run_id: String,
+) -> Result<RunReport> {
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    let run_id = new_run_id();
     let root = warehouse.local_root();
-    let _lock = match &root {
-        Some(r) => Some(crate::lock::RunLock::acquire(r, &run_id)?),
-        None => None,
-    };
     let pause = |point: &str| crate::lock::pause_point(root.as_deref(), point);
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
     let runs = warehouse.runs().await?;
@@ -283,7 +294,15 @@ pub async fn run(
     say("building marts");
     // The marts, from exactly the versions this run leaves.
     let marts_clock = std::time::Instant::now();
-    let marts = build_marts(warehouse, pipeline, &versions, &run_id, opts.as_of).await?;
+    let marts = build_marts(
+        warehouse,
+        pipeline,
+        &versions,
+        &run_id,
+        opts.as_of,
+        opts.cluster.as_ref(),
+    )
+    .await?;
     tracing::info!(
         elapsed_ms = marts_clock.elapsed().as_millis() as u64,
         "marts built"
@@ -337,7 +356,7 @@ pub async fn run(
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
     match &root {
         Some(root) => crate::export::publish(root, &run_id, &marts, || pause("during_export"))?,
-        None => tracing::warn!("exports are written for local warehouses only"),
+        None => crate::export::publish_to_store(warehouse, &run_id, &marts).await?,
     }
 
     let mut reasons = BTreeMap::new();
@@ -362,6 +381,7 @@ async fn build_marts(
     versions: &BTreeMap<String, i64>,
     run_id: &str,
     as_of: NaiveDate,
+    cluster: Option<&datafusion::prelude::SessionContext>,
 ) -> Result<Vec<(String, RecordBatch)>> {
     use chrono::Datelike;
     use townstat_query::marts;
@@ -373,13 +393,65 @@ async fn build_marts(
         Some(p) => marts::load_targets(&pipeline.resolve(p))?,
         None => marts::TargetsFile::default(),
     };
-    let ctx = townstat_query::session::context();
-    warehouse.register(&ctx, versions).await?;
+    let (ctx, scratch) = match cluster {
+        None => {
+            let ctx = townstat_query::session::context();
+            warehouse.register(&ctx, versions).await?;
+            (ctx, None)
+        }
+        Some(ctx) => {
+            // The cluster reads the pinned versions' files and the steps' results from
+            // the warehouse's store.
+            let ctx = ctx.clone();
+            warehouse
+                .clone()
+                .with_file_tables()
+                .register(&ctx, versions)
+                .await?;
+            let (store, prefix) = warehouse.root_store()?;
+            let folder = format!("_scratch/{run_id}/");
+            let url = warehouse
+                .root()
+                .join(&folder)
+                .map_err(|e| Error::Internal(format!("scratch folder: {e}")))?;
+            let prefix = prefix.clone().join("_scratch").join(run_id);
+            let scratch = marts::Scratch { store, prefix, url };
+            (ctx, Some(scratch))
+        }
+    };
+    let scratch_prefix = scratch
+        .as_ref()
+        .map(|s| (s.store.clone(), s.prefix.clone()));
     let config = marts::MartConfig {
         run_id: run_id.to_string(),
         run_year: as_of.year(),
         components,
         targets,
+        scratch,
     };
-    Ok(marts::build(&ctx, &config).await?)
+    let marts = marts::build(&ctx, &config).await;
+    for (name, _, _) in marts::STEPS {
+        let _ = ctx.deregister_table(*name);
+    }
+    if let Some((store, prefix)) = scratch_prefix {
+        remove_prefix(store.as_ref(), &prefix).await;
+    }
+    Ok(marts?)
+}
+
+/// Deletes every object under a prefix (the mart build's scratch results); failures
+/// are logged, not fatal: the objects are not part of any table.
+async fn remove_prefix(store: &dyn object_store::ObjectStore, prefix: &object_store::path::Path) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let listed: std::result::Result<Vec<_>, _> = store
+        .list(Some(prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await;
+    for path in listed.unwrap_or_default() {
+        if let Err(e) = store.delete(&path).await {
+            tracing::warn!(object = %path, error = %e, "could not delete a scratch object");
+        }
+    }
 }

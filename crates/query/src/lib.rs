@@ -11,4 +11,4 @@ pub mod session;
 pub mod udf;
 
 pub use error::{Error, Result};
-pub use session::{Session, open_session, open_session_at};
+pub use session::{Session, open_session, open_session_at, open_session_in};

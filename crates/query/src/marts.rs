@@ -14,6 +14,7 @@ use arrow::array::{Array, AsArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
@@ -184,6 +185,51 @@ pub struct MartConfig {
     pub components: Vec<Component>,
     /// Targets and the baseline year.
     pub targets: TargetsFile,
+    /// Where step results go when the session runs on a cluster; `None` keeps them
+    /// in memory.
+    pub scratch: Option<Scratch>,
+}
+
+/// Step results as Parquet objects under a prefix of the warehouse's store. A cluster
+/// cannot read the client's memory, so on a cluster each step's result is written
+/// here and registered as a listing table the next steps (run on the executors) read.
+/// The caller deletes the prefix after the build.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    /// The store.
+    pub store: Arc<dyn object_store::ObjectStore>,
+    /// The prefix in the store.
+    pub prefix: object_store::path::Path,
+    /// The prefix's URL (ends with `/`), as the executors resolve it.
+    pub url: url::Url,
+}
+
+impl Scratch {
+    async fn table(&self, name: &str, batch: &RecordBatch) -> Result<Arc<dyn TableProvider>> {
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+        use object_store::ObjectStoreExt;
+        let file = format!("{name}.parquet");
+        let fail = |e: &dyn std::fmt::Display| Error::Output(format!("scratch {file}: {e}"));
+        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), None)
+            .map_err(|e| fail(&e))?;
+        w.write(batch).map_err(|e| fail(&e))?;
+        let bytes = w.into_inner().map_err(|e| fail(&e))?;
+        self.store
+            .put(&self.prefix.clone().join(file.as_str()), bytes.into())
+            .await
+            .map_err(|e| fail(&e))?;
+        let url = self.url.join(&file).map_err(|e| fail(&e))?;
+        let config = ListingTableConfig::new(ListingTableUrl::parse(url.as_str())?)
+            .with_listing_options(
+                ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet"),
+            )
+            .with_schema(batch.schema());
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
 }
 
 fn config_err(path: &Path, message: impl std::fmt::Display) -> Error {
@@ -349,9 +395,12 @@ pub async fn build(
             &concat_batches(&schema, &batches)
                 .map_err(|e| Error::Output(format!("{name}: {e}")))?,
         )?;
-        let table = MemTable::try_new(batch.schema(), partitions(&batch, ctx))?;
+        let table: Arc<dyn TableProvider> = match &config.scratch {
+            Some(scratch) => scratch.table(name, &batch).await?,
+            None => Arc::new(MemTable::try_new(batch.schema(), partitions(&batch, ctx))?),
+        };
         ctx.deregister_table(*name)?;
-        ctx.register_table(*name, Arc::new(table))?;
+        ctx.register_table(*name, table)?;
         tracing::info!(
             step = *name,
             rows = batch.num_rows(),

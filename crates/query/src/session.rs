@@ -28,6 +28,16 @@ pub async fn open_session(warehouse: &Warehouse, run_id: Option<&str>) -> Result
 
 /// Opens a session on the run a selector chooses.
 pub async fn open_session_at(warehouse: &Warehouse, selector: &RunSelector) -> Result<Session> {
+    open_session_in(context(), warehouse, selector).await
+}
+
+/// Opens a session on the run a selector chooses, registering the tables in a given
+/// context (a cluster's, say; see `townstat_cluster::remote_context`).
+pub async fn open_session_in(
+    ctx: SessionContext,
+    warehouse: &Warehouse,
+    selector: &RunSelector,
+) -> Result<Session> {
     let run = warehouse
         .pinned_versions(selector)
         .await?
@@ -40,7 +50,6 @@ pub async fn open_session_at(warehouse: &Warehouse, selector: &RunSelector) -> R
                 warehouse.location()
             )),
         })?;
-    let ctx = context();
     warehouse.register(&ctx, &run.versions).await?;
     warehouse.register_run_record(&ctx, &run).await?;
     Ok(Session { ctx, run })

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Decimal128Type};
 use datafusion::common::DataFusionError;
-use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use townstat_domain::industry::Industries;
 
@@ -46,20 +46,30 @@ fn industry_matches(args: &[ColumnarValue]) -> datafusion::error::Result<Columna
     Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
 }
 
+/// The functions, for sessions built elsewhere (the cluster's scheduler and executors
+/// must know them by name to decode a plan that calls them).
+pub fn udfs() -> Vec<ScalarUDF> {
+    vec![
+        create_udf(
+            "scale_tier",
+            vec![DataType::Decimal128(20, 2)],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(scale_tier),
+        ),
+        create_udf(
+            "industry_matches",
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Boolean,
+            Volatility::Immutable,
+            Arc::new(industry_matches),
+        ),
+    ]
+}
+
 /// Registers the functions in a session.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(create_udf(
-        "scale_tier",
-        vec![DataType::Decimal128(20, 2)],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(scale_tier),
-    ));
-    ctx.register_udf(create_udf(
-        "industry_matches",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Boolean,
-        Volatility::Immutable,
-        Arc::new(industry_matches),
-    ));
+    for f in udfs() {
+        ctx.register_udf(f);
+    }
 }

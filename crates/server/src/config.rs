@@ -132,6 +132,9 @@ pub struct ServeConfig {
     pub statement_timeout: Duration,
     /// The memory one query may use before its sorts, joins and aggregations spill.
     pub query_memory: usize,
+    /// A Ballista scheduler (`df://HOST:PORT`) to run queries of warehouse tables
+    /// on; catalog queries stay in the server.
+    pub cluster: Option<String>,
 }
 
 impl ServeConfig {
@@ -200,6 +203,7 @@ mod tests {
             max_connections: 10,
             statement_timeout: Duration::from_secs(1),
             query_memory: 1 << 20,
+            cluster: None,
         };
         assert!(c.check().is_err());
         c.listen = "127.0.0.1:5433".parse().unwrap();

@@ -65,6 +65,9 @@ const CLIENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 pub(crate) struct Pinned {
     pub(crate) run_id: String,
     pub(crate) ctx: SessionContext,
+    /// The same run on a cluster (`--cluster`), for statements that read warehouse
+    /// tables.
+    cluster: Option<SessionContext>,
     run_log_version: Option<i64>,
 }
 
@@ -72,21 +75,26 @@ pub(crate) struct Pinned {
 /// newer run commits.
 pub(crate) struct Source {
     warehouse: Warehouse,
+    cluster: Option<String>,
     current: RwLock<Arc<Pinned>>,
     reload: Mutex<()>,
 }
 
 impl Source {
-    pub(crate) async fn open(warehouse: Warehouse) -> crate::Result<Source> {
-        let pinned = Self::load(&warehouse).await?;
+    pub(crate) async fn open(
+        warehouse: Warehouse,
+        cluster: Option<String>,
+    ) -> crate::Result<Source> {
+        let pinned = Self::load(&warehouse, cluster.as_deref()).await?;
         Ok(Source {
             warehouse,
+            cluster,
             current: RwLock::new(Arc::new(pinned)),
             reload: Mutex::new(()),
         })
     }
 
-    async fn load(warehouse: &Warehouse) -> crate::Result<Pinned> {
+    async fn load(warehouse: &Warehouse, cluster: Option<&str>) -> crate::Result<Pinned> {
         // The version is read before the session opens: if a run commits in between,
         // the next statement sees a newer version and reloads, never the reverse.
         let run_log_version = warehouse
@@ -95,10 +103,26 @@ impl Source {
             .map_err(townstat_query::Error::from)?;
         let session = townstat_query::open_session_at(warehouse, &RunSelector::Latest).await?;
         crate::catalog::install(&session.ctx).await?;
+        let cluster = match cluster {
+            Some(url) => {
+                let ctx = townstat_cluster::remote_context(url)
+                    .await
+                    .map_err(|e| crate::Error::Config(e.to_string()))?;
+                let files = warehouse.clone().with_file_tables();
+                let selector = RunSelector::Id(session.run.run_id.clone());
+                Some(
+                    townstat_query::open_session_in(ctx, &files, &selector)
+                        .await?
+                        .ctx,
+                )
+            }
+            None => None,
+        };
         tracing::info!(run_id = %session.run.run_id, "serving run");
         Ok(Pinned {
             run_id: session.run.run_id,
             ctx: session.ctx,
+            cluster,
             run_log_version,
         })
     }
@@ -120,7 +144,7 @@ impl Source {
             return Ok(current);
         }
         let fresh = Arc::new(
-            Self::load(&self.warehouse)
+            Self::load(&self.warehouse, self.cluster.as_deref())
                 .await
                 .map_err(|e| server_error("XX000", format!("cannot open the new run: {e}")))?,
         );
@@ -193,7 +217,20 @@ impl Service {
 
     /// A context for one statement: the pinned run's tables and functions, with a
     /// memory pool of its own.
-    fn statement_context(&self, pinned: &Pinned) -> PgWireResult<SessionContext> {
+    ///
+    /// On a cluster, a statement that reads warehouse tables runs there (each
+    /// executor has its own memory pool); catalog statements run here, where the
+    /// PostgreSQL catalog is.
+    fn statement_context(
+        &self,
+        pinned: &Pinned,
+        statement: &Statement,
+    ) -> PgWireResult<SessionContext> {
+        if let Some(cluster) = &pinned.cluster
+            && !reads_only_catalog(statement)
+        {
+            return Ok(cluster.clone());
+        }
         let memory = self.limits.query_memory;
         let state = pinned.ctx.state();
         let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
@@ -327,7 +364,7 @@ impl SimpleQueryHandler for Service {
                 continue;
             }
             let deadline = self.deadline(client);
-            let ctx = self.statement_context(&pinned)?;
+            let ctx = self.statement_context(&pinned, statement)?;
             for hook in &self.hooks {
                 if let Some(result) = hook.handle_simple_query(statement, &ctx, client).await {
                     responses.push(result?);
@@ -582,7 +619,7 @@ impl ExtendedQueryHandler for Service {
         }
         let deadline = self.deadline(client);
         let pinned = self.source.current().await?;
-        let ctx = self.statement_context(&pinned)?;
+        let ctx = self.statement_context(&pinned, statement)?;
         let params = parameter_values(portal, parsed_plan)?;
         for hook in &self.hooks {
             if let Some(result) = hook

@@ -2,15 +2,23 @@
 //! and the committed-run record that pins what readers see.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -20,6 +28,9 @@ use crate::error::{Error, Result};
 pub struct Warehouse {
     root: Url,
     location: String,
+    /// Register tables as listing tables over their files (for a cluster) instead of
+    /// Delta's provider.
+    as_files: bool,
 }
 
 /// What the last committed run left: its id and the version of every table.
@@ -67,9 +78,21 @@ fn qcol(qualifier: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(qualifier), name))
 }
 
+/// Registers the object stores a warehouse URL may name (`s3://`, `s3a://`) with
+/// delta-rs, once per process. Their endpoint, region and credentials come from the
+/// environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...), as
+/// object_store reads them.
+pub fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// The URL schemes a warehouse may live under.
+const SCHEMES: [&str; 3] = ["file", "s3", "s3a"];
+
 impl Warehouse {
-    /// Opens a warehouse at a local path, a `file://` URL or an object-store URL.
-    /// A local folder is created when missing.
+    /// Opens a warehouse at a local path, a `file://` URL or an `s3://bucket/prefix`
+    /// URL. A local folder is created when missing.
     pub fn open(location: &str) -> Result<Warehouse> {
         let bad = |message: String| Error::Location {
             location: location.to_string(),
@@ -77,8 +100,16 @@ impl Warehouse {
         };
         let root = if location.contains("://") {
             let mut u = Url::parse(location).map_err(|e| bad(e.to_string()))?;
+            if !SCHEMES.contains(&u.scheme()) {
+                return Err(bad(format!(
+                    "unsupported scheme {}: use a local path, file:// or s3://",
+                    u.scheme()
+                )));
+            }
             if u.scheme() == "file" {
                 std::fs::create_dir_all(u.path()).map_err(|e| bad(e.to_string()))?;
+            } else {
+                register_object_stores();
             }
             if !u.path().ends_with('/') {
                 u.set_path(&format!("{}/", u.path()));
@@ -92,7 +123,19 @@ impl Warehouse {
         Ok(Warehouse {
             root,
             location: location.to_string(),
+            as_files: false,
         })
+    }
+
+    /// The same warehouse, registering its tables in sessions as Parquet listing
+    /// tables over exactly the files of the pinned Delta version, instead of through
+    /// Delta's table provider. A Ballista cluster can serialize those to its scheduler
+    /// and executors; it cannot serialize Delta's provider. The tables are written
+    /// without deletion vectors, column mapping or partitions (delta-rs writes none of
+    /// them here), so the file list is the whole of a version's state.
+    pub fn with_file_tables(mut self) -> Warehouse {
+        self.as_files = true;
+        self
     }
 
     /// The location as the user gave it.
@@ -112,6 +155,26 @@ impl Warehouse {
             .flatten()
     }
 
+    /// The object store the warehouse lives in and the warehouse's prefix in it, for
+    /// the objects that are not Delta tables: the run lock and the exports.
+    pub fn root_store(&self) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+        let bad = |message: String| Error::Location {
+            location: self.location.clone(),
+            message,
+        };
+        if let Some(dir) = self.local_root() {
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| bad(e.to_string()))?;
+            return Ok((Arc::new(store), ObjectPath::default()));
+        }
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(self.root.as_str())
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        let prefix = ObjectPath::from_url_path(self.root.path()).map_err(|e| bad(e.to_string()))?;
+        Ok((Arc::new(store), prefix))
+    }
+
     /// The URL of a table.
     pub fn table_url(&self, name: &str) -> Result<Url> {
         self.root
@@ -124,14 +187,28 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or `None` if it does not exist yet.
     pub async fn latest(&self, name: &str) -> Result<Option<DeltaTable>> {
-        if let Some(dir) = self.local_root()
-            && !dir.join("tables").join(name).join("_delta_log").is_dir()
-        {
+        if !self.exists(name).await? {
             return Ok(None);
         }
         let url = self.table_url(name)?;
         let table = DeltaTable::try_from_url(url).await.map_err(delta(name))?;
         Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Whether a table has a Delta log: a directory test on local disk, a listing of
+    /// `_delta_log/` in an object store.
+    async fn exists(&self, name: &str) -> Result<bool> {
+        if let Some(dir) = self.local_root() {
+            return Ok(dir.join("tables").join(name).join("_delta_log").is_dir());
+        }
+        let table = deltalake::DeltaTableBuilder::from_url(self.table_url(name)?)
+            .and_then(|b| b.build())
+            .map_err(delta(name))?;
+        table
+            .log_store()
+            .is_delta_table_location()
+            .await
+            .map_err(delta(name))
     }
 
     /// Opens a table at a version.
@@ -349,8 +426,29 @@ impl Warehouse {
         ctx: &SessionContext,
         versions: &BTreeMap<String, i64>,
     ) -> Result<()> {
-        for (name, version) in versions {
-            self.register_as(ctx, name, *version, name).await?;
+        // Opened eight at a time: on an object store each open is several round trips
+        // (listing and reading the log), and a session opens every table.
+        use futures::StreamExt;
+        let tasks: Vec<_> = versions
+            .iter()
+            .map(|(name, version)| {
+                let (warehouse, ctx, name, version) =
+                    (self.clone(), ctx.clone(), name.clone(), *version);
+                async move {
+                    let table = warehouse.at_version(&name, version).await?;
+                    let provider = warehouse.provider(&ctx, &name, &table).await?;
+                    Ok::<_, Error>((name, provider))
+                }
+            })
+            .collect();
+        let opened: Vec<Result<(String, Arc<dyn TableProvider>)>> = futures::stream::iter(tasks)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for item in opened {
+            let (name, provider) = item?;
+            ctx.register_table(name.as_str(), provider)
+                .map_err(query(&name))?;
         }
         Ok(())
     }
@@ -364,12 +462,64 @@ impl Warehouse {
         alias: &str,
     ) -> Result<()> {
         let table = self.at_version(name, version).await?;
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(delta(name))?;
-        let provider = table.table_provider().await.map_err(query(name))?;
+        let provider = self.provider(ctx, name, &table).await?;
         ctx.register_table(alias, provider).map_err(query(name))?;
         Ok(())
+    }
+
+    /// A table provider for a loaded version: Delta's, or a listing table over its
+    /// files (see [`Warehouse::with_file_tables`]).
+    async fn provider(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        table: &DeltaTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        if !self.as_files {
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(delta(name))?;
+            return table.table_provider().await.map_err(query(name));
+        }
+        let schema = table
+            .snapshot()
+            .map_err(delta(name))?
+            .snapshot()
+            .arrow_schema();
+        let files = table
+            .get_file_uris()
+            .map_err(delta(name))?
+            .map(|uri| ListingTableUrl::parse(&uri))
+            .collect::<datafusion::error::Result<Vec<_>>>()
+            .map_err(query(name))?;
+        if files.is_empty() {
+            // A listing table needs a file; an empty version is an empty relation
+            // with the table's columns.
+            let columns: Vec<Expr> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    datafusion::logical_expr::cast(
+                        datafusion::prelude::lit(datafusion::scalar::ScalarValue::Null),
+                        f.data_type().clone(),
+                    )
+                    .alias(f.name())
+                })
+                .collect();
+            let plan = datafusion::logical_expr::LogicalPlanBuilder::empty(false)
+                .project(columns)
+                .and_then(|b| b.build())
+                .map_err(query(name))?;
+            return Ok(datafusion::dataframe::DataFrame::new(ctx.state(), plan).into_view());
+        }
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(files)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(
+            ListingTable::try_new(config).map_err(query(name))?,
+        ))
     }
     /// Registers the run record as the chosen run saw it: the runs committed up to and
     /// including it (the `run` table is append-only, so this is exact).
@@ -381,10 +531,7 @@ impl Warehouse {
         let Some(table) = self.latest("run").await? else {
             return Ok(());
         };
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(delta("run"))?;
-        let provider = table.table_provider().await.map_err(query("run"))?;
+        let provider = self.provider(ctx, "run", &table).await?;
         let df = ctx.read_table(provider).map_err(query("run"))?;
         let cutoff =
             datafusion::prelude::lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
@@ -403,9 +550,7 @@ impl Warehouse {
     /// compares it with the version it pinned to learn, cheaply, whether a run has
     /// committed since (the server does so before every statement).
     pub async fn run_record_version(&self) -> Result<Option<i64>> {
-        if let Some(dir) = self.local_root()
-            && !dir.join("tables").join("run").join("_delta_log").is_dir()
-        {
+        if !self.exists("run").await? {
             return Ok(None);
         }
         // A listing of the log, not a load of the table: this runs before every

@@ -78,6 +78,7 @@ async fn marts_match_hand_computed_values() {
         &warehouse,
         &pipeline,
         &RunOptions {
+            cluster: None,
             as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
             force: false,
             progress: None,
