@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
 
+# An S3-compatible server that stores real bytes on disk (s3s-fs, from crates.io), for
+# the object-store and cluster test at the end. Built once into the target dir.
+s3s="$CARGO_TARGET_DIR/tools/bin/s3s-fs"
+if [ ! -x "$s3s" ]; then
+  cargo install --locked --quiet --root "$CARGO_TARGET_DIR/tools" s3s-fs --version 0.14.1 \
+    --features binary
+fi
+
 cargo test --workspace
 
 # Build a warehouse from the corpus and the bundled sample with the real binary,
@@ -33,3 +41,7 @@ python3 bench/edge_cases.py --townstat "$bin" > "$work/edge.txt" || { cat "$work
 # The PostgreSQL-protocol server through psql, psycopg and SQLAlchemy (this one
 # commits one more run into the warehouse, so it goes last).
 python3 tests/python/serve_clients.py "$work/wh" "$bin"
+# The warehouse on S3 (s3s-fs) and the marts on a Ballista cluster (a scheduler and two
+# executors, all separate processes on 127.0.0.1), compared cell for cell with a local
+# build; then one executor killed during a cluster run.
+python3 tests/python/cluster.py "$bin" "$s3s"
