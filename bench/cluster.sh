@@ -77,12 +77,16 @@ start_cluster() {
 }
 stop_cluster() { kill "${cluster_pids[@]}" 2> /dev/null || true; wait "${cluster_pids[@]}" 2> /dev/null || true; }
 
-echo "ingesting scale $scale into $wh ..."
+echo "ingesting scale $scale into $wh ... (cluster partitions per stage: ${TOWNSTAT_CLUSTER_PARTITIONS:-4})"
 first="$(marts_time)"
 echo "scale $scale: first run (ingest + marts in-process) marts built in ${first} s"
 printf '| marts rebuilt | runs (s) | median (s) |\n|---|---|---|\n'
 report() {
-  python3 -c 'import statistics, sys; v=[float(x) for x in sys.argv[2:]]; print(f"| {sys.argv[1]} | {\" \".join(f\"{x:.2f}\" for x in v)} | {statistics.median(v):.2f} |")' "$@"
+  python3 -c '
+import statistics, sys
+v = [float(x) for x in sys.argv[2:]]
+runs = " ".join("%.2f" % x for x in v)
+print("| %s | %s | %.2f |" % (sys.argv[1], runs, statistics.median(v)))' "$@"
 }
 times=(); for _ in $(seq 1 "$repeats"); do times+=("$(marts_time)"); done
 report "in-process (no cluster)" "${times[@]}"

@@ -269,6 +269,19 @@ pub fn check_url(url: &str) -> Result<()> {
     }
 }
 
+/// Partitions per shuffle on the cluster: `TOWNSTAT_CLUSTER_PARTITIONS`, default 4.
+/// Every partition of every stage is a task the scheduler hands out, and each task
+/// costs tens of milliseconds of scheduling whatever its size; Ballista's default of
+/// 16 made the mart rebuild at scale 10 spend most of its time handing out tasks
+/// (docs/scaling.md). Set it to about the cluster's task slots (executors × --tasks).
+pub fn partitions() -> usize {
+    std::env::var("TOWNSTAT_CLUSTER_PARTITIONS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4)
+}
+
 /// A session whose queries run on the cluster at `url` (`df://HOST:PORT`), with
 /// townstat's settings (catalog, information_schema, functions) and the object stores
 /// the warehouse tables need.
@@ -282,6 +295,7 @@ pub async fn remote_context(url: &str) -> Result<SessionContext> {
         ))
         .build_arc()?;
     let config = ballista_config()
+        .with_target_partitions(partitions())
         .with_information_schema(true)
         .with_default_catalog_and_schema("townstat", "public")
         .with_ballista_job_name("townstat");
