@@ -24,6 +24,7 @@ import csv
 import glob
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -257,6 +258,7 @@ def main():
                 path = os.path.join(work, f"{name}.log")
                 print(f"--- {name} log (last lines) ---")
                 print("".join(open(path, errors="replace").readlines()[-15:]))
+        shutil.rmtree(work, ignore_errors=True)
     print(f"cluster: {results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0
 
