@@ -550,16 +550,20 @@ impl Warehouse {
     /// compares it with the version it pinned to learn, cheaply, whether a run has
     /// committed since (the server does so before every statement).
     pub async fn run_record_version(&self) -> Result<Option<i64>> {
-        if !self.exists("run").await? {
+        if self.local_root().is_some() && !self.exists("run").await? {
             return Ok(None);
         }
-        // A listing of the log, not a load of the table: this runs before every
-        // statement the server answers.
+        // One listing of the log, not a load of the table: this runs before every
+        // statement the server answers. In an object store, an empty log is the
+        // `InvalidVersion` delta-rs itself reads as "not a table" (`load_with_datetime`).
         let table = deltalake::DeltaTableBuilder::from_url(self.table_url("run")?)
             .and_then(|b| b.build())
             .map_err(delta("run"))?;
-        let version = table.get_latest_version().await.map_err(delta("run"))?;
-        Ok(Some(version as i64))
+        match table.get_latest_version().await {
+            Ok(version) => Ok(Some(version as i64)),
+            Err(deltalake::DeltaTableError::InvalidVersion(_)) => Ok(None),
+            Err(e) => Err(delta("run")(e)),
+        }
     }
 
     /// Every committed run, oldest first.
