@@ -43,7 +43,6 @@ pub async fn publish_to_store(
     run_id: &str,
     marts: &[(String, RecordBatch)],
 ) -> Result<()> {
-    use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
     let (store, prefix) = warehouse
         .root_store()
@@ -92,20 +91,33 @@ pub async fn publish_to_store(
         if id == run_id || Some(id) == previous.as_deref() {
             continue;
         }
-        let stale: Vec<_> = store
-            .list(Some(&folder))
-            .map_ok(|m| m.location)
-            .try_collect()
+        delete_prefix(store.as_ref(), &folder)
             .await
             .map_err(|e| fail("exports/", &e))?;
-        for path in stale {
-            store
-                .delete(&path)
-                .await
-                .map_err(|e| fail("exports/", &e))?;
-        }
     }
     Ok(())
+}
+
+/// Deletes every object under a prefix of an object store. Tries them all and returns
+/// the first failure, if any.
+pub(crate) async fn delete_prefix(
+    store: &dyn object_store::ObjectStore,
+    prefix: &object_store::path::Path,
+) -> object_store::Result<()> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let listed: Vec<_> = store
+        .list(Some(prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await?;
+    let mut first_error = None;
+    for path in listed {
+        if let Err(e) = store.delete(&path).await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Writes the marts of a run and publishes them. Only for local warehouses.

@@ -433,25 +433,12 @@ async fn build_marts(
     for (name, _, _) in marts::STEPS {
         let _ = ctx.deregister_table(*name);
     }
-    if let Some((store, prefix)) = scratch_prefix {
-        remove_prefix(store.as_ref(), &prefix).await;
+    // The scratch results are not part of any table: a failed delete is logged, not
+    // fatal.
+    if let Some((store, prefix)) = scratch_prefix
+        && let Err(e) = crate::export::delete_prefix(store.as_ref(), &prefix).await
+    {
+        tracing::warn!(prefix = %prefix, error = %e, "could not delete the scratch results");
     }
     Ok(marts?)
-}
-
-/// Deletes every object under a prefix (the mart build's scratch results); failures
-/// are logged, not fatal: the objects are not part of any table.
-async fn remove_prefix(store: &dyn object_store::ObjectStore, prefix: &object_store::path::Path) {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let listed: std::result::Result<Vec<_>, _> = store
-        .list(Some(prefix))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await;
-    for path in listed.unwrap_or_default() {
-        if let Err(e) = store.delete(&path).await {
-            tracing::warn!(object = %path, error = %e, "could not delete a scratch object");
-        }
-    }
 }
