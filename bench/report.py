@@ -17,6 +17,13 @@ MARTS_STEPS = ["stg_year", "stg_enterprise_year", "stg_employment_year", "int_gr
                "city_year"]
 
 
+def section(title: str, note: str | None, header: str, rows: list[str]) -> list[str]:
+    """A markdown section: heading, an optional note, and a table whose separator row
+    has as many columns as the header."""
+    columns = header.count("|") - 1
+    return [f"### {title}", "", *([note, ""] if note else []), header, "|" + "---|" * columns, *rows, ""]
+
+
 def gnu_time(path: Path) -> dict | None:
     """Wall, CPU (user + sys) and peak RSS of one `/usr/bin/time -v` output."""
     if not path.exists():
@@ -140,28 +147,26 @@ def main() -> int:
             growth.setdefault((f"ad-hoc {q}", "townstat"), []).append((s, rows, r["townstat_median_s"]))
             growth.setdefault((f"ad-hoc {q}", "duckdb"), []).append((s, rows, r["duckdb_median_s"]))
 
-    out += ["### townstat's whole run", "",
-            "| scale | rows read | exit status | ingest + commit (s) | marts, 11 steps (s) | whole run wall (s) "
-            "| whole run CPU (s) | peak RSS (MiB) |", "|---|---|---|---|---|---|---|---|", *whole, ""]
-    out += ["### Ingest: raw files → validated, de-duplicated tables", "",
-            "townstat: `ingested` + `source tables committed` from its log; CPU and peak RSS sampled at the "
-            "commit event (from process start). Peers: time inside the process (whole process, with Python's "
-            "start-up, in brackets); CPU and peak RSS of the whole process.", "",
-            "| scale | rows read | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/peer "
-            "| CPU townstat/peer | RSS townstat/peer | same output as townstat |",
-            "|---|---|---|---|---|---|---|---|---|---|", *ingest, ""]
-    out += ["### Marts: the 11 steps stg_year … city_year, same SQL, same Parquet files", "",
-            "townstat: sum of its `mart step` log events; CPU sampled between the commit event and the "
-            "city_year step. DuckDB: `marts_vs_duckdb.py` (time and CPU of the 11 statements in-process).", "",
-            "| scale | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/DuckDB | CPU townstat/DuckDB "
-            "| same marts |", "|---|---|---|---|---|---|---|---|", *marts, ""]
-    out += ["### Ad-hoc queries", "",
-            "Median of the repetitions inside one process (`townstat sql` shell with `\\timing`; one DuckDB "
-            "connection); then one query per fresh process: `townstat sql QUERY` vs `python3 adhoc.py "
-            "--duckdb-only QUERY` (Python start-up, imports and the Delta log read included).", "",
-            "| scale | query | townstat (ms) | DuckDB (ms) | ratio | townstat process wall s / CPU s / RSS MiB "
-            "| DuckDB process wall s / CPU s / RSS MiB | same answer |",
-            "|---|---|---|---|---|---|---|---|", *adhoc, ""]
+    out += section("townstat's whole run", None,
+                   "| scale | rows read | exit status | ingest + commit (s) | marts, 11 steps (s) | whole run wall (s) "
+                   "| whole run CPU (s) | peak RSS (MiB) |", whole)
+    out += section("Ingest: raw files → validated, de-duplicated tables",
+                   "townstat: `ingested` + `source tables committed` from its log; CPU and peak RSS sampled at the "
+                   "commit event (from process start). Peers: time inside the process (whole process, with Python's "
+                   "start-up, in brackets); CPU and peak RSS of the whole process.",
+                   "| scale | rows read | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/peer "
+                   "| CPU townstat/peer | RSS townstat/peer | same output as townstat |", ingest)
+    out += section("Marts: the 11 steps stg_year … city_year, same SQL, same Parquet files",
+                   "townstat: sum of its `mart step` log events; CPU sampled between the commit event and the "
+                   "city_year step. DuckDB: `marts_vs_duckdb.py` (time and CPU of the 11 statements in-process).",
+                   "| scale | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/DuckDB | CPU townstat/DuckDB "
+                   "| same marts |", marts)
+    out += section("Ad-hoc queries",
+                   "Median of the repetitions inside one process (`townstat sql` shell with `\\timing`; one DuckDB "
+                   "connection); then one query per fresh process: `townstat sql QUERY` vs `python3 adhoc.py "
+                   "--duckdb-only QUERY` (Python start-up, imports and the Delta log read included).",
+                   "| scale | query | townstat (ms) | DuckDB (ms) | ratio | townstat process wall s / CPU s / RSS MiB "
+                   "| DuckDB process wall s / CPU s / RSS MiB | same answer |", adhoc)
     lines = []
     for (step, engine), pts in growth.items():
         for (s0, r0, t0), (s1, r1, t1) in zip(pts, pts[1:], strict=False):
