@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::concat_batches;
-use arrow::datatypes::Int32Type;
+use arrow::datatypes::{Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
@@ -40,13 +40,18 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
-        "int_group_member",
-        include_str!("../../../pipelines/marts/intermediate/int_group_member.sql"),
+        "int_town_member",
+        include_str!("../../../pipelines/marts/intermediate/int_town_member.sql"),
     ),
     (
         "intermediate",
         "int_above_size",
         include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
+    ),
+    (
+        "intermediate",
+        "int_entity_year",
+        include_str!("../../../pipelines/marts/intermediate/int_entity_year.sql"),
     ),
     (
         "intermediate",
@@ -205,7 +210,12 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    async fn table(&self, name: &str, batch: &RecordBatch) -> Result<Arc<dyn TableProvider>> {
+    async fn table(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        parts: &[Vec<RecordBatch>],
+    ) -> Result<Arc<dyn TableProvider>> {
         use datafusion::datasource::file_format::parquet::ParquetFormat;
         use datafusion::datasource::listing::{
             ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -213,9 +223,11 @@ impl Scratch {
         use object_store::ObjectStoreExt;
         let file = format!("{name}.parquet");
         let fail = |e: &dyn std::fmt::Display| Error::Output(format!("scratch {file}: {e}"));
-        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), None)
+        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema.clone(), None)
             .map_err(|e| fail(&e))?;
-        w.write(batch).map_err(|e| fail(&e))?;
+        for batch in parts.iter().flatten() {
+            w.write(batch).map_err(|e| fail(&e))?;
+        }
         let bytes = w.into_inner().map_err(|e| fail(&e))?;
         self.store
             .put(&self.prefix.clone().join(file.as_str()), bytes.into())
@@ -227,7 +239,7 @@ impl Scratch {
                 ListingOptions::new(Arc::new(ParquetFormat::default()))
                     .with_file_extension(".parquet"),
             )
-            .with_schema(batch.schema());
+            .with_schema(schema.clone());
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
 }
@@ -387,27 +399,51 @@ pub async fn build(
             .create_physical_plan()
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
-        let schema = plan.schema();
-        let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+        let plan_schema = plan.schema();
+        let exec_clock = std::time::Instant::now();
+        // Each output partition's batches stay where they are: the next steps scan
+        // them in parallel, and nothing is concatenated (a concatenation of string
+        // views copies every buffer each batch points into, once per batch).
+        let parts = datafusion::physical_plan::collect_partitioned(plan.clone(), ctx.task_ctx())
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
-        let batch = compact(
-            &concat_batches(&schema, &batches)
-                .map_err(|e| Error::Output(format!("{name}: {e}")))?,
-        )?;
+        let exec_ms = exec_clock.elapsed().as_millis() as u64;
+        if explain_steps() {
+            // The executed plan with its metrics (rows, time, memory, spills per
+            // operator): how to find out where a step's time goes.
+            let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                plan.as_ref(),
+            )
+            .indent(true)
+            .to_string();
+            tracing::info!(step = *name, plan = %shown, "mart step plan");
+        }
+        let parts = parts
+            .iter()
+            .map(|batches| batches.iter().map(compact).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        let schema = match parts.iter().flatten().next() {
+            Some(b) => b.schema(),
+            None => compact_schema(&plan_schema),
+        };
+        let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
         let table: Arc<dyn TableProvider> = match &config.scratch {
-            Some(scratch) => scratch.table(name, &batch).await?,
-            None => Arc::new(MemTable::try_new(batch.schema(), partitions(&batch, ctx))?),
+            Some(scratch) => scratch.table(name, &schema, &parts).await?,
+            None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
         };
         ctx.deregister_table(*name)?;
         ctx.register_table(*name, table)?;
         tracing::info!(
             step = *name,
-            rows = batch.num_rows(),
+            rows,
             elapsed_ms = step_clock.elapsed().as_millis() as u64,
+            exec_ms,
             "mart step"
         );
         if *layer == "marts" {
+            let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+            let batch = concat_batches(&schema, &batches)
+                .map_err(|e| Error::Output(format!("{name}: {e}")))?;
             marts.push((name.to_string(), batch));
         }
         // Staging and intermediate results no later step reads are dropped now, not
@@ -419,6 +455,11 @@ pub async fn build(
         }
     }
     Ok(marts)
+}
+
+/// Whether `TOWNSTAT_EXPLAIN_STEPS` asks for each step's executed plan in the log.
+fn explain_steps() -> bool {
+    std::env::var("TOWNSTAT_EXPLAIN_STEPS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// For each step, the index of the last step whose SQL reads its result (itself when
@@ -453,49 +494,45 @@ fn mentions(sql: &str, name: &str) -> bool {
 
 /// Rewrites string-view columns as plain strings. A step's result is built by joins
 /// whose string views point into the buffers of every input batch; kept as they are,
-/// the next step's joins drag those buffers along and memory grows with every join.
-/// Plain strings are compact.
+/// the next step's joins drag those buffers along (and DataFusion's memory accounting
+/// counts them once per batch, so sorts spill early). Plain strings are compact.
 fn compact(batch: &RecordBatch) -> Result<RecordBatch> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let mut fields = vec![];
-    let mut columns = vec![];
-    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        if matches!(f.data_type(), DataType::Utf8View) {
-            let cast = arrow::compute::cast(c, &DataType::Utf8)
-                .map_err(|e| Error::Output(format!("{}: {e}", f.name())))?;
-            fields.push(Arc::new(Field::new(
-                f.name(),
-                DataType::Utf8,
-                f.is_nullable(),
-            )));
-            columns.push(cast);
-        } else {
-            fields.push(f.clone());
-            columns.push(c.clone());
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Error::Output(e.to_string()))
+    let schema = compact_schema(&batch.schema());
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                // Same type: the column is kept (the batch takes the new schema).
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+                    .map_err(|e| Error::Output(format!("{}: {e}", f.name())))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Output(e.to_string()))
 }
 
-/// Splits a step's result into partitions of modest batches, so the next steps scan
-/// it in parallel.
-fn partitions(batch: &RecordBatch, ctx: &SessionContext) -> Vec<Vec<RecordBatch>> {
-    let n = ctx.state().config().target_partitions().max(1);
-    let chunk = 8192;
-    let mut parts: Vec<Vec<RecordBatch>> = vec![vec![]; n];
-    let mut offset = 0;
-    let mut i = 0;
-    while offset < batch.num_rows() {
-        let len = chunk.min(batch.num_rows() - offset);
-        parts[i % n].push(batch.slice(offset, len));
-        offset += len;
-        i += 1;
-    }
-    if batch.num_rows() == 0 {
-        parts[0].push(batch.clone());
-    }
-    parts
+/// A schema with every string-view column made a plain string column, and no field
+/// metadata: a column comment inherited from a source table would make a step's
+/// columns differ from the same columns built from literals (in a UNION), and the
+/// marts take their labels from `schemas/marts.toml` anyway.
+fn compact_schema(schema: &SchemaRef) -> SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                other => other.clone(),
+            };
+            Arc::new(Field::new(f.name(), data_type, f.is_nullable()))
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 #[cfg(test)]

@@ -98,7 +98,14 @@ pub fn statement_timeout() -> Option<std::time::Duration> {
 /// temporary folder.
 pub fn context() -> SessionContext {
     let limit = memory_limit();
-    let mut config = SessionConfig::new()
+    // DataFusion's own settings can be tuned from the environment
+    // (`DATAFUSION_EXECUTION_BATCH_SIZE=…`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS=…`);
+    // a value it cannot parse is reported and the defaults are kept.
+    let base = SessionConfig::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring DATAFUSION_* settings");
+        SessionConfig::new()
+    });
+    let mut config = base
         .with_information_schema(true)
         .with_default_catalog_and_schema("townstat", "public");
     // A sort reserves this much for merging its spill files; keep it a fraction of

@@ -479,7 +479,13 @@ impl Warehouse {
             table
                 .update_datafusion_session(&ctx.state())
                 .map_err(delta(name))?;
-            return table.table_provider().await.map_err(query(name));
+            // The scan follows the session's Parquet settings (string views or plain
+            // strings, filter pushdown) rather than delta-rs's own defaults.
+            return table
+                .table_provider()
+                .with_session(Arc::new(ctx.state()))
+                .await
+                .map_err(query(name));
         }
         let schema = table
             .snapshot()
