@@ -5,9 +5,10 @@ text, and compares the results with townstat's committed town_year, county_year 
 city_year, cell for cell (exit 1 on any difference). It prints DuckDB's wall and CPU
 time for the steps up to city_year, for the benchmark.
 
-The two engine-specific functions are given DuckDB equivalents: scale_tier as a CASE
-macro, industry_matches through GB/T 4754's class → section map. Everything else is
-the SQL of pipelines/marts unchanged.
+The three engine-specific functions are given DuckDB equivalents: scale_tier as a CASE
+macro, industry_matches through GB/T 4754's class → section map, and the aggregate
+top_k_sum (the sum of the k largest values) as the sum of DuckDB's own max(x, k).
+Everything else is the SQL of pipelines/marts unchanged.
 
 usage: marts_vs_duckdb.py WAREHOUSE RUN_YEAR [THREADS]
 """
@@ -30,8 +31,9 @@ THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 # The steps in townstat's order (crates/query/src/marts.rs).
 STEPS = [
     ("staging", "stg_year"), ("staging", "stg_enterprise_year"),
-    ("staging", "stg_employment_year"), ("intermediate", "int_group_member"),
-    ("intermediate", "int_above_size"), ("intermediate", "int_group_year"),
+    ("staging", "stg_employment_year"), ("intermediate", "int_town_member"),
+    ("intermediate", "int_above_size"), ("intermediate", "int_entity_year"),
+    ("intermediate", "int_group_year"),
     ("intermediate", "int_town_industry_jobs"), ("marts", "town_membership"),
     ("marts", "town_year"), ("marts", "county_year"), ("marts", "city_year"),
 ]
@@ -51,6 +53,7 @@ con.execute("CREATE TABLE class_section AS SELECT code, section FROM industry_co
 con.execute("""CREATE MACRO industry_matches(c, p) AS CASE
     WHEN regexp_full_match(p, '[A-Z]') THEN (SELECT cs.section FROM class_section cs WHERE cs.code = c) = p
     ELSE starts_with(c, p) END""")
+con.execute("CREATE MACRO top_k_sum(x, k) AS list_sum(max(x, k))")
 first = con.execute(
     f"SELECT greatest(2015, least({RUN_YEAR}, CAST(min(date_part('year', established_on)) AS INT))) FROM enterprise"
 ).fetchone()[0]

@@ -129,6 +129,13 @@ fn udfs() -> Vec<Arc<datafusion::logical_expr::ScalarUDF>> {
         .collect()
 }
 
+fn udafs() -> Vec<Arc<datafusion::logical_expr::AggregateUDF>> {
+    townstat_query::udf::udafs()
+        .into_iter()
+        .map(Arc::new)
+        .collect()
+}
+
 /// Ballista's session settings with one change: adaptive query planning is off. With
 /// it on (Ballista 55's default), the scheduler spun at full CPU on the mart build's
 /// `int_group_year` step and never finished ("there are stages to be cancelled but
@@ -165,7 +172,12 @@ pub async fn run_scheduler(opts: SchedulerOptions) -> Result<()> {
             .with_runtime_env(runtime.clone())
             .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
             .with_scalar_functions(scalars)
-            .with_aggregate_functions(ballista_aggregate_functions())
+            .with_aggregate_functions(
+                ballista_aggregate_functions()
+                    .into_iter()
+                    .chain(udafs())
+                    .collect(),
+            )
             .with_window_functions(ballista_window_functions())
             .build())
     });
@@ -227,6 +239,11 @@ pub async fn run_executor(opts: ExecutorOptions) -> Result<()> {
             functions.scalar_functions.insert(alias.clone(), f.clone());
         }
         functions.scalar_functions.insert(f.name().to_string(), f);
+    }
+    for f in udafs() {
+        functions
+            .aggregate_functions
+            .insert(f.name().to_string(), f);
     }
     let host = opts.listen.ip().to_string();
     let config = ExecutorProcessConfig {

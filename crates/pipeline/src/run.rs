@@ -396,6 +396,20 @@ async fn build_marts(
     let (ctx, scratch) = match cluster {
         None => {
             let ctx = townstat_query::session::context();
+            // The build reads source strings as plain strings, not string views: the
+            // joins of the marts then copy the strings they keep instead of holding
+            // views into every input buffer, which DataFusion counts once per batch
+            // (at scale 100 that made sorts and repartitions spill, and the build took
+            // 1.5× longer; bench/RESULTS.md). `DATAFUSION_EXECUTION_PARQUET_…` in the
+            // environment does not override this; the session settings of `sql` and
+            // `serve` are left as they are.
+            ctx.state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .execution
+                .parquet
+                .schema_force_view_types = false;
             warehouse.register(&ctx, versions).await?;
             (ctx, None)
         }

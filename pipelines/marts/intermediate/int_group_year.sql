@@ -1,6 +1,6 @@
 -- int_group_year — grain: one row per group (town, county, city) and mart year.
--- Sources: int_group_member, stg_enterprise_year, stg_year, enterprise_annual,
--- int_above_size, designation, stg_employment_year, patent, patent_applicant, financing.
+-- Sources: int_town_member, int_entity_year, stg_year, town, division, patent,
+-- patent_applicant.
 -- Every indicator shared by town_year, county_year and city_year, defined once
 -- (indicators.md §2, §5a). Sums and counts of nothing are 0; ratios with a zero or null
 -- denominator are null; money is Decimal(20,2), counts Int64, ratios Float64.
@@ -13,93 +13,72 @@ WITH grid AS (
     UNION ALL
     SELECT 'city', '140200', y.year, y.year_start, y.year_end FROM stg_year y
 ),
-m AS (
-    SELECT gm.group_type, gm.group_id, gm.year, gm.uscc,
-           ey.entity_kind, ey.established_on, ey.deregistered_on, ey.year_start, ey.year_end
-    FROM int_group_member gm
-    JOIN stg_enterprise_year ey ON ey.uscc = gm.uscc AND ey.year = gm.year
+member_facts AS (
+    -- Each group's members in Y with their entity-year figures (int_entity_year). A
+    -- town's members are those of int_town_member; a county's, the entities whose
+    -- county as of Y-12-31 it is; the city's, every entity. Members are unique per
+    -- group and year, so summing per-entity flags counts distinct members.
+    SELECT 'town' AS group_type, tm.town_id AS group_id, f.*
+    FROM int_town_member tm
+    JOIN int_entity_year f ON f.uscc = tm.uscc AND f.year = tm.year
+    UNION ALL
+    SELECT 'county' AS group_type, f.county_code AS group_id, f.*
+    FROM int_entity_year f
+    WHERE f.county_code IS NOT NULL
+    UNION ALL
+    SELECT 'city' AS group_type, '140200' AS group_id, f.*
+    FROM int_entity_year f
 ),
-entities AS (
-    -- entities_end: in the stock at Y-12-31 (deregistered on 12-31 has left it);
-    -- entities_new: established in Y; entities_exited: deregistered in Y.
+members AS (
+    -- The same memberships, without the figures: for the patent indicators.
+    SELECT 'town' AS group_type, town_id AS group_id, year, uscc FROM int_town_member
+    UNION ALL
+    SELECT 'county', county_code, year, uscc FROM int_entity_year WHERE county_code IS NOT NULL
+    UNION ALL
+    SELECT 'city', '140200', year, uscc FROM int_entity_year
+),
+sums AS (
+    -- Σ over rows that have the value: revenue_raw and rd_expense_raw are null when no
+    -- member has a return with them.
     SELECT group_type, group_id, year,
-           SUM(CASE WHEN deregistered_on IS NULL OR deregistered_on > year_end THEN 1 ELSE 0 END) AS entities_end,
-           SUM(CASE WHEN (deregistered_on IS NULL OR deregistered_on > year_end)
-                     AND entity_kind = 'enterprise' THEN 1 ELSE 0 END) AS enterprises_end,
-           SUM(CASE WHEN established_on >= year_start THEN 1 ELSE 0 END) AS entities_new,
-           SUM(CASE WHEN deregistered_on >= year_start AND deregistered_on <= year_end THEN 1 ELSE 0 END) AS entities_exited
-    FROM m
-    GROUP BY group_type, group_id, year
-),
-annual_rows AS (
-    SELECT m.group_type, m.group_id, m.year, m.uscc, a.revenue, a.gross_output, a.profit,
-           a.tax, a.rd_expense, a.export_value, a.employees, s.above,
-           COALESCE(p.above, false) AS above_last_year
-    FROM m
-    JOIN enterprise_annual a ON a.uscc = m.uscc AND a.year = m.year
-    JOIN int_above_size s ON s.uscc = a.uscc AND s.year = a.year
-    LEFT JOIN int_above_size p ON p.uscc = a.uscc AND p.year = a.year - 1
-),
-annual AS (
-    SELECT group_type, group_id, year,
+           SUM(in_stock) AS entities_end, SUM(enterprise_in_stock) AS enterprises_end,
+           SUM(is_new) AS entities_new, SUM(exited) AS entities_exited,
            SUM(revenue) AS revenue, SUM(gross_output) AS gross_output, SUM(profit) AS profit,
            SUM(tax) AS tax, SUM(rd_expense) AS rd_expense, SUM(export_value) AS export_value,
            SUM(employees) AS reported_employees,
-           SUM(CASE WHEN above THEN 1 ELSE 0 END) AS above_size_count,
-           SUM(CASE WHEN above AND NOT above_last_year THEN 1 ELSE 0 END) AS above_size_new
-    FROM annual_rows
+           SUM(above) AS above_size_count, SUM(above_new) AS above_size_new,
+           SUM(srdi) AS srdi_count, SUM(little_giant) AS little_giant_count,
+           SUM(single_champion) AS single_champion_count, SUM(high_tech) AS high_tech_count,
+           SUM(leading_enterprise) AS leading_count, SUM(rd_institution) AS rd_institution_count,
+           SUM(insured_sum) AS insured_sum, SUM(wage_total) AS wage_total,
+           SUM(new_hires) AS new_hires, SUM(separations) AS separations, SUM(trained) AS trained,
+           SUM(financing_total) AS financing_total, SUM(loan_total) AS loan_total,
+           SUM(equity_total) AS equity_total, SUM(guide_fund_total) AS guide_fund_total,
+           SUM(bond_total) AS bond_total,
+           SUM(financed) AS financed_enterprises, SUM(listed) AS listed_enterprises
+    FROM member_facts
     GROUP BY group_type, group_id, year
-),
-ranked AS (
-    -- Null revenues take no part in cr_k or hhi.
-    -- Sums are taken in DECIMAL, where addition is exact, and only then made DOUBLE:
-    -- a DOUBLE sum depends on the order rows arrive in, which differs between a local
-    -- build and a cluster (the last bits of a figure must not depend on the engine).
-    SELECT group_type, group_id, year, revenue AS rev, CAST(revenue AS DOUBLE) AS r,
-           CAST(SUM(revenue) OVER (PARTITION BY group_type, group_id, year) AS DOUBLE) AS total,
-           ROW_NUMBER() OVER (PARTITION BY group_type, group_id, year ORDER BY revenue DESC, uscc) AS rk
-    FROM annual_rows
-    WHERE revenue IS NOT NULL
 ),
 concentration AS (
-    -- hhi: each member's squared share (a DOUBLE, the same wherever it is computed)
-    -- rounded to 12 decimals, summed exactly.
-    SELECT group_type, group_id, year,
-           CAST(SUM(CASE WHEN rk <= 1 THEN rev ELSE 0 END) AS DOUBLE) AS top1,
-           CAST(SUM(CASE WHEN rk <= 3 THEN rev ELSE 0 END) AS DOUBLE) AS top3,
-           CAST(SUM(CASE WHEN rk <= 5 THEN rev ELSE 0 END) AS DOUBLE) AS top5,
-           CAST(SUM(CASE WHEN total > 0
-                         THEN CAST((100.0 * r / total) * (100.0 * r / total) AS DECIMAL(38, 12))
+    -- Over the members with a revenue (null revenues take no part in cr_k or hhi).
+    -- top_k_sum(revenue, k): the sum of the k largest revenues (a townstat function).
+    -- hhi: each member's squared share of the group's revenue (a DOUBLE, the same
+    -- wherever it is computed) rounded to 12 decimals, summed exactly in DECIMAL and
+    -- only then made DOUBLE: a DOUBLE sum depends on the order rows arrive in, which
+    -- differs between a local build and a cluster.
+    SELECT f.group_type, f.group_id, f.year,
+           CAST(top_k_sum(f.revenue, 1) AS DOUBLE) AS top1,
+           CAST(top_k_sum(f.revenue, 3) AS DOUBLE) AS top3,
+           CAST(top_k_sum(f.revenue, 5) AS DOUBLE) AS top5,
+           CAST(SUM(CASE WHEN CAST(s.revenue AS DOUBLE) > 0
+                         THEN CAST((100.0 * CAST(f.revenue AS DOUBLE) / CAST(s.revenue AS DOUBLE))
+                                 * (100.0 * CAST(f.revenue AS DOUBLE) / CAST(s.revenue AS DOUBLE))
+                                   AS DECIMAL(38, 12))
                     END) AS DOUBLE) AS hhi
-    FROM ranked
-    GROUP BY group_type, group_id, year
-),
-designations AS (
-    -- Distinct members holding a designation valid in Y (year ≤ Y, expires_year null
-    -- or ≥ Y), any level.
-    SELECT m.group_type, m.group_id, m.year,
-           COUNT(DISTINCT CASE WHEN d.kind = 'srdi' THEN m.uscc END) AS srdi_count,
-           COUNT(DISTINCT CASE WHEN d.kind = 'little_giant' THEN m.uscc END) AS little_giant_count,
-           COUNT(DISTINCT CASE WHEN d.kind = 'single_champion' THEN m.uscc END) AS single_champion_count,
-           COUNT(DISTINCT CASE WHEN d.kind = 'high_tech' THEN m.uscc END) AS high_tech_count,
-           COUNT(DISTINCT CASE WHEN d.kind = 'leading' THEN m.uscc END) AS leading_count,
-           COUNT(DISTINCT CASE WHEN d.kind IN ('tech_center', 'engineering_center', 'key_lab')
-                               THEN m.uscc END) AS rd_institution_count
-    FROM m
-    JOIN designation d
-      ON d.uscc = m.uscc AND d.year <= m.year
-     AND (d.expires_year IS NULL OR d.expires_year >= m.year)
-    GROUP BY m.group_type, m.group_id, m.year
-),
-jobs AS (
-    -- The 12 monthly returns of Y; a month with no return counts as 0 in insured_avg.
-    SELECT m.group_type, m.group_id, m.year,
-           SUM(e.insured_sum) AS insured_sum, SUM(e.wage_total) AS wage_total,
-           SUM(e.new_hires) AS new_hires, SUM(e.separations) AS separations,
-           SUM(e.trained) AS trained
-    FROM m
-    JOIN stg_employment_year e ON e.uscc = m.uscc AND e.year = m.year
-    GROUP BY m.group_type, m.group_id, m.year
+    FROM sums s
+    JOIN member_facts f ON f.group_type = s.group_type AND f.group_id = s.group_id AND f.year = s.year
+    WHERE f.revenue IS NOT NULL
+    GROUP BY f.group_type, f.group_id, f.year
 ),
 applied AS (
     -- A patent is the group's when at least one linked applicant is a member in the
@@ -110,7 +89,7 @@ applied AS (
            COUNT(DISTINCT m.uscc) AS patenting_enterprises
     FROM patent p
     JOIN patent_applicant pa ON pa.application_no = p.application_no
-    JOIN m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.applied_on) AS BIGINT)
+    JOIN members m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.applied_on) AS BIGINT)
     GROUP BY m.group_type, m.group_id, m.year
 ),
 granted_patents AS (
@@ -119,7 +98,7 @@ granted_patents AS (
            p.applicant_count, COUNT(*) AS member_positions
     FROM patent p
     JOIN patent_applicant pa ON pa.application_no = p.application_no
-    JOIN m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.granted_on) AS BIGINT)
+    JOIN members m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.granted_on) AS BIGINT)
     GROUP BY m.group_type, m.group_id, m.year, p.application_no, p.patent_type, p.applicant_count
 ),
 granted AS (
@@ -136,78 +115,53 @@ granted AS (
     FROM granted_patents
     GROUP BY group_type, group_id, year
 ),
-deals AS (
-    -- financing_total sums every instrument (leases, guarantees, listings included).
-    SELECT m.group_type, m.group_id, m.year,
-           SUM(f.amount) AS financing_total,
-           SUM(CASE WHEN f.instrument = 'bank_loan' THEN f.amount END) AS loan_total,
-           SUM(CASE WHEN f.instrument = 'equity' THEN f.amount END) AS equity_total,
-           SUM(CASE WHEN f.instrument = 'guide_fund' THEN f.amount END) AS guide_fund_total,
-           SUM(CASE WHEN f.instrument = 'bond' THEN f.amount END) AS bond_total,
-           COUNT(DISTINCT m.uscc) AS financed_enterprises
-    FROM m
-    JOIN financing f ON f.uscc = m.uscc AND f.occurred_on >= m.year_start AND f.occurred_on <= m.year_end
-    GROUP BY m.group_type, m.group_id, m.year
-),
-listed AS (
-    -- Each member once, however many listings, on or before Y-12-31.
-    SELECT m.group_type, m.group_id, m.year, COUNT(DISTINCT m.uscc) AS listed_enterprises
-    FROM m
-    JOIN financing f ON f.uscc = m.uscc AND f.instrument = 'listing' AND f.occurred_on <= m.year_end
-    GROUP BY m.group_type, m.group_id, m.year
-),
 joined AS (
     SELECT g.group_type, g.group_id, g.year,
-           CAST(COALESCE(e.entities_end, 0) AS BIGINT) AS entities_end,
-           CAST(COALESCE(e.enterprises_end, 0) AS BIGINT) AS enterprises_end,
-           CAST(COALESCE(e.entities_new, 0) AS BIGINT) AS entities_new,
-           CAST(COALESCE(e.entities_exited, 0) AS BIGINT) AS entities_exited,
-           CAST(COALESCE(a.revenue, 0) AS DECIMAL(20, 2)) AS revenue,
-           CAST(COALESCE(a.gross_output, 0) AS DECIMAL(20, 2)) AS gross_output,
-           CAST(COALESCE(a.profit, 0) AS DECIMAL(20, 2)) AS profit,
-           CAST(COALESCE(a.tax, 0) AS DECIMAL(20, 2)) AS tax,
-           CAST(COALESCE(a.rd_expense, 0) AS DECIMAL(20, 2)) AS rd_expense,
-           CAST(COALESCE(a.export_value, 0) AS DECIMAL(20, 2)) AS export_value,
-           CAST(COALESCE(a.reported_employees, 0) AS BIGINT) AS reported_employees,
-           CAST(COALESCE(a.above_size_count, 0) AS BIGINT) AS above_size_count,
-           CAST(COALESCE(a.above_size_new, 0) AS BIGINT) AS above_size_new,
+           CAST(COALESCE(s.entities_end, 0) AS BIGINT) AS entities_end,
+           CAST(COALESCE(s.enterprises_end, 0) AS BIGINT) AS enterprises_end,
+           CAST(COALESCE(s.entities_new, 0) AS BIGINT) AS entities_new,
+           CAST(COALESCE(s.entities_exited, 0) AS BIGINT) AS entities_exited,
+           CAST(COALESCE(s.revenue, 0) AS DECIMAL(20, 2)) AS revenue,
+           CAST(COALESCE(s.gross_output, 0) AS DECIMAL(20, 2)) AS gross_output,
+           CAST(COALESCE(s.profit, 0) AS DECIMAL(20, 2)) AS profit,
+           CAST(COALESCE(s.tax, 0) AS DECIMAL(20, 2)) AS tax,
+           CAST(COALESCE(s.rd_expense, 0) AS DECIMAL(20, 2)) AS rd_expense,
+           CAST(COALESCE(s.export_value, 0) AS DECIMAL(20, 2)) AS export_value,
+           CAST(COALESCE(s.reported_employees, 0) AS BIGINT) AS reported_employees,
+           CAST(COALESCE(s.above_size_count, 0) AS BIGINT) AS above_size_count,
+           CAST(COALESCE(s.above_size_new, 0) AS BIGINT) AS above_size_new,
            -- Σ over rows that have the value; null when there is no revenue to divide by.
-           a.rd_expense AS rd_expense_raw, a.revenue AS revenue_raw,
+           s.rd_expense AS rd_expense_raw, s.revenue AS revenue_raw,
            c.top1, c.top3, c.top5, c.hhi,
-           CAST(COALESCE(d.srdi_count, 0) AS BIGINT) AS srdi_count,
-           CAST(COALESCE(d.little_giant_count, 0) AS BIGINT) AS little_giant_count,
-           CAST(COALESCE(d.single_champion_count, 0) AS BIGINT) AS single_champion_count,
-           CAST(COALESCE(d.high_tech_count, 0) AS BIGINT) AS high_tech_count,
-           CAST(COALESCE(d.leading_count, 0) AS BIGINT) AS leading_count,
-           CAST(COALESCE(d.rd_institution_count, 0) AS BIGINT) AS rd_institution_count,
-           CAST(COALESCE(j.insured_sum, 0) AS DOUBLE) / 12.0 AS insured_avg,
-           CAST(COALESCE(j.wage_total, 0) AS DECIMAL(20, 2)) AS wage_total,
-           CAST(COALESCE(j.new_hires, 0) AS BIGINT) AS new_hires,
-           CAST(COALESCE(j.separations, 0) AS BIGINT) AS separations,
-           CAST(COALESCE(j.trained, 0) AS BIGINT) AS trained,
+           CAST(COALESCE(s.srdi_count, 0) AS BIGINT) AS srdi_count,
+           CAST(COALESCE(s.little_giant_count, 0) AS BIGINT) AS little_giant_count,
+           CAST(COALESCE(s.single_champion_count, 0) AS BIGINT) AS single_champion_count,
+           CAST(COALESCE(s.high_tech_count, 0) AS BIGINT) AS high_tech_count,
+           CAST(COALESCE(s.leading_count, 0) AS BIGINT) AS leading_count,
+           CAST(COALESCE(s.rd_institution_count, 0) AS BIGINT) AS rd_institution_count,
+           CAST(COALESCE(s.insured_sum, 0) AS DOUBLE) / 12.0 AS insured_avg,
+           CAST(COALESCE(s.wage_total, 0) AS DECIMAL(20, 2)) AS wage_total,
+           CAST(COALESCE(s.new_hires, 0) AS BIGINT) AS new_hires,
+           CAST(COALESCE(s.separations, 0) AS BIGINT) AS separations,
+           CAST(COALESCE(s.trained, 0) AS BIGINT) AS trained,
            CAST(COALESCE(ap.patents_applied, 0) AS BIGINT) AS patents_applied,
            CAST(COALESCE(ap.invention_applied, 0) AS BIGINT) AS invention_applied,
            CAST(COALESCE(gr.patents_granted, 0) AS BIGINT) AS patents_granted,
            CAST(COALESCE(gr.invention_granted, 0) AS BIGINT) AS invention_granted,
            CAST(COALESCE(gr.patents_granted_frac, 0) AS DOUBLE) AS patents_granted_frac,
            CAST(COALESCE(ap.patenting_enterprises, 0) AS BIGINT) AS patenting_enterprises,
-           CAST(COALESCE(f.financing_total, 0) AS DECIMAL(20, 2)) AS financing_total,
-           CAST(COALESCE(f.loan_total, 0) AS DECIMAL(20, 2)) AS loan_total,
-           CAST(COALESCE(f.equity_total, 0) AS DECIMAL(20, 2)) AS equity_total,
-           CAST(COALESCE(f.guide_fund_total, 0) AS DECIMAL(20, 2)) AS guide_fund_total,
-           CAST(COALESCE(f.bond_total, 0) AS DECIMAL(20, 2)) AS bond_total,
-           CAST(COALESCE(f.financed_enterprises, 0) AS BIGINT) AS financed_enterprises,
-           CAST(COALESCE(l.listed_enterprises, 0) AS BIGINT) AS listed_enterprises
+           CAST(COALESCE(s.financing_total, 0) AS DECIMAL(20, 2)) AS financing_total,
+           CAST(COALESCE(s.loan_total, 0) AS DECIMAL(20, 2)) AS loan_total,
+           CAST(COALESCE(s.equity_total, 0) AS DECIMAL(20, 2)) AS equity_total,
+           CAST(COALESCE(s.guide_fund_total, 0) AS DECIMAL(20, 2)) AS guide_fund_total,
+           CAST(COALESCE(s.bond_total, 0) AS DECIMAL(20, 2)) AS bond_total,
+           CAST(COALESCE(s.financed_enterprises, 0) AS BIGINT) AS financed_enterprises,
+           CAST(COALESCE(s.listed_enterprises, 0) AS BIGINT) AS listed_enterprises
     FROM grid g
-    LEFT JOIN entities e ON e.group_type = g.group_type AND e.group_id = g.group_id AND e.year = g.year
-    LEFT JOIN annual a ON a.group_type = g.group_type AND a.group_id = g.group_id AND a.year = g.year
+    LEFT JOIN sums s ON s.group_type = g.group_type AND s.group_id = g.group_id AND s.year = g.year
     LEFT JOIN concentration c ON c.group_type = g.group_type AND c.group_id = g.group_id AND c.year = g.year
-    LEFT JOIN designations d ON d.group_type = g.group_type AND d.group_id = g.group_id AND d.year = g.year
-    LEFT JOIN jobs j ON j.group_type = g.group_type AND j.group_id = g.group_id AND j.year = g.year
     LEFT JOIN applied ap ON ap.group_type = g.group_type AND ap.group_id = g.group_id AND ap.year = g.year
     LEFT JOIN granted gr ON gr.group_type = g.group_type AND gr.group_id = g.group_id AND gr.year = g.year
-    LEFT JOIN deals f ON f.group_type = g.group_type AND f.group_id = g.group_id AND f.year = g.year
-    LEFT JOIN listed l ON l.group_type = g.group_type AND l.group_id = g.group_id AND l.year = g.year
 ),
 with_history AS (
     SELECT j.*,

@@ -1,27 +1,35 @@
--- int_group_member — grain: one row per group, year and member entity.
--- Sources: town, town_roster, stg_enterprise_year.
--- Groups are towns, counties and the city, so that town_year, county_year and
--- city_year share one definition of every indicator (indicators.md §3).
+-- int_town_member — grain: one row per town, year and member entity.
+-- Sources: town, town_roster, industry_code, stg_enterprise_year.
 -- A town with a roster: the roster's entities that existed in Y. Otherwise: entities
 -- that existed in Y in the town's county whose industry class falls under one of the
 -- town's prefixes (industry_matches: a section letter matches its whole section).
 -- An entity may belong to two towns; it then counts in both (see dq_town_overlap).
-SELECT 'town' AS group_type, t.town_id AS group_id, ey.year, ey.uscc
+-- Each (town, year, entity) appears once: int_group_year sums per-entity figures over
+-- these rows and relies on it (a roster listing an entity twice counts it once, an
+-- entity matching two prefixes of one town counts once).
+-- Counties and the city need no membership table: a county's members in Y are the
+-- entities whose county as of Y-12-31 it is, the city's are every entity (see
+-- int_group_year).
+-- The member's attributes as of Y-12-31 come along for town_membership.
+-- How the rule is applied: the town's prefixes are first matched against the
+-- industry_code table (a few thousand codes), giving the set of codes each rule town
+-- takes; entity-years then join that set on (county, code). An entity meets each town
+-- once, so no DISTINCT over entity-years is needed. Every industry_code in the
+-- warehouse is in the table (ingest rejects others as unknown_industry_code).
+WITH rule_codes AS (
+    SELECT DISTINCT p.town_id, p.county_code, i.code
+    FROM (SELECT town_id, county_code, unnest(industry_codes) AS prefix
+          FROM town WHERE NOT has_roster) p
+    JOIN industry_code i ON industry_matches(i.code, p.prefix)
+)
+SELECT t.town_id, ey.year, ey.uscc, ey.county_code, ey.industry_code, ey.entity_kind,
+       'roster' AS basis
 FROM town t
-JOIN town_roster r ON r.town_id = t.town_id
+JOIN (SELECT DISTINCT town_id, uscc FROM town_roster) r ON r.town_id = t.town_id
 JOIN stg_enterprise_year ey ON ey.uscc = r.uscc
 WHERE t.has_roster
 UNION ALL
-SELECT DISTINCT 'town' AS group_type, p.town_id AS group_id, ey.year, ey.uscc
-FROM (SELECT town_id, county_code, unnest(industry_codes) AS prefix
-      FROM town WHERE NOT has_roster) p
-JOIN stg_enterprise_year ey
-  ON ey.county_code = p.county_code
- AND industry_matches(ey.industry_code, p.prefix)
-UNION ALL
-SELECT 'county' AS group_type, county_code AS group_id, year, uscc
-FROM stg_enterprise_year
-WHERE county_code IS NOT NULL
-UNION ALL
-SELECT 'city' AS group_type, '140200' AS group_id, year, uscc
-FROM stg_enterprise_year
+SELECT rc.town_id, ey.year, ey.uscc, ey.county_code, ey.industry_code, ey.entity_kind,
+       'rule' AS basis
+FROM rule_codes rc
+JOIN stg_enterprise_year ey ON ey.county_code = rc.county_code AND ey.industry_code = rc.code
