@@ -45,13 +45,18 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
-        "int_above_size",
-        include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
+        "int_annual",
+        include_str!("../../../pipelines/marts/intermediate/int_annual.sql"),
     ),
     (
         "intermediate",
         "int_entity_year",
         include_str!("../../../pipelines/marts/intermediate/int_entity_year.sql"),
+    ),
+    (
+        "intermediate",
+        "int_group_sums",
+        include_str!("../../../pipelines/marts/intermediate/int_group_sums.sql"),
     ),
     (
         "intermediate",

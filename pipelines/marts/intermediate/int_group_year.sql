@@ -1,6 +1,6 @@
 -- int_group_year — grain: one row per group (town, county, city) and mart year.
--- Sources: int_town_member, int_entity_year, stg_year, town, division, patent,
--- patent_applicant.
+-- Sources: int_group_sums, int_town_member, int_entity_year, stg_year, town, division,
+-- patent, patent_applicant.
 -- Every indicator shared by town_year, county_year and city_year, defined once
 -- (indicators.md §2, §5a). Sums and counts of nothing are 0; ratios with a zero or null
 -- denominator are null; money is Decimal(20,2), counts Int64, ratios Float64.
@@ -13,54 +13,28 @@ WITH grid AS (
     UNION ALL
     SELECT 'city', '140200', y.year, y.year_start, y.year_end FROM stg_year y
 ),
-member_facts AS (
-    -- Each group's members in Y with their entity-year figures (int_entity_year). A
-    -- town's members are those of int_town_member; a county's, the entities whose
-    -- county as of Y-12-31 it is; the city's, every entity. Members are unique per
-    -- group and year, so summing per-entity flags counts distinct members.
-    SELECT 'town' AS group_type, tm.town_id AS group_id, f.*
-    FROM int_town_member tm
-    JOIN int_entity_year f ON f.uscc = tm.uscc AND f.year = tm.year
-    UNION ALL
-    SELECT 'county' AS group_type, f.county_code AS group_id, f.*
-    FROM int_entity_year f
-    WHERE f.county_code IS NOT NULL
-    UNION ALL
-    SELECT 'city' AS group_type, '140200' AS group_id, f.*
-    FROM int_entity_year f
-),
 members AS (
-    -- The same memberships, without the figures: for the patent indicators.
+    -- Each group's members in Y (as in int_group_sums): for the patent indicators.
     SELECT 'town' AS group_type, town_id AS group_id, year, uscc FROM int_town_member
     UNION ALL
     SELECT 'county', county_code, year, uscc FROM int_entity_year WHERE county_code IS NOT NULL
     UNION ALL
     SELECT 'city', '140200', year, uscc FROM int_entity_year
 ),
-sums AS (
-    -- Σ over rows that have the value: revenue_raw and rd_expense_raw are null when no
-    -- member has a return with them.
-    SELECT group_type, group_id, year,
-           SUM(in_stock) AS entities_end, SUM(enterprise_in_stock) AS enterprises_end,
-           SUM(is_new) AS entities_new, SUM(exited) AS entities_exited,
-           SUM(revenue) AS revenue, SUM(gross_output) AS gross_output, SUM(profit) AS profit,
-           SUM(tax) AS tax, SUM(rd_expense) AS rd_expense, SUM(export_value) AS export_value,
-           SUM(employees) AS reported_employees,
-           SUM(above) AS above_size_count, SUM(above_new) AS above_size_new,
-           SUM(srdi) AS srdi_count, SUM(little_giant) AS little_giant_count,
-           SUM(single_champion) AS single_champion_count, SUM(high_tech) AS high_tech_count,
-           SUM(leading_enterprise) AS leading_count, SUM(rd_institution) AS rd_institution_count,
-           SUM(insured_sum) AS insured_sum, SUM(wage_total) AS wage_total,
-           SUM(new_hires) AS new_hires, SUM(separations) AS separations, SUM(trained) AS trained,
-           SUM(financing_total) AS financing_total, SUM(loan_total) AS loan_total,
-           SUM(equity_total) AS equity_total, SUM(guide_fund_total) AS guide_fund_total,
-           SUM(bond_total) AS bond_total,
-           SUM(financed) AS financed_enterprises, SUM(listed) AS listed_enterprises
-    FROM member_facts
-    GROUP BY group_type, group_id, year
+member_revenues AS (
+    -- Members with a revenue (the same memberships as int_group_sums); null revenues
+    -- take no part in cr_k or hhi.
+    SELECT 'town' AS group_type, tm.town_id AS group_id, f.year, f.revenue
+    FROM int_town_member tm
+    JOIN int_entity_year f ON f.uscc = tm.uscc AND f.year = tm.year
+    WHERE f.revenue IS NOT NULL
+    UNION ALL
+    SELECT 'county', county_code, year, revenue FROM int_entity_year
+    WHERE county_code IS NOT NULL AND revenue IS NOT NULL
+    UNION ALL
+    SELECT 'city', '140200', year, revenue FROM int_entity_year WHERE revenue IS NOT NULL
 ),
 concentration AS (
-    -- Over the members with a revenue (null revenues take no part in cr_k or hhi).
     -- top_k_sum(revenue, k): the sum of the k largest revenues (a townstat function).
     -- hhi: each member's squared share of the group's revenue (a DOUBLE, the same
     -- wherever it is computed) rounded to 12 decimals, summed exactly in DECIMAL and
@@ -75,9 +49,8 @@ concentration AS (
                                  * (100.0 * CAST(f.revenue AS DOUBLE) / CAST(s.revenue AS DOUBLE))
                                    AS DECIMAL(38, 12))
                     END) AS DOUBLE) AS hhi
-    FROM sums s
-    JOIN member_facts f ON f.group_type = s.group_type AND f.group_id = s.group_id AND f.year = s.year
-    WHERE f.revenue IS NOT NULL
+    FROM int_group_sums s
+    JOIN member_revenues f ON f.group_type = s.group_type AND f.group_id = s.group_id AND f.year = s.year
     GROUP BY f.group_type, f.group_id, f.year
 ),
 applied AS (
@@ -158,7 +131,7 @@ joined AS (
            CAST(COALESCE(s.financed_enterprises, 0) AS BIGINT) AS financed_enterprises,
            CAST(COALESCE(s.listed_enterprises, 0) AS BIGINT) AS listed_enterprises
     FROM grid g
-    LEFT JOIN sums s ON s.group_type = g.group_type AND s.group_id = g.group_id AND s.year = g.year
+    LEFT JOIN int_group_sums s ON s.group_type = g.group_type AND s.group_id = g.group_id AND s.year = g.year
     LEFT JOIN concentration c ON c.group_type = g.group_type AND c.group_id = g.group_id AND c.year = g.year
     LEFT JOIN applied ap ON ap.group_type = g.group_type AND ap.group_id = g.group_id AND ap.year = g.year
     LEFT JOIN granted gr ON gr.group_type = g.group_type AND gr.group_id = g.group_id AND gr.year = g.year
