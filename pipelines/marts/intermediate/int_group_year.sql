@@ -13,35 +13,13 @@ WITH grid AS (
     UNION ALL
     SELECT 'city', '140200', y.year, y.year_start, y.year_end FROM stg_year y
 ),
-patent_events AS (
-    -- Each linked applicant position of a patent, once in its application year and
-    -- once in its grant year.
-    SELECT 'applied' AS event, p.application_no, p.patent_type, p.applicant_count, pa.uscc,
-           CAST(date_part('year', p.applied_on) AS BIGINT) AS year
-    FROM patent p
-    JOIN patent_applicant pa ON pa.application_no = p.application_no
+members AS (
+    -- Each group's members in Y (as in int_group_sums): for the patent indicators.
+    SELECT 'town' AS group_type, town_id AS group_id, year, uscc FROM int_town_member
     UNION ALL
-    SELECT 'granted', p.application_no, p.patent_type, p.applicant_count, pa.uscc,
-           CAST(date_part('year', p.granted_on) AS BIGINT)
-    FROM patent p
-    JOIN patent_applicant pa ON pa.application_no = p.application_no
-    WHERE p.granted_on IS NOT NULL
-),
-member_events AS (
-    -- The events whose applicant is a member of a group in the event's year (the same
-    -- memberships as int_group_sums). Counties and the city come from one join with
-    -- int_entity_year, each matched event then going to its county and to the city.
-    SELECT 'town' AS group_type, tm.town_id AS group_id, x.year, x.event,
-           x.application_no, x.patent_type, x.applicant_count, x.uscc
-    FROM patent_events x
-    JOIN int_town_member tm ON tm.uscc = x.uscc AND tm.year = x.year
+    SELECT 'county', county_code, year, uscc FROM int_entity_year WHERE county_code IS NOT NULL
     UNION ALL
-    SELECT g.group_type, CASE WHEN g.group_type = 'county' THEN e.county_code ELSE '140200' END,
-           x.year, x.event, x.application_no, x.patent_type, x.applicant_count, x.uscc
-    FROM patent_events x
-    JOIN int_entity_year e ON e.uscc = x.uscc AND e.year = x.year
-    CROSS JOIN (VALUES ('county'), ('city')) AS g(group_type)
-    WHERE g.group_type = 'city' OR e.county_code IS NOT NULL
+    SELECT 'city', '140200', year, uscc FROM int_entity_year
 ),
 member_revenues AS (
     -- Members with a revenue (the same memberships as int_group_sums); null revenues
@@ -78,21 +56,23 @@ concentration AS (
 applied AS (
     -- A patent is the group's when at least one linked applicant is a member in the
     -- application year; each patent counts once.
-    SELECT group_type, group_id, year,
-           COUNT(DISTINCT application_no) AS patents_applied,
-           COUNT(DISTINCT CASE WHEN patent_type = 'invention' THEN application_no END) AS invention_applied,
-           COUNT(DISTINCT uscc) AS patenting_enterprises
-    FROM member_events
-    WHERE event = 'applied'
-    GROUP BY group_type, group_id, year
+    SELECT m.group_type, m.group_id, m.year,
+           COUNT(DISTINCT p.application_no) AS patents_applied,
+           COUNT(DISTINCT CASE WHEN p.patent_type = 'invention' THEN p.application_no END) AS invention_applied,
+           COUNT(DISTINCT m.uscc) AS patenting_enterprises
+    FROM patent p
+    JOIN patent_applicant pa ON pa.application_no = p.application_no
+    JOIN members m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.applied_on) AS BIGINT)
+    GROUP BY m.group_type, m.group_id, m.year
 ),
 granted_patents AS (
     -- Per patent granted in Y: how many applicant positions are members in Y.
-    SELECT group_type, group_id, year, application_no, patent_type, applicant_count,
-           COUNT(*) AS member_positions
-    FROM member_events
-    WHERE event = 'granted'
-    GROUP BY group_type, group_id, year, application_no, patent_type, applicant_count
+    SELECT m.group_type, m.group_id, m.year, p.application_no, p.patent_type,
+           p.applicant_count, COUNT(*) AS member_positions
+    FROM patent p
+    JOIN patent_applicant pa ON pa.application_no = p.application_no
+    JOIN members m ON m.uscc = pa.uscc AND m.year = CAST(date_part('year', p.granted_on) AS BIGINT)
+    GROUP BY m.group_type, m.group_id, m.year, p.application_no, p.patent_type, p.applicant_count
 ),
 granted AS (
     -- patents_granted_frac counts applicant positions, linked or not, in the denominator.
