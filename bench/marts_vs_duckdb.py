@@ -32,7 +32,7 @@ THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 STEPS = [
     ("staging", "stg_year"), ("staging", "stg_enterprise_year"),
     ("staging", "stg_employment_year"), ("intermediate", "int_town_member"),
-    ("intermediate", "int_annual"), ("intermediate", "int_entity_year"),
+    ("intermediate", "int_above_size"), ("intermediate", "int_entity_year"),
     ("intermediate", "int_group_sums"), ("intermediate", "int_group_year"),
     ("intermediate", "int_town_industry_jobs"), ("marts", "town_membership"),
     ("marts", "town_year"), ("marts", "county_year"), ("marts", "city_year"),

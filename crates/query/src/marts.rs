@@ -45,8 +45,8 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
-        "int_annual",
-        include_str!("../../../pipelines/marts/intermediate/int_annual.sql"),
+        "int_above_size",
+        include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
     ),
     (
         "intermediate",

@@ -1,7 +1,7 @@
 -- int_entity_year — grain: one row per entity and mart year in which it existed (the
 -- rows of stg_enterprise_year).
--- Sources: stg_enterprise_year, int_annual, designation, stg_employment_year,
--- financing.
+-- Sources: stg_enterprise_year, enterprise_annual, int_above_size, designation,
+-- stg_employment_year, financing.
 -- Everything int_group_year sums over a group's members, worked out once per entity
 -- and year, so that the groups (an entity is in its town, its county and the city)
 -- need one pass over their members instead of one join per source. Each column keeps
@@ -24,12 +24,11 @@
 -- sources and merging them with one GROUP BY was tried: at scale 100 the merge's
 -- 1.6 M groups spilled and took longer than the joins.)
 WITH annual AS (
-    -- Each return with the above-size flag of the entity's return for Y-1 (false
-    -- without one).
     SELECT a.uscc, a.year, a.revenue, a.gross_output, a.profit, a.tax, a.rd_expense,
-           a.export_value, a.employees, a.above, COALESCE(p.above, false) AS above_last_year
-    FROM int_annual p
-    RIGHT JOIN int_annual a ON p.uscc = a.uscc AND p.year = a.year - 1
+           a.export_value, a.employees, s.above, COALESCE(p.above, false) AS above_last_year
+    FROM enterprise_annual a
+    JOIN int_above_size s ON s.uscc = a.uscc AND s.year = a.year
+    LEFT JOIN int_above_size p ON p.uscc = a.uscc AND p.year = a.year - 1
 ),
 designation_years AS (
     -- Each designation over the mart years it is valid in.
