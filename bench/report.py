@@ -148,7 +148,7 @@ def main() -> int:
             growth.setdefault((f"ad-hoc {q}", "duckdb"), []).append((s, rows, r["duckdb_median_s"]))
 
     out += section("townstat's whole run", None,
-                   "| scale | rows read | exit status | ingest + commit (s) | marts, 11 steps (s) | whole run wall (s) "
+                   f"| scale | rows read | exit status | ingest + commit (s) | marts, {len(MARTS_STEPS)} steps (s) | whole run wall (s) "
                    "| whole run CPU (s) | peak RSS (MiB) |", whole)
     out += section("Ingest: raw files → validated, de-duplicated tables",
                    "townstat: `ingested` + `source tables committed` from its log; CPU and peak RSS sampled at the "
@@ -156,9 +156,9 @@ def main() -> int:
                    "start-up, in brackets); CPU and peak RSS of the whole process.",
                    "| scale | rows read | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/peer "
                    "| CPU townstat/peer | RSS townstat/peer | same output as townstat |", ingest)
-    out += section("Marts: the 11 steps stg_year … city_year, same SQL, same Parquet files",
+    out += section(f"Marts: the {len(MARTS_STEPS)} steps stg_year … city_year, same SQL, same Parquet files",
                    "townstat: sum of its `mart step` log events; CPU sampled between the commit event and the "
-                   "city_year step. DuckDB: `marts_vs_duckdb.py` (time and CPU of the 11 statements in-process).",
+                   f"city_year step. DuckDB: `marts_vs_duckdb.py` (time and CPU of the {len(MARTS_STEPS)} statements in-process).",
                    "| scale | engine | wall (s) | CPU (s) | peak RSS (MiB) | wall townstat/DuckDB | CPU townstat/DuckDB "
                    "| same marts |", marts)
     out += section("Ad-hoc queries",
