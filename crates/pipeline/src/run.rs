@@ -399,8 +399,8 @@ async fn build_marts(
             // The build reads source strings as plain strings, not string views: the
             // joins of the marts then copy the strings they keep instead of holding
             // views into every input buffer, which DataFusion counts once per batch
-            // (at scale 100 that made sorts and repartitions spill, and the build took
-            // 1.5× longer; bench/RESULTS.md). `DATAFUSION_EXECUTION_PARQUET_…` in the
+            // (at scale 100 that made sorts and repartitions spill; rebuilds took
+            // 1.3–1.7× as long; bench/RESULTS.md). `DATAFUSION_EXECUTION_PARQUET_…` in the
             // environment does not override this; the session settings of `sql` and
             // `serve` are left as they are.
             ctx.state_ref()
