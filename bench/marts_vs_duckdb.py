@@ -3,7 +3,8 @@
 townstat warehouse (the Delta files of the last committed run), with the same SQL
 text, and compares the results with townstat's committed town_year, county_year and
 city_year, cell for cell (exit 1 on any difference). It prints DuckDB's wall and CPU
-time for the steps up to city_year, for the benchmark.
+time for the steps up to city_year (the list in crates/query/src/marts.rs), and each
+step's wall time (steps_s), for the benchmark.
 
 The three engine-specific functions are given DuckDB equivalents: scale_tier as a CASE
 macro, industry_matches through GB/T 4754's class → section map, and the aggregate
@@ -21,6 +22,7 @@ from pathlib import Path
 import duckdb
 from deltalake import DeltaTable
 
+from mart_steps import mart_steps
 from warehouse_files import register
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +30,7 @@ WH = Path(sys.argv[1])
 RUN_YEAR = int(sys.argv[2])
 THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 
-# The steps in townstat's order (crates/query/src/marts.rs).
-STEPS = [
-    ("staging", "stg_year"), ("staging", "stg_enterprise_year"),
-    ("staging", "stg_employment_year"), ("intermediate", "int_town_member"),
-    ("intermediate", "int_above_size"), ("intermediate", "int_entity_year"),
-    ("intermediate", "int_group_sums"), ("intermediate", "int_group_year"),
-    ("intermediate", "int_town_industry_jobs"), ("marts", "town_membership"),
-    ("marts", "town_year"), ("marts", "county_year"), ("marts", "city_year"),
-]
+STEPS = mart_steps()
 SOURCES = ["enterprise", "enterprise_history", "enterprise_annual", "designation",
            "employment", "patent", "patent_applicant", "financing", "town", "town_roster",
            "industry_code", "division"]
@@ -62,11 +56,14 @@ params = {"run_id": run["run_id"], "run_year": str(RUN_YEAR), "first_year": str(
 
 started = time.perf_counter()
 cpu_started = time.process_time()  # CPU time of every thread of this process
+step_s = {}
 for layer, name in STEPS:
     sql = (ROOT / "pipelines" / "marts" / layer / f"{name}.sql").read_text()
     for k, v in params.items():
         sql = sql.replace("${" + k + "}", v)
+    step_started = time.perf_counter()
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+    step_s[name] = round(time.perf_counter() - step_started, 3)
 elapsed = time.perf_counter() - started
 cpu = time.process_time() - cpu_started
 
@@ -87,7 +84,7 @@ for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, 
                 bad += 1
     diff[mart] = (len(mine), len(theirs), bad)
 print(json.dumps({"duckdb_marts_s": round(elapsed, 3), "duckdb_marts_cpu_s": round(cpu, 3), "threads": THREADS,
-                  "diff": diff}))
+                  "steps_s": step_s, "diff": diff}))
 # Any differing cell or row count is a failure: the two engines ran the same SQL on the
 # same files, so they must agree.
 sys.exit(0 if all(m == t and bad == 0 for m, t, bad in diff.values()) else 1)

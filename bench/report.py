@@ -12,9 +12,9 @@ import re
 import sys
 from pathlib import Path
 
-MARTS_STEPS = ["stg_year", "stg_enterprise_year", "stg_employment_year", "int_town_member", "int_above_size", "int_entity_year",
-               "int_group_sums", "int_group_year", "int_town_industry_jobs", "town_membership", "town_year", "county_year",
-               "city_year"]
+from mart_steps import mart_steps
+
+MARTS_STEPS = [name for _, name in mart_steps()]
 
 
 def section(title: str, note: str | None, header: str, rows: list[str]) -> list[str]:
