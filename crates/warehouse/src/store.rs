@@ -476,14 +476,15 @@ impl Warehouse {
         table: &DeltaTable,
     ) -> Result<Arc<dyn TableProvider>> {
         if !self.as_files {
+            let state = ctx.state();
             table
-                .update_datafusion_session(&ctx.state())
+                .update_datafusion_session(&state)
                 .map_err(delta(name))?;
             // The scan follows the session's Parquet settings (string views or plain
             // strings, filter pushdown) rather than delta-rs's own defaults.
             return table
                 .table_provider()
-                .with_session(Arc::new(ctx.state()))
+                .with_session(Arc::new(state))
                 .await
                 .map_err(query(name));
         }

@@ -5,13 +5,13 @@
 -- (indicators.md §2, §5a). Sums and counts of nothing are 0; ratios with a zero or null
 -- denominator are null; money is Decimal(20,2), counts Int64, ratios Float64.
 WITH grid AS (
-    SELECT 'town' AS group_type, t.town_id AS group_id, y.year, y.year_start, y.year_end
+    SELECT 'town' AS group_type, t.town_id AS group_id, y.year
     FROM town t CROSS JOIN stg_year y
     UNION ALL
-    SELECT 'county', d.code, y.year, y.year_start, y.year_end
+    SELECT 'county', d.code, y.year
     FROM division d CROSS JOIN stg_year y WHERE d.level = 'county'
     UNION ALL
-    SELECT 'city', '140200', y.year, y.year_start, y.year_end FROM stg_year y
+    SELECT 'city', '140200', y.year FROM stg_year y
 ),
 members AS (
     -- Each group's members in Y (as in int_group_sums): for the patent indicators.
