@@ -227,22 +227,9 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-impl Command {
-    /// Whether the command runs until it is stopped (a server), rather than doing one
-    /// job and exiting: the binary returns freed memory to the system only for these.
-    pub fn is_long_running(&self) -> bool {
-        matches!(
-            self,
-            Command::Serve { .. } | Command::Scheduler { .. } | Command::Executor { .. }
-        )
-    }
-}
-
 /// Parses arguments, runs the command, maps the outcome to an exit status.
-/// `before_run` is called once the command is known, before any work starts.
-pub fn main(before_run: fn(&Command)) -> ExitCode {
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    before_run(&cli.command);
     init_logging(cli.log_format);
     // Planning and (de)serializing the marts' plans recurses deeply: the Ballista
     // scheduler overflowed tokio's default 2 MiB worker stack on them (debug build).
