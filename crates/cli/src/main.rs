@@ -14,10 +14,10 @@ fn main() -> ExitCode {
 /// kernel zeroes a whole 2 MiB page on its first touch, and the mart steps touch many
 /// pages sparsely, again after mimalloc has returned them: on the scale-100 marts
 /// rebuild, 30 % of all `perf` samples were in the kernel's `clear_page_erms`, and the
-/// 13 steps took 6.2–6.4 s instead of 3.8–4.1 s (docs/measurements.md, "Transparent
-/// huge pages"). This is what mimalloc's `MIMALLOC_ALLOW_THP=0` does at its start;
-/// setting `MIMALLOC_ALLOW_THP` in the environment leaves the choice to it (mimalloc
-/// allows them by default), so the two can be compared without a rebuild.
+/// 13 steps took 6.4–6.6 s instead of 3.9–4.3 s (bench/RESULTS.md, "What changed, and
+/// why: transparent huge pages"). This is what mimalloc's `MIMALLOC_ALLOW_THP=0` does
+/// at its start; setting `MIMALLOC_ALLOW_THP` in the environment leaves the choice to
+/// mimalloc (which allows them by default), so the two compare without a rebuild.
 #[allow(unsafe_code)]
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
