@@ -2,11 +2,14 @@
 
 use std::process::ExitCode;
 
+use townstat_pipeline::run::Phase;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
+    townstat_pipeline::run::on_phase(purge_for);
     townstat_cli::main()
 }
 
@@ -27,5 +30,55 @@ fn disable_transparent_huge_pages() {
         unsafe {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
+    }
+}
+
+/// mimalloc's `purge_delay` option: its index in `mi_option_t` of the vendored
+/// mimalloc v3 (`libmimalloc-sys` 0.1.49, which exports no constant for it). A test
+/// below checks the index against the option's default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// mimalloc v3's default purge delay, in milliseconds.
+const DEFAULT_PURGE_DELAY_MS: std::os::raw::c_long = 1000;
+/// The purge delay while a run ingests.
+const INGEST_PURGE_DELAY_MS: std::os::raw::c_long = 100;
+
+/// How long mimalloc keeps memory a thread has freed before returning it to the
+/// system, by phase of a run (bench/RESULTS.md, "Peak memory and mimalloc's purge
+/// delay"). Ingest frees memory continuously, and with the default of a second about
+/// 500 MiB of it was still held at the scale-100 peak (4,000 MiB against 3,497 MiB
+/// with 100 ms, no slower). The mart steps free large buffers and allocate them again
+/// in the next step, and returning them sooner cost them system time (100 ms: +6 %
+/// over three rebuilds), so the marts get the default back. `MIMALLOC_PURGE_DELAY` in
+/// the environment wins over both.
+#[allow(unsafe_code)]
+fn purge_for(phase: Phase) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let delay = match phase {
+        Phase::Ingest => INGEST_PURGE_DELAY_MS,
+        Phase::Marts => DEFAULT_PURGE_DELAY_MS,
+    };
+    // SAFETY: stores an integer option, which mimalloc reads each time it considers a
+    // purge. mimalloc documents mi_option_set as not thread-safe: other threads may
+    // read the option while it is stored. The store is one aligned machine word, so a
+    // reader sees the old delay or the new one, and either is a valid delay.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn purge_delay_index_names_the_purge_delay_option() {
+        // SAFETY: reads an integer option.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // Only purge_delay defaults to 1,000 in mimalloc v3 (src/options.c); a wrong
+        // index, or MIMALLOC_PURGE_DELAY in the test's environment, fails here.
+        assert_eq!(delay, DEFAULT_PURGE_DELAY_MS);
     }
 }

@@ -46,6 +46,31 @@ impl RunStatus {
 /// Told what the run is doing, for a progress display.
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// The two halves of a run, for settings of the whole process that suit one better
+/// than the other: the binary tunes its allocator by them (`crates/cli/src/main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading, validating and committing the source files: memory streams through.
+    Ingest,
+    /// Building the marts: each step allocates large buffers, frees them, and the
+    /// next step allocates them again.
+    Marts,
+}
+
+static PHASE_HOOK: std::sync::OnceLock<fn(Phase)> = std::sync::OnceLock::new();
+
+/// Sets the function a run calls as it enters each phase (the first call wins; a
+/// process has one).
+pub fn on_phase(hook: fn(Phase)) {
+    let _ = PHASE_HOOK.set(hook);
+}
+
+fn enter(phase: Phase) {
+    if let Some(hook) = PHASE_HOOK.get() {
+        hook(phase);
+    }
+}
+
 /// Options of a run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -174,6 +199,7 @@ async fn run_holding_lock(
     let root = warehouse.local_root();
     let pause = |point: &str| crate::lock::pause_point(root.as_deref(), point);
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
+    enter(Phase::Ingest);
     let runs = warehouse.runs().await?;
     let committed: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
     let (registry, loaded_hashes, mut versions) =
@@ -292,6 +318,7 @@ async fn run_holding_lock(
         "source tables committed"
     );
     say("building marts");
+    enter(Phase::Marts);
     // The marts, from exactly the versions this run leaves.
     let marts_clock = std::time::Instant::now();
     let marts = build_marts(
