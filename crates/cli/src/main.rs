@@ -17,8 +17,8 @@ fn main() -> ExitCode {
 /// kernel zeroes a whole 2 MiB page on its first touch, and the mart steps touch many
 /// pages sparsely, again after mimalloc has returned them: on the scale-100 marts
 /// rebuild, 30 % of all `perf` samples were in the kernel's `clear_page_erms`, and the
-/// 13 steps took 6.4–6.6 s instead of 3.9–4.3 s (bench/RESULTS.md, "What changed, and
-/// why: transparent huge pages"). This is what mimalloc's `MIMALLOC_ALLOW_THP=0` does
+/// 13 steps took 6.4–6.6 s instead of 3.9–4.3 s (bench/RESULTS.md, "1. Transparent
+/// huge pages off"). This is what mimalloc's `MIMALLOC_ALLOW_THP=0` does
 /// at its start; setting `MIMALLOC_ALLOW_THP` in the environment leaves the choice to
 /// mimalloc (which allows them by default), so the two compare without a rebuild.
 #[allow(unsafe_code)]
@@ -43,8 +43,8 @@ const DEFAULT_PURGE_DELAY_MS: std::os::raw::c_long = 1000;
 const INGEST_PURGE_DELAY_MS: std::os::raw::c_long = 100;
 
 /// How long mimalloc keeps memory a thread has freed before returning it to the
-/// system, by phase of a run (bench/RESULTS.md, "Peak memory and mimalloc's purge
-/// delay"). Ingest frees memory continuously, and with the default of a second about
+/// system, by phase of a run (bench/RESULTS.md, "3. mimalloc's purge delay by
+/// phase"). Ingest frees memory continuously, and with the default of a second about
 /// 500 MiB of it was still held at the scale-100 peak (4,000 MiB against 3,497 MiB
 /// with 100 ms, no slower). The mart steps free large buffers and allocate them again
 /// in the next step, and returning them sooner cost them system time (100 ms: +6 %
