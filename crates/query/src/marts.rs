@@ -40,6 +40,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
+        "int_town_code",
+        include_str!("../../../pipelines/marts/intermediate/int_town_code.sql"),
+    ),
+    (
+        "intermediate",
         "int_town_member",
         include_str!("../../../pipelines/marts/intermediate/int_town_member.sql"),
     ),

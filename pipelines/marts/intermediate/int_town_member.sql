@@ -1,5 +1,5 @@
 -- int_town_member — grain: one row per town, year and member entity.
--- Sources: town, town_roster, industry_code, stg_enterprise_year.
+-- Sources: town, town_roster, int_town_code, stg_enterprise_year.
 -- A town with a roster: the roster's entities that existed in Y. Otherwise: entities
 -- that existed in Y in the town's county whose industry class falls under one of the
 -- town's prefixes (industry_matches: a section letter matches its whole section).
@@ -11,17 +11,9 @@
 -- entities whose county as of Y-12-31 it is, the city's are every entity (see
 -- int_group_year).
 -- The member's attributes as of Y-12-31 come along for town_membership.
--- How the rule is applied: the town's prefixes are first matched against the
--- industry_code table (a few thousand codes), giving the set of codes each rule town
--- takes; entity-years then join that set on (county, code). An entity meets each town
--- once, so no DISTINCT over entity-years is needed. Every industry_code in the
--- warehouse is in the table (ingest rejects others as unknown_industry_code).
-WITH rule_codes AS (
-    SELECT DISTINCT p.town_id, p.county_code, i.code
-    FROM (SELECT town_id, county_code, unnest(industry_codes) AS prefix
-          FROM town WHERE NOT has_roster) p
-    JOIN industry_code i ON industry_matches(i.code, p.prefix)
-)
+-- How the rule is applied: int_town_code holds the codes each town's prefixes take;
+-- a rule town's entity-years join those on (county, code). An entity meets each town
+-- once, so no DISTINCT over entity-years is needed.
 SELECT t.town_id, ey.year, ey.uscc, ey.county_code, ey.industry_code, ey.entity_kind,
        'roster' AS basis
 FROM town t
@@ -31,5 +23,6 @@ WHERE t.has_roster
 UNION ALL
 SELECT rc.town_id, ey.year, ey.uscc, ey.county_code, ey.industry_code, ey.entity_kind,
        'rule' AS basis
-FROM rule_codes rc
+FROM int_town_code rc
 JOIN stg_enterprise_year ey ON ey.county_code = rc.county_code AND ey.industry_code = rc.code
+WHERE NOT rc.has_roster
