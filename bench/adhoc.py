@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def townstat_shell(binary: str, wh: Path, repeat: int) -> dict[str, tuple[list[f
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("warehouse", nargs="?")
-    ap.add_argument("--townstat", default="/work/target/release/townstat")
+    ap.add_argument("--townstat", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parent.parent / "target")) / "release" / "townstat"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--duckdb-only")

@@ -17,7 +17,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 scale="${1:-10}"
 repeats="${2:-3}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 bench="${BENCH_DIR:-/tmp/townstat-bench}"
 mkdir -p "$bench"
 cargo build --release --quiet -p townstat-cli

@@ -11,6 +11,7 @@ usage: edge_cases.py [--townstat BIN] [--keep DIR]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,7 @@ EDGE_CSV = [
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--townstat", default="/work/target/release/townstat")
+    ap.add_argument("--townstat", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "townstat"))
     ap.add_argument("--keep", help="work in this folder and keep it")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="townstat-edge-"))

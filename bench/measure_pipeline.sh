@@ -7,7 +7,7 @@
 #   usage: bench/measure_pipeline.sh [SCALE ...]      (default: 1 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --quiet --release -p townstat-cli
 bin="$CARGO_TARGET_DIR/release/townstat"
 work="${BENCH_DIR:-/tmp/townstat-bench}"

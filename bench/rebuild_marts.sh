@@ -8,12 +8,12 @@
 #     MIMALLOC_ALLOW_THP=1 bash bench/rebuild_marts.sh 100 huge-pages; done
 #   usage: bash bench/rebuild_marts.sh SCALE [LABEL]
 # Environment: BENCH_DIR (default /tmp/townstat-bench), AS_OF (default 2026-01-15),
-# BIN (default $CARGO_TARGET_DIR/release/townstat, CARGO_TARGET_DIR default /work/target).
+# BIN (default $CARGO_TARGET_DIR/release/townstat, CARGO_TARGET_DIR default target/ in the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="$1" label="${2:-}"
 work="${BENCH_DIR:-/tmp/townstat-bench}"
-bin="${BIN:-${CARGO_TARGET_DIR:-/work/target}/release/townstat}"
+bin="${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/townstat}"
 [ -d "$work/wh-$scale" ] || { echo "no $work/wh-$scale: run bash bench/run.sh $scale first" >&2; exit 2; }
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "$bin" --log-format json --warehouse "$work/wh-$scale" \

@@ -14,13 +14,13 @@
 # Environment: BENCH_DIR (default /tmp/townstat-bench; data-S is reused, it is
 # deterministic), AS_OF (run date, default 2026-01-15), THREADS (DuckDB and Polars
 # threads, default 2), REPEAT (ad-hoc repetitions, default 5), CARGO_TARGET_DIR
-# (default /work/target), SKIP_PIP=1 to use the Python packages already installed,
+# (default target/ in the clone), SKIP_PIP=1 to use the Python packages already installed,
 # STRICT=1 to exit 1 when a peer's result differs from townstat's (CI), PROFILE=debug
 # to use the debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 work="${BENCH_DIR:-/tmp/townstat-bench}"
 as_of="${AS_OF:-2026-01-15}"
 threads="${THREADS:-2}"

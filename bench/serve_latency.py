@@ -24,7 +24,7 @@ import time
 import psycopg
 
 WAREHOUSE = sys.argv[1]
-BIN = sys.argv[2] if len(sys.argv) > 2 else "/work/target/release/townstat"
+BIN = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")), "release", "townstat")
 CLIENTS = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 20
 PASSWORD = "bench-only-password"

@@ -4,7 +4,7 @@
 # wrote with no townstat code at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 # An S3-compatible server that stores real bytes on disk (s3s-fs, from crates.io), for
 # the object-store and cluster test at the end. Built once into the target dir.
