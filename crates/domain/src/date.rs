@@ -96,13 +96,18 @@ fn valid_time(t: &str) -> bool {
         Some((c, f)) => (c, Some(f)),
         None => (clock, None),
     };
-    if fraction.is_some_and(|f| f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit())) {
+    if fraction
+        .is_some_and(|f| f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()))
+    {
         return false;
     }
     let parts: Vec<&str> = if clock.contains(':') {
         clock.split(':').collect()
     } else if clock.is_ascii() && (clock.len() == 4 || clock.len() == 6) {
-        (0..clock.len()).step_by(2).map(|i| &clock[i..i + 2]).collect()
+        (0..clock.len())
+            .step_by(2)
+            .map(|i| &clock[i..i + 2])
+            .collect()
     } else {
         return false;
     };
@@ -345,14 +350,27 @@ mod tests {
             let e = parse_date(s).unwrap_err();
             assert_eq!(e.reason, Reason::InvalidDate, "{s}");
         }
-        assert!(parse_date("0000-01-01").unwrap_err().message.contains("before 1900"));
+        assert!(
+            parse_date("0000-01-01")
+                .unwrap_err()
+                .message
+                .contains("before 1900")
+        );
         assert_eq!(parse_month("1900-01"), Ok(d(1900, 1, 1)));
         for s in ["0000-05", "189912", "1899-12-31"] {
-            assert_eq!(parse_month(s).unwrap_err().reason, Reason::InvalidDate, "{s}");
+            assert_eq!(
+                parse_month(s).unwrap_err().reason,
+                Reason::InvalidDate,
+                "{s}"
+            );
         }
         assert_eq!(parse_year("1900"), Ok(1900));
         for s in ["0000", "1899年", "0000年度"] {
-            assert_eq!(parse_year(s).unwrap_err().reason, Reason::InvalidDate, "{s}");
+            assert_eq!(
+                parse_year(s).unwrap_err().reason,
+                Reason::InvalidDate,
+                "{s}"
+            );
             assert_eq!(
                 parse_year_or_date(s).unwrap_err().reason,
                 Reason::InvalidDate,
@@ -360,7 +378,10 @@ mod tests {
             );
         }
         assert!(parse_year_or_date("0000-06-30").is_err());
-        assert_eq!(check_floor(d(1899, 12, 31), "x").unwrap_err().reason, Reason::InvalidDate);
+        assert_eq!(
+            check_floor(d(1899, 12, 31), "x").unwrap_err().reason,
+            Reason::InvalidDate
+        );
         assert_eq!(check_floor(d(1900, 1, 1), "x"), Ok(d(1900, 1, 1)));
     }
 
@@ -398,7 +419,11 @@ mod tests {
             "2023-05-01 上午",
             "2023-05-01T-1:00",
         ] {
-            assert_eq!(parse_date(s).unwrap_err().reason, Reason::InvalidDate, "{s}");
+            assert_eq!(
+                parse_date(s).unwrap_err().reason,
+                Reason::InvalidDate,
+                "{s}"
+            );
         }
         assert!(parse_month("2023-05-01T25:99:99").is_err());
         assert!(parse_year_or_date("2023-05-01T25:99:99").is_err());

@@ -425,9 +425,15 @@ mod tests {
         let scale_36 = format!("0.{}", "0".repeat(36));
         let scale_37 = format!("0.{}", "0".repeat(37));
         assert_eq!(parse_count(&scale_36), Ok(0));
-        assert_eq!(parse_count(&scale_37).unwrap_err().reason, Reason::InvalidNumber);
+        assert_eq!(
+            parse_count(&scale_37).unwrap_err().reason,
+            Reason::InvalidNumber
+        );
         assert_eq!(money(&scale_36), Ok(0));
-        assert_eq!(money(&format!("1{}", "0".repeat(35))), Err(Reason::InvalidNumber));
+        assert_eq!(
+            money(&format!("1{}", "0".repeat(35))),
+            Err(Reason::InvalidNumber)
+        );
         assert!(parse_decimal(&"9".repeat(36)).is_some());
         assert!(parse_decimal(&"9".repeat(37)).is_none());
         // Zero in every sign.

@@ -128,7 +128,11 @@ fn money_never_panics_and_stays_in_range() {
 fn decimal_arithmetic_never_panics() {
     run(
         "decimal arithmetic",
-        (any::<i128>(), prop_oneof![0u32..80, any::<u32>()], 0usize..3),
+        (
+            any::<i128>(),
+            prop_oneof![0u32..80, any::<u32>()],
+            0usize..3,
+        ),
         |(mantissa, scale, unit)| {
             let d = Decimal { mantissa, scale };
             let _ = (d.has_fraction(), d.trunc(), d.to_f64());
@@ -176,29 +180,33 @@ fn excel_serials_never_panic() {
 fn codes_never_panic() {
     let industries = Industries::gbt4754_2017();
     let divisions = Divisions::datong();
-    run("booleans, USCC, patent numbers, codes", cell_text(), |raw| {
-        let _ = boolean::parse_bool(&raw);
-        if let Ok(code) = uscc::parse(&raw) {
-            prop_assert_eq!(code.len(), 18);
-            let _ = uscc::entity_kind(&code);
-        }
-        let _ = uscc::check_char(raw.as_bytes());
-        if let Ok(p) = patent::parse(&raw) {
-            prop_assert!(p.year >= 1985, "{raw:?}");
-        }
-        let _ = patent::check_char(&raw);
-        if let Ok(class) = industries.parse_class(&raw) {
-            prop_assert_eq!(class.len(), 4);
-        }
-        let _ = industries.section_of(&raw);
-        if let Ok(county) = divisions.resolve_code(&raw) {
-            prop_assert!(county.code.starts_with("1402"), "{raw:?}");
-        }
-        let _ = divisions.county_from_address(&raw);
-        let _ = text::is_null_token(&text::normalize(&raw));
-        let _ = text::match_key(&raw);
-        Ok(())
-    });
+    run(
+        "booleans, USCC, patent numbers, codes",
+        cell_text(),
+        |raw| {
+            let _ = boolean::parse_bool(&raw);
+            if let Ok(code) = uscc::parse(&raw) {
+                prop_assert_eq!(code.len(), 18);
+                let _ = uscc::entity_kind(&code);
+            }
+            let _ = uscc::check_char(raw.as_bytes());
+            if let Ok(p) = patent::parse(&raw) {
+                prop_assert!(p.year >= 1985, "{raw:?}");
+            }
+            let _ = patent::check_char(&raw);
+            if let Ok(class) = industries.parse_class(&raw) {
+                prop_assert_eq!(class.len(), 4);
+            }
+            let _ = industries.section_of(&raw);
+            if let Ok(county) = divisions.resolve_code(&raw) {
+                prop_assert!(county.code.starts_with("1402"), "{raw:?}");
+            }
+            let _ = divisions.county_from_address(&raw);
+            let _ = text::is_null_token(&text::normalize(&raw));
+            let _ = text::match_key(&raw);
+            Ok(())
+        },
+    );
 }
 
 #[test]

@@ -746,7 +746,11 @@ mod tests {
             Ok(Value::Year(1900))
         );
         assert_eq!(
-            parse("enterprise", "established_on", Cell::Text("0000-01-01".into())),
+            parse(
+                "enterprise",
+                "established_on",
+                Cell::Text("0000-01-01".into())
+            ),
             Err(Reason::InvalidDate)
         );
         assert_eq!(
@@ -761,7 +765,13 @@ mod tests {
 
     #[test]
     fn typed_numbers_beyond_the_bounds_are_invalid() {
-        for n in [9_223_372_036_854_775_807.0, 1e-200, 1e308, 10_000_001.0, 0.5] {
+        for n in [
+            9_223_372_036_854_775_807.0,
+            1e-200,
+            1e308,
+            10_000_001.0,
+            0.5,
+        ] {
             assert_eq!(
                 parse("enterprise_annual", "employees", Cell::Number(n)),
                 Err(Reason::InvalidNumber),

@@ -113,7 +113,10 @@ pub fn neutralise_formulas(batch: &RecordBatch) -> Result<RecordBatch> {
         let is_text = match column.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
             DataType::Dictionary(_, v) => {
-                matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                matches!(
+                    **v,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
             }
             _ => false,
         };
@@ -182,9 +185,8 @@ mod tests {
             None,
             Some("a'b"),
         ]);
-        let wide = LargeStringArray::from(vec![
-            "=1", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok",
-        ]);
+        let wide =
+            LargeStringArray::from(vec!["=1", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
         let n = Int64Array::from(vec![-1, 2, -3, 4, 5, 6, 7, 8, 9]);
         let money = Decimal128Array::from(vec![-150, 0, 1, 2, 3, 4, 5, 6, 7])
             .with_precision_and_scale(20, 2)

@@ -263,7 +263,11 @@ fn loaded_values_are_canonical() {
 fn values_at_the_bounds_load_exactly() {
     let out = run_corpus();
     let annual = &out.tables["enterprise_annual"];
-    let col = |name: &str| annual.column(annual.schema().index_of(name).expect(name)).clone();
+    let col = |name: &str| {
+        annual
+            .column(annual.schema().index_of(name).expect(name))
+            .clone()
+    };
     let year = col("year");
     let year = year.as_primitive::<arrow::datatypes::Int32Type>();
     let uscc = col("uscc");
@@ -292,10 +296,16 @@ fn values_at_the_bounds_load_exactly() {
     assert_eq!(employees.value(r), 0);
 
     let ent = &out.tables["enterprise"];
-    let name = ent.column(ent.schema().index_of("name").expect("name")).clone();
+    let name = ent
+        .column(ent.schema().index_of("name").expect("name"))
+        .clone();
     let name = name.as_string::<i32>();
     let est = ent
-        .column(ent.schema().index_of("established_on").expect("established_on"))
+        .column(
+            ent.schema()
+                .index_of("established_on")
+                .expect("established_on"),
+        )
         .clone();
     let est = est.as_primitive::<arrow::datatypes::Date32Type>();
     let established = |n: &str| {
