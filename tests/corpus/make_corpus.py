@@ -243,6 +243,71 @@ F = "financing/no_header.csv"
 write_csv(F, [["a", "b"], ["1", "2"]])
 exp(F, 0, "rejected:no header row in the first 10 rows")
 
+# ---------------------------------------------------------------- hostile values (numbers, dates)
+# Cells that once panicked or were accepted with a wrong figure (number.rs, date.rs):
+# more than 36 decimals, counts beyond 10,000,000, amounts beyond 10^15 元, scientific
+# notation, years before 1900, times of day that do not exist. Rows at the bounds load.
+F = "enterprise_annual/hostile_numbers.csv"
+rows = [["统一社会信用代码", "统计年度", "营业收入", "从业人员平均人数"],
+        [G1, "2021", "100元", "0." + "0" * 130],
+        [G1, "2020", "100元", "9223372036854775807"],
+        [G1, "2019", "100元", "10000001"],
+        [G1, "2018", "100元", "10000000"],
+        [G2, "2021", "1000000000000000.01元", "5"],
+        [G2, "2020", "1000000000000000元", "5"],
+        [G2, "2019", "10000000亿", "-0"],
+        [G2, "2018", "1.23E+11", "5"],
+        [G3, "2021", "NaN", "inf"],
+        [G3, "2020", "100元", "0." + "0" * 36],
+        [G3, "2019", "100元", "0." + "0" * 37],
+        [G3, "0000", "100元", "5"]]
+write_csv(F, rows)
+exp(F, 2, "invalid_number")
+exp(F, 3, "invalid_number")
+exp(F, 4, "invalid_number")
+exp(F, 6, "invalid_number")
+exp(F, 9, "invalid_number")
+exp(F, 10, "invalid_number")
+exp(F, 12, "invalid_number")
+exp(F, 13, "invalid_date")
+
+# JSON numbers as NDJSON writes them: 1e-200 and 1e308 are numbers, not text.
+F = "employment/hostile_numbers.ndjson"
+lines = [
+    '{"统一社会信用代码": "%s", "所属期": "2022-01", "参保人数": 1e-200}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "2022-02", "参保人数": 1e308}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "2022-03", "参保人数": 9223372036854775807}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "2022-04", "参保人数": -0.0, "工资总额": 1e15}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "2022-05", "参保人数": 3, "工资总额": 1e16}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "0000-05", "参保人数": 3}' % G1,
+    '{"统一社会信用代码": "%s", "所属期": "2022-06", "参保人数": 10000000.0}' % G1,
+]
+p = FILES / F
+p.parent.mkdir(parents=True, exist_ok=True)
+p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+exp(F, 1, "invalid_number")
+exp(F, 2, "invalid_number")
+exp(F, 3, "invalid_number")
+exp(F, 5, "invalid_number")
+exp(F, 6, "invalid_date")
+
+F = "enterprise/03_hostile_dates.csv"
+rows = [["统一社会信用代码", "企业名称", "成立日期", "行业代码", "行政区划代码", "登记状态"],
+        [u(50), "零年公司", "0000-01-01", "3091", "140212", "存续"],
+        [u(51), "十九世纪公司", "1899-12-31", "3091", "140212", "存续"],
+        [u(52), "一九〇〇公司", "1900-01-01", "3091", "140212", "存续"],
+        [u(53), "错时公司", "2023-05-01T25:99:99", "3091", "140212", "存续"],
+        [u(54), "二十四点公司", "2023-05-01 24:00", "3091", "140212", "存续"],
+        [u(55), "闰秒公司", "2023-05-01T23:59:60Z", "3091", "140212", "存续"],
+        [u(56), "时区公司", "2023-05-01T08:30:00+08:00", "3091", "140212", "存续"],
+        [u(57), "零年八位公司", "00000101", "3091", "140212", "存续"]]
+write_csv(F, rows)
+exp(F, 2, "invalid_date")
+exp(F, 3, "invalid_date")
+exp(F, 5, "invalid_date")
+exp(F, 6, "invalid_date")
+exp(F, 9, "invalid_date")
+
 with open(HERE / "expect.csv", "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["file", "row_number", "expect"])

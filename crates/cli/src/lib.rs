@@ -67,7 +67,8 @@ pub enum Command {
     Sql {
         /// The query; without it, the interactive shell (or a script on standard input).
         query: Option<String>,
-        /// Output format: table, csv, json or parquet.
+        /// Output format: table, csv (text cells that Excel would run as formulas get a
+        /// leading '), csv-raw (every cell unchanged), json or parquet.
         #[arg(long, default_value = "table")]
         format: townstat_query::output::Format,
         /// Write the output to a file instead of standard output.

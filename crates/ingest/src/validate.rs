@@ -181,7 +181,8 @@ fn parse_cell(
         ColumnType::Uscc => Value::Str(uscc::parse(raw)?),
         ColumnType::Date => {
             let d = match cell {
-                Cell::Date(d) => *d,
+                // Typed XLSX dates get the same 1900 floor as text ones.
+                Cell::Date(d) => date::check_floor(*d, raw)?,
                 Cell::Number(n) if (10_000.0..100_000.0).contains(n) => date::from_excel_serial(*n)
                     .ok_or_else(|| {
                         Rejection::new(Reason::InvalidDate, format!("\"{raw}\" is not a date"))
@@ -195,7 +196,7 @@ fn parse_cell(
         }
         ColumnType::Month => {
             let m = match cell {
-                Cell::Date(d) => d.with_day(1).unwrap_or(*d),
+                Cell::Date(d) => date::check_floor(d.with_day(1).unwrap_or(*d), raw)?,
                 _ => date::parse_month(raw)?,
             };
             if (m.year(), m.month()) > (as_of.year(), as_of.month()) && !col.future_ok {
@@ -210,7 +211,7 @@ fn parse_cell(
         }
         ColumnType::Year | ColumnType::YearOrDate => {
             let y = match (cell, col.ty) {
-                (Cell::Date(d), ColumnType::YearOrDate) => d.year(),
+                (Cell::Date(d), ColumnType::YearOrDate) => date::check_floor(*d, raw)?.year(),
                 (_, ColumnType::Year) => date::parse_year(raw)?,
                 _ => date::parse_year_or_date(raw)?,
             };
@@ -220,11 +221,13 @@ fn parse_cell(
             Value::Year(y)
         }
         ColumnType::Money => {
+            // Bounded to ±number::MAX_AMOUNT_CENTS (10^15 元): beyond it `invalid_number`.
             let cents = number::parse_money(raw, header_unit, default_unit)?;
             check_min(col, raw, cents)?;
             Value::Money(cents)
         }
         ColumnType::Count | ColumnType::Int64 => {
+            // Bounded to ±number::MAX_COUNT: beyond it `invalid_number`.
             let n = number::parse_count(raw)?;
             check_min(col, raw, n as i128)?;
             Value::Int(n)
@@ -652,4 +655,202 @@ fn patent_rules(
         });
     }
     applicants
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use townstat_domain::schema;
+
+    use super::*;
+
+    struct Tables {
+        enums: AliasTables,
+        divisions: Divisions,
+        industries: Industries,
+        registry: Registry,
+    }
+
+    fn tables() -> Tables {
+        let enums = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/enums.toml");
+        Tables {
+            enums: AliasTables::load(&enums).expect("pipelines/enums.toml loads"),
+            divisions: Divisions::datong(),
+            industries: Industries::gbt4754_2017(),
+            registry: Registry::default(),
+        }
+    }
+
+    fn rules(t: &Tables) -> Rules<'_> {
+        Rules {
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
+            enums: &t.enums,
+            divisions: &t.divisions,
+            industries: &t.industries,
+            registry: &t.registry,
+        }
+    }
+
+    fn column(table: &str, name: &str) -> &'static ColumnSchema {
+        schema::table(table)
+            .and_then(|t| t.column(name))
+            .unwrap_or_else(|| panic!("{table}.{name}"))
+    }
+
+    /// Parses one cell as the column would, through `Cell::text` as ingestion does.
+    fn parse(table: &str, name: &str, cell: Cell) -> Result<Value, Reason> {
+        let t = tables();
+        let raw = cell.text().expect("a non-empty cell");
+        parse_cell(
+            column(table, name),
+            &cell,
+            &raw,
+            None,
+            Unit::Yuan,
+            &rules(&t),
+        )
+        .map(|p| p.value)
+        .map_err(|r| r.reason)
+    }
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    #[test]
+    fn typed_dates_before_1900_are_invalid() {
+        let old = Cell::Date(ymd(1899, 12, 31));
+        let zero = Cell::Date(ymd(0, 1, 1));
+        for (table, col) in [
+            ("enterprise", "established_on"),
+            ("employment", "period"),
+            ("designation", "year"),
+        ] {
+            for cell in [old.clone(), zero.clone()] {
+                assert_eq!(
+                    parse(table, col, cell.clone()),
+                    Err(Reason::InvalidDate),
+                    "{table}.{col} {cell:?}"
+                );
+            }
+        }
+        assert_eq!(
+            parse("enterprise", "established_on", Cell::Date(ymd(1900, 1, 1))),
+            Ok(Value::Date(ymd(1900, 1, 1)))
+        );
+        assert_eq!(
+            parse("designation", "year", Cell::Date(ymd(1900, 6, 30))),
+            Ok(Value::Year(1900))
+        );
+        assert_eq!(
+            parse(
+                "enterprise",
+                "established_on",
+                Cell::Text("0000-01-01".into())
+            ),
+            Err(Reason::InvalidDate)
+        );
+        assert_eq!(
+            parse(
+                "enterprise",
+                "established_on",
+                Cell::Text("2023-05-01T25:99:99".into())
+            ),
+            Err(Reason::InvalidDate)
+        );
+    }
+
+    #[test]
+    fn typed_numbers_beyond_the_bounds_are_invalid() {
+        for n in [
+            9_223_372_036_854_775_807.0,
+            1e-200,
+            1e308,
+            10_000_001.0,
+            0.5,
+        ] {
+            assert_eq!(
+                parse("enterprise_annual", "employees", Cell::Number(n)),
+                Err(Reason::InvalidNumber),
+                "{n:e}"
+            );
+        }
+        assert_eq!(
+            parse("enterprise_annual", "employees", Cell::Number(10_000_000.0)),
+            Ok(Value::Int(10_000_000))
+        );
+        assert_eq!(
+            parse("enterprise_annual", "employees", Cell::Number(-0.0)),
+            Ok(Value::Int(0))
+        );
+        for n in [1e16, 1e308, 1e-200] {
+            assert_eq!(
+                parse("enterprise_annual", "revenue", Cell::Number(n)),
+                Err(Reason::InvalidNumber),
+                "{n:e}"
+            );
+        }
+        assert_eq!(
+            parse("enterprise_annual", "revenue", Cell::Number(1e15)),
+            Ok(Value::Money(10i128.pow(17)))
+        );
+    }
+
+    fn any_cell() -> impl Strategy<Value = Cell> {
+        prop_oneof![
+            any::<String>().prop_map(Cell::Text),
+            "[-+]?[0-9.,]{0,50}(e[-+]?[0-9]{1,3})?[万亿元人%]?".prop_map(Cell::Text),
+            "[0-9]{4}[-/年][0-9]{1,2}[-/月][0-9]{1,2}日?([T ][0-9:+Z.-]{0,16})?"
+                .prop_map(Cell::Text),
+            prop::num::f64::ANY.prop_map(Cell::Number),
+            (-1e8f64..1e8).prop_map(Cell::Number),
+            any::<bool>().prop_map(Cell::Bool),
+            (-1_000_000i32..3_000_000).prop_map(|days| Cell::Date(
+                NaiveDate::from_num_days_from_ce_opt(days).unwrap_or_default()
+            )),
+        ]
+    }
+
+    /// Every column of every source table, fed arbitrary cells: a value or a
+    /// rejection, never a panic; accepted counts, amounts and dates within bounds.
+    #[test]
+    fn every_source_column_takes_any_cell() {
+        let t = tables();
+        let rules = rules(&t);
+        let columns: Vec<&'static ColumnSchema> = schema::catalog()
+            .iter()
+            .filter(|s| s.kind == "source")
+            .flat_map(|s| s.columns.iter())
+            .filter(|c| !c.derived)
+            .collect();
+        const CASES: u32 = 3_000;
+        let mut runner = TestRunner::new(Config {
+            cases: CASES,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let executed = std::cell::Cell::new(0u32);
+        let result = runner.run(&(0..columns.len(), any_cell()), |(c, cell)| {
+            executed.set(executed.get() + 1);
+            let Some(raw) = cell.text() else {
+                return Ok(());
+            };
+            match parse_cell(columns[c], &cell, &raw, None, Unit::Wan, &rules).map(|p| p.value) {
+                Ok(Value::Int(n)) => prop_assert!(n.unsigned_abs() <= 10_000_000, "{raw}"),
+                Ok(Value::Money(m)) => prop_assert!(m.unsigned_abs() <= 10u128.pow(17), "{raw}"),
+                Ok(Value::Date(d)) => prop_assert!(d.year() >= 1900, "{raw}"),
+                Ok(Value::Year(y)) => prop_assert!(y >= 1900, "{raw}"),
+                _ => {}
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        eprintln!("validate parse_cell: {} cases", executed.get());
+        assert!(executed.get() >= CASES);
+    }
 }

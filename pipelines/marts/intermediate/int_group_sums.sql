@@ -25,18 +25,29 @@ WITH member_facts AS (
 )
 -- Σ over rows that have the value: revenue and rd_expense are null when no member has
 -- a return with them (int_group_year's ratios need that null).
+-- Head counts (employees, insured, hires, separations, trainees) are summed exactly as
+-- DECIMAL(38, 0) and cast back to BIGINT, so that a sum past 2^63 fails the run ("too
+-- large") instead of wrapping to a negative reported_employees as a BIGINT SUM does.
+-- With ingestion's bound of ±10,000,000 per count (±1.2·10^8 per entity-year for the
+-- monthly ones) a wrap would need over 7·10^10 members in one group; the guard is for
+-- rows loaded before the bound. The 0/1 flags sum to at most the member count. Money
+-- sums are Decimal128(30,2) or wider, and int_group_year's CAST to DECIMAL(20,2)
+-- fails, never wraps, past 10^18 元.
 SELECT group_type, group_id, year,
        SUM(in_stock) AS entities_end, SUM(enterprise_in_stock) AS enterprises_end,
        SUM(is_new) AS entities_new, SUM(exited) AS entities_exited,
        SUM(revenue) AS revenue, SUM(gross_output) AS gross_output, SUM(profit) AS profit,
        SUM(tax) AS tax, SUM(rd_expense) AS rd_expense, SUM(export_value) AS export_value,
-       SUM(employees) AS reported_employees,
+       CAST(SUM(CAST(employees AS DECIMAL(38, 0))) AS BIGINT) AS reported_employees,
        SUM(above) AS above_size_count, SUM(above_new) AS above_size_new,
        SUM(srdi) AS srdi_count, SUM(little_giant) AS little_giant_count,
        SUM(single_champion) AS single_champion_count, SUM(high_tech) AS high_tech_count,
        SUM(leading_enterprise) AS leading_count, SUM(rd_institution) AS rd_institution_count,
-       SUM(insured_sum) AS insured_sum, SUM(wage_total) AS wage_total,
-       SUM(new_hires) AS new_hires, SUM(separations) AS separations, SUM(trained) AS trained,
+       CAST(SUM(CAST(insured_sum AS DECIMAL(38, 0))) AS BIGINT) AS insured_sum,
+       SUM(wage_total) AS wage_total,
+       CAST(SUM(CAST(new_hires AS DECIMAL(38, 0))) AS BIGINT) AS new_hires,
+       CAST(SUM(CAST(separations AS DECIMAL(38, 0))) AS BIGINT) AS separations,
+       CAST(SUM(CAST(trained AS DECIMAL(38, 0))) AS BIGINT) AS trained,
        SUM(financing_total) AS financing_total, SUM(loan_total) AS loan_total,
        SUM(equity_total) AS equity_total, SUM(guide_fund_total) AS guide_fund_total,
        SUM(bond_total) AS bond_total,

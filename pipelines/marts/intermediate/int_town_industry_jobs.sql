@@ -10,7 +10,9 @@ WITH matched AS (
     FROM int_town_code tc
     JOIN stg_enterprise_year ey ON ey.industry_code = tc.code
 )
-SELECT m.town_id, m.year, CAST(SUM(e.insured_sum) AS DOUBLE) / 12.0 AS insured_avg
+-- insured_sum is summed exactly as DECIMAL(38, 0) (a BIGINT SUM would wrap past 2^63;
+-- see int_group_sums), then made DOUBLE as before.
+SELECT m.town_id, m.year, CAST(SUM(CAST(e.insured_sum AS DECIMAL(38, 0))) AS DOUBLE) / 12.0 AS insured_avg
 FROM matched m
 JOIN stg_employment_year e ON e.uscc = m.uscc AND e.year = m.year
 GROUP BY m.town_id, m.year

@@ -51,7 +51,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
     assert_eq!(second.code, 3, "{}", second.stderr);
     assert_eq!(
         second.stdout.matches(" skipped ").count(),
-        8,
+        11,
         "{}",
         second.stdout
     );
@@ -103,7 +103,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
         ],
     );
     assert_eq!(as_then.code, 0, "{}", as_then.stderr);
-    assert_eq!(as_then.stdout, "n\n14\n");
+    assert_eq!(as_then.stdout, "n\n17\n");
 
     // The same vintage by sequence number and by time; the run record as it was.
     let by_number = townstat(
@@ -118,7 +118,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
         ],
     );
     assert_eq!(
-        by_number.stdout, "files,runs\n14,1\n",
+        by_number.stdout, "files,runs\n17,1\n",
         "{}",
         by_number.stderr
     );
@@ -168,6 +168,23 @@ fn sql_formats_and_refusals() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         snapshot(file, &out.stdout);
     }
+    // Text Excel would run as a formula is neutralised in csv, kept in csv-raw;
+    // numbers are not text and stay as they are.
+    let formulas = "SELECT '=cmd|'' /C calc''!A0' AS a, '@SUM(1)' AS b, '+1' AS c, \
+                    '-1+2' AS d, -1 AS n, '大同' AS e";
+    let out = townstat(&wh, &["sql", formulas, "--format", "csv"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "a,b,c,d,n,e\n'=cmd|' /C calc'!A0,'@SUM(1),'+1,'-1+2,-1,大同\n"
+    );
+    let out = townstat(&wh, &["sql", formulas, "--format", "csv-raw"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "a,b,c,d,n,e\n=cmd|' /C calc'!A0,@SUM(1),+1,-1+2,-1,大同\n"
+    );
+
     let pq = dir.path().join("p.parquet");
     let out = townstat(
         &wh,

@@ -256,3 +256,66 @@ fn loaded_values_are_canonical() {
     assert_eq!(derived.len(), 1);
     assert_eq!(amount.value(derived[0]), 5_000_000_000);
 }
+
+/// The hostile-values files: what sits exactly at a bound loads with its exact figure
+/// (the rows beyond it are in expect.csv).
+#[test]
+fn values_at_the_bounds_load_exactly() {
+    let out = run_corpus();
+    let annual = &out.tables["enterprise_annual"];
+    let col = |name: &str| {
+        annual
+            .column(annual.schema().index_of(name).expect(name))
+            .clone()
+    };
+    let year = col("year");
+    let year = year.as_primitive::<arrow::datatypes::Int32Type>();
+    let uscc = col("uscc");
+    let uscc = uscc.as_string::<i32>();
+    let revenue = col("revenue");
+    let revenue = revenue.as_primitive::<Decimal128Type>();
+    let employees = col("employees");
+    let employees = employees.as_primitive::<arrow::datatypes::Int64Type>();
+    let row = |code_prefix: &str, y: i32| {
+        (0..annual.num_rows())
+            .find(|&i| uscc.value(i).starts_with(code_prefix) && year.value(i) == y)
+            .unwrap_or_else(|| panic!("no annual row {code_prefix} {y}"))
+    };
+    // 10,000,000 employees is the largest count; 10^15 元 the largest amount.
+    let r = row("91140212MA0B00001", 2018);
+    assert_eq!(employees.value(r), 10_000_000);
+    assert_eq!(revenue.value(r), 10_000);
+    let r = row("91140213MA0B00002", 2020);
+    assert_eq!(revenue.value(r), 100_000_000_000_000_000);
+    // 10000000亿 is 10^15 元 too; -0 employees is 0.
+    let r = row("91140213MA0B00002", 2019);
+    assert_eq!(revenue.value(r), 100_000_000_000_000_000);
+    assert_eq!(employees.value(r), 0);
+    // 36 decimals (all zero) is still a number.
+    let r = row("91140214MA0B00003", 2020);
+    assert_eq!(employees.value(r), 0);
+
+    let ent = &out.tables["enterprise"];
+    let name = ent
+        .column(ent.schema().index_of("name").expect("name"))
+        .clone();
+    let name = name.as_string::<i32>();
+    let est = ent
+        .column(
+            ent.schema()
+                .index_of("established_on")
+                .expect("established_on"),
+        )
+        .clone();
+    let est = est.as_primitive::<arrow::datatypes::Date32Type>();
+    let established = |n: &str| {
+        let i = (0..ent.num_rows())
+            .find(|&i| name.value(i) == n)
+            .unwrap_or_else(|| panic!("no enterprise {n}"));
+        est.value_as_date(i).expect("a date")
+    };
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    assert_eq!(established("一九〇〇公司"), date(1900, 1, 1));
+    assert_eq!(established("闰秒公司"), date(2023, 5, 1));
+    assert_eq!(established("时区公司"), date(2023, 5, 1));
+}
