@@ -179,11 +179,11 @@ fn filled(cells: &[Cell]) -> usize {
         .count()
 }
 
-/// The rows above the header are titles (a report name, a unit, a date: a cell or
-/// two). A row there that looks like a header too (two exports joined, the first
-/// header matching fewer aliases), or like data (more than two filled cells and at
-/// least half as many as the header), would be lost without a count: the file is
-/// rejected instead, naming both rows.
+/// The rows above the header are titles: a report name, a unit, a date, a cell or
+/// two. A row there with two or more known column names (a first export's header,
+/// matching fewer aliases than the one chosen), or with three or more filled cells
+/// (data), would be lost without a count: the file is rejected instead, naming both
+/// rows.
 pub fn check_above_header(
     above: &[RawRecord],
     header: &RawRecord,
@@ -191,10 +191,9 @@ pub fn check_above_header(
     index: &AliasIndex,
     file: &str,
 ) -> Result<(), FileRejection> {
-    let width = filled(&header.cells);
     for row in above {
         let score = header_score(&row.cells, index);
-        if header_like(score, best) {
+        if score >= 2 {
             return Err(FileRejection(format!(
                 "{file}: rows {} and {} both look like header rows ({score} and {best} known \
                  column names); the file seems to be two exports joined; split it",
@@ -202,7 +201,7 @@ pub fn check_above_header(
             )));
         }
         let n = filled(&row.cells);
-        if n > 2 && n * 2 >= width {
+        if n >= 3 {
             return Err(FileRejection(format!(
                 "{file}: row {} above the header (row {}) has {n} filled cells, like data; \
                  rows above the header are read as titles, so it would be lost",

@@ -343,7 +343,8 @@ fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
 }
 
 /// The most bytes of a quarantined row's `raw` (64 KiB). A longer one is stored as
-/// `{"_truncated": true, "_bytes": N, "_prefix": "<its first 64 KiB>"}`, still JSON.
+/// `{"_truncated": true, "_bytes": N, "_prefix": "<its start>"}`, still JSON and
+/// within 64 KiB (N is the full raw's length).
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
 
 /// A record's original cells as `raw` JSON: for NDJSON the row's own keys only (not
@@ -360,11 +361,21 @@ fn cap_raw(raw: String) -> String {
     if raw.len() <= MAX_RAW_BYTES {
         return raw;
     }
-    let mut end = MAX_RAW_BYTES;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
+    // Escaping the prefix as a JSON string makes it longer: shorten until it fits.
+    let mut budget = MAX_RAW_BYTES - 64;
+    loop {
+        let mut end = budget.min(raw.len());
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        let capped =
+            serde_json::json!({"_truncated": true, "_bytes": raw.len(), "_prefix": &raw[..end]})
+                .to_string();
+        if capped.len() <= MAX_RAW_BYTES || end == 0 {
+            return capped;
+        }
+        budget = end.saturating_sub(capped.len() - MAX_RAW_BYTES);
     }
-    serde_json::json!({"_truncated": true, "_bytes": raw.len(), "_prefix": &raw[..end]}).to_string()
 }
 
 /// Renders a record's cells as a JSON object keyed by the header.

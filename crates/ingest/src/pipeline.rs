@@ -337,17 +337,22 @@ fn classify(path: &Path) -> Option<String> {
     }
 }
 
-/// A path as text for the run's records: exact when it is UTF-8; otherwise its valid
-/// parts as they are and every other byte as `\xNN` (a GBK name `\xB5\xC7…csv`), so
-/// that it is still told apart and can be found.
+/// A path as text for the run's records: exact when it is UTF-8; otherwise ASCII as it
+/// is and every other byte as `\xNN` (a GBK name `\xB5\xC7\xBC\xC7….csv`), so that it is
+/// still told apart and can be found (decoding the bytes that happen to form UTF-8
+/// would show characters the name never had).
 pub fn escaped(path: &Path) -> String {
+    if let Some(text) = path.to_str() {
+        return text.to_string();
+    }
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
         let mut out = String::new();
-        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-            out.push_str(chunk.valid());
-            for b in chunk.invalid() {
+        for &b in path.as_os_str().as_bytes() {
+            if b.is_ascii() {
+                out.push(b as char);
+            } else {
                 out.push_str(&format!("\\x{b:02X}"));
             }
         }

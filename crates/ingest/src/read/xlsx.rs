@@ -90,8 +90,12 @@ fn ref_to_cell(d: DataRef<'_>, row: u32, col: u32, formula: bool) -> Cell {
 /// Checks the zip parts of a workbook before calamine reads them (see the module doc).
 fn precheck(bytes: &[u8], name: &str) -> Result<(), FileRejection> {
     let reject = |what: String| FileRejection(format!("{name}: {what}"));
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| reject(format!("not a readable XLSX workbook: {e}")))?;
+    // The same words as calamine's own message for a broken zip.
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        reject(format!(
+            "not a readable XLSX workbook: Xlsx error: Zip error: {e}"
+        ))
+    })?;
     let mut shared: Option<usize> = None;
     for i in 0..zip.len() {
         let entry = zip
@@ -168,7 +172,7 @@ pub fn open(bytes: Vec<u8>, name: &str, source: &Source) -> Result<Records, File
     precheck(&bytes, name)?;
     let reject = |what: String| FileRejection(format!("{name}: {what}"));
     let mut book = Xlsx::new(Cursor::new(bytes))
-        .map_err(|e| reject(format!("not a readable XLSX workbook: {e}")))?;
+        .map_err(|e| reject(format!("not a readable XLSX workbook: Xlsx error: {e}")))?;
     let sheet = match &source.sheet {
         Some(sheet) => {
             if !book.sheet_names().contains(sheet) {

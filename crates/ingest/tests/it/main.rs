@@ -1,3 +1,4 @@
 //! Integration tests of ingestion: one binary (see the workspace README).
 
 mod corpus;
+mod hostile;
