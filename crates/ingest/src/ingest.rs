@@ -329,7 +329,8 @@ fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
         return vec![];
     }
     let records: Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>> =
-        match read::open(loaded.bytes, display, format, source) {
+        // NDJSON rows' raw comes from their lines: no key needs a column.
+        match read::open(loaded.bytes, display, format, source, &|_| false) {
             Ok(Opened::Tabular(r)) => r,
             Ok(Opened::Keyed { records, .. }) => records,
             Err(_) => return vec![],
@@ -473,7 +474,9 @@ fn read_file(
     let (map, records): (
         ColumnMap,
         Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>,
-    ) = match read::open(bytes, display, format, source)? {
+    ) = match read::open(bytes, display, format, source, &|key| {
+        index.lookup(key).is_some()
+    })? {
         Opened::Keyed { header, records } => {
             (header::map_header(&header, t, &index, display)?, records)
         }

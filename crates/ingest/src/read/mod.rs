@@ -78,17 +78,19 @@ pub enum Opened {
 }
 
 /// Parses a file's bytes (as [`load`] read them) in the given format; `name` is how
-/// messages name the file.
+/// messages name the file. For NDJSON, `keep` says which keys become columns (the
+/// others are only in a quarantined row's `raw`).
 pub fn open(
     bytes: Vec<u8>,
     name: &str,
     format: Format,
     source: &Source,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<Opened, FileRejection> {
     match format {
         Format::Csv => csv::open(bytes, name, source).map(Opened::Tabular),
         Format::Xlsx => xlsx::open(bytes, name, source).map(Opened::Tabular),
-        Format::Ndjson => ndjson::open(bytes, name, source),
+        Format::Ndjson => ndjson::open(bytes, name, source, keep),
     }
 }
 

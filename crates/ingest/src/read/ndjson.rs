@@ -99,7 +99,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 
 /// First pass: the keys of a line that `index` does not have yet.
 struct NewKeys<'i> {
-    index: &'i HashMap<String, usize>,
+    index: &'i HashMap<String, Option<usize>>,
     new: &'i mut Vec<String>,
 }
 
@@ -129,7 +129,7 @@ impl<'de> Visitor<'de> for NewKeys<'_> {
 /// Second pass: a line's values into the cells of their keys (a repeated key's last
 /// value wins, as in a map).
 struct Cells<'i> {
-    index: &'i HashMap<String, usize>,
+    index: &'i HashMap<String, Option<usize>>,
     cells: &'i mut [Cell],
 }
 
@@ -148,8 +148,8 @@ impl<'de> Visitor<'de> for Cells<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key()? {
             match self.index.get(key.as_ref()) {
-                Some(&i) => self.cells[i] = map.next_value::<JsonCell>()?.0,
-                None => {
+                Some(&Some(i)) => self.cells[i] = map.next_value::<JsonCell>()?.0,
+                _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -206,11 +206,20 @@ impl<'de> Visitor<'de> for CellVisitor {
     }
 }
 
-/// Parses an NDJSON file's bytes.
-pub fn open(bytes: Vec<u8>, name: &str, source: &Source) -> Result<Opened, FileRejection> {
+/// Parses an NDJSON file's bytes. Only the keys `keep` accepts (the ones a column's
+/// alias matches) become header columns with a cell in every record: a file whose
+/// lines carry 50,000 other keys costs no 50,000 cells per row. A quarantined row's
+/// `raw` comes from its line, with all of its own keys.
+pub fn open(
+    bytes: Vec<u8>,
+    name: &str,
+    source: &Source,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Opened, FileRejection> {
     let decoded = decode::decode(bytes, name, source.encoding)?;
     let mut header: Vec<String> = vec![];
-    let mut index: HashMap<String, usize> = HashMap::new();
+    // Every key seen (so that each is judged once), with its column if kept.
+    let mut index: HashMap<String, Option<usize>> = HashMap::new();
     let mut new: Vec<String> = vec![];
     for (n, line) in lines(&decoded.text, decoded.start, name) {
         let Some(text) = json_text(line?) else {
@@ -227,8 +236,12 @@ pub fn open(bytes: Vec<u8>, name: &str, source: &Source) -> Result<Opened, FileR
         )?;
         new.sort_unstable();
         for key in new.drain(..) {
-            index.insert(key.clone(), header.len());
-            header.push(key);
+            if keep(&key) {
+                index.insert(key.clone(), Some(header.len()));
+                header.push(key);
+            } else {
+                index.insert(key, None);
+            }
         }
     }
     let width = header.len();
@@ -352,7 +365,7 @@ mod tests {
         let name = "a.ndjson";
         let strip = |e: FileRejection| e.0.replacen(&format!("{name}: "), "", 1);
         let Opened::Keyed { header, records } =
-            open(text.as_bytes().to_vec(), name, &source).map_err(strip)?
+            open(text.as_bytes().to_vec(), name, &source, &|_| true).map_err(strip)?
         else {
             panic!("NDJSON is keyed");
         };
@@ -390,6 +403,30 @@ mod tests {
         assert_eq!(
             rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             [1, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn only_kept_keys_become_cells_and_raw_keeps_the_rows_own_keys() {
+        let text = "{\"z\": 1, \"a\": \"x\", \"extra_1\": [1]}\n{\"a\": \"y\", \"extra_2\": 2}\n";
+        let source: Source = toml::from_str("name='t'\nkind='employment'\nglob=['x']").unwrap();
+        let Opened::Keyed { header, records } =
+            open(text.as_bytes().to_vec(), "a.ndjson", &source, &|k| {
+                !k.starts_with("extra")
+            })
+            .unwrap()
+        else {
+            panic!("NDJSON is keyed");
+        };
+        assert_eq!(header, ["a", "z"]);
+        let rows: Vec<RawRecord> = records.map(Result::unwrap).collect();
+        assert_eq!(rows[0].cells, [Cell::Text("x".into()), Cell::Number(1.0)]);
+        assert_eq!(rows[1].cells, [Cell::Text("y".into()), Cell::Empty]);
+        let raw = raw_of_line(rows[1].line.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            Json::Object(raw).to_string(),
+            r#"{"a":"y","extra_2":2.0}"#,
+            "the row's own keys, as cells show them"
         );
     }
 
