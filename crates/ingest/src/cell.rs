@@ -4,6 +4,9 @@
 
 use chrono::NaiveDate;
 use serde_json::Value as Json;
+use townstat_domain::Rejection;
+use townstat_domain::reason::Reason;
+use townstat_domain::schema::{ColumnSchema, ColumnType};
 
 /// A raw cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +21,10 @@ pub enum Cell {
     Bool(bool),
     /// A typed date (XLSX date cells).
     Date(NaiveDate),
+    /// A cell that holds no usable value although it is not empty: an XLSX error
+    /// (`#DIV/0!`) or a formula never computed. The text names the cell and the
+    /// problem (`D7: #DIV/0!`); the row is quarantined under the column's reason.
+    Invalid(String),
 }
 
 impl Cell {
@@ -30,6 +37,7 @@ impl Cell {
             Cell::Number(n) => Some(format_number(*n)),
             Cell::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
             Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+            Cell::Invalid(why) => Some(why.clone()),
         }
     }
 
@@ -43,8 +51,33 @@ impl Cell {
                 .unwrap_or_else(|| Json::String(n.to_string())),
             Cell::Bool(b) => Json::Bool(*b),
             Cell::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
+            Cell::Invalid(why) => Json::String(why.clone()),
         }
     }
+}
+
+/// Why a row with a [`Cell::Invalid`] in a column is quarantined: the reason of the
+/// column's type (a date column's `invalid_date`, a number's `invalid_number`, …; a
+/// text column has no reason of its own and takes `missing_required`: it has no usable
+/// value), with a message naming the column and the cell (`revenue: D7: #DIV/0!`).
+pub fn invalid_rejection(col: &ColumnSchema, why: &str) -> Rejection {
+    let reason = match col.ty {
+        ColumnType::Date | ColumnType::Month | ColumnType::Year | ColumnType::YearOrDate => {
+            Reason::InvalidDate
+        }
+        ColumnType::Money | ColumnType::Count | ColumnType::Int64 | ColumnType::Float64 => {
+            Reason::InvalidNumber
+        }
+        ColumnType::Uscc => Reason::InvalidUscc,
+        ColumnType::PatentNo => Reason::InvalidPatentNo,
+        ColumnType::Enum | ColumnType::Bool => Reason::UnknownEnumValue,
+        ColumnType::IndustryCode => Reason::UnknownIndustryCode,
+        ColumnType::Division => Reason::UnknownDivision,
+        ColumnType::Text | ColumnType::List | ColumnType::Timestamp | ColumnType::TextList => {
+            Reason::MissingRequired
+        }
+    };
+    Rejection::new(reason, format!("{}: {why}", col.name))
 }
 
 /// Formats a float the way a person reads it: whole numbers without a fraction,

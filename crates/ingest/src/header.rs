@@ -12,6 +12,7 @@ use townstat_domain::text::match_key;
 use crate::cell::Cell;
 use crate::error::FileRejection;
 use crate::pipeline::Source;
+use crate::read::RawRecord;
 
 /// How many rows from the top the header may be found in (title rows above it).
 pub const HEADER_SEARCH_ROWS: usize = 10;
@@ -162,6 +163,75 @@ pub fn header_score(cells: &[Cell], index: &AliasIndex) -> usize {
         .filter_map(|c| c.text())
         .filter(|t| index.lookup(t).is_some())
         .count()
+}
+
+/// From which score a row looks like a header as much as the chosen one (`best`): at
+/// least two known column names and at least half as many as the header has.
+pub fn header_like(score: usize, best: usize) -> bool {
+    score >= 2 && score * 2 >= best
+}
+
+/// How many cells of a row hold something.
+fn filled(cells: &[Cell]) -> usize {
+    cells
+        .iter()
+        .filter(|c| c.text().is_some_and(|t| !t.trim().is_empty()))
+        .count()
+}
+
+/// The rows above the header are titles: a report name, a unit, a date, a cell or
+/// two. A row there with two or more known column names (a first export's header,
+/// matching fewer aliases than the one chosen), or with three or more filled cells
+/// (data), would be lost without a count: the file is rejected instead, naming both
+/// rows.
+pub fn check_above_header(
+    above: &[RawRecord],
+    header: &RawRecord,
+    best: usize,
+    index: &AliasIndex,
+    file: &str,
+) -> Result<(), FileRejection> {
+    for row in above {
+        let score = header_score(&row.cells, index);
+        if score >= 2 {
+            return Err(FileRejection(format!(
+                "{file}: rows {} and {} both look like header rows ({score} and {best} known \
+                 column names); the file seems to be two exports joined; split it",
+                row.row_number, header.row_number
+            )));
+        }
+        let n = filled(&row.cells);
+        if n >= 3 {
+            return Err(FileRejection(format!(
+                "{file}: row {} above the header (row {}) has {n} filled cells, like data; \
+                 rows above the header are read as titles, so it would be lost",
+                row.row_number, header.row_number
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A row after the header that looks like a header as much as the header does (a
+/// second export appended) rejects the file, naming both rows: its rows may have
+/// other columns in other places.
+pub fn check_late_header(
+    row: &RawRecord,
+    header_row: u64,
+    best: usize,
+    index: &AliasIndex,
+    file: &str,
+) -> Result<(), FileRejection> {
+    let score = header_score(&row.cells, index);
+    if header_like(score, best) {
+        return Err(FileRejection(format!(
+            "{file}: row {} looks like a second header row ({score} known column names; the \
+             header on row {header_row} has {best}); the file seems to be two exports joined; \
+             split it",
+            row.row_number
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

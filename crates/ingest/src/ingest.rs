@@ -4,11 +4,16 @@
 //! `rows_read = rows_loaded + rows_duplicate + rows_quarantined`.
 //!
 //! A file that cannot be read at all (encoding, corrupt workbook, missing required
-//! column, malformed line) is rejected whole: none of its rows are kept, it reports 0
-//! rows read, and the run goes on with the other files.
+//! column, malformed line, a quote never closed, a second header row, a limit of the
+//! readers passed, a file changed while read, even a panic in a reader) is rejected
+//! whole: none of its rows are kept, it reports 0 rows read, and the run goes on with
+//! the other files. Every path a source's globs match is listed, the ones that are not
+//! readable files (directories, FIFOs, symlink loops) as rejected with the reason.
+//!
+//! Each file is read from disk once ([`read::load`]); its content hash, the check
+//! against files already loaded, and the parse all use those bytes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
@@ -25,7 +30,7 @@ use crate::arrow_out::{self, Lineage, catalog_batch, ints, strings, text_list};
 use crate::cell::Cell;
 use crate::error::{Error, FileRejection, Result};
 use crate::header::{self, AliasIndex, ColumnMap};
-use crate::pipeline::{Format, Pipeline, Source};
+use crate::pipeline::{Format, Matched, Pipeline, Source, escaped};
 use crate::read::{self, Opened, RawRecord};
 use crate::registry::Registry;
 use crate::validate::{Applicant, Rules, Value, validate_row};
@@ -199,7 +204,7 @@ impl From<FileRejection> for ReadError {
 /// independent per file; counting, duplicates and conflicts happen afterwards, in path
 /// order, so the result does not depend on which file finished first.
 fn prepare_files(
-    files: &[&(PathBuf, &Source)],
+    files: &[&Matched],
     t: &TableSchema,
     rules: &Rules,
     opts: &IngestOptions,
@@ -217,23 +222,12 @@ fn prepare_files(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((path, source)) = files.get(i).map(|f| (&f.0, f.1)) else {
+                    let Some(m) = files.get(i) else {
                         break;
                     };
-                    let display = display_path(path);
+                    let display = display_path(&m.path);
                     (opts.on_file)(&display);
-                    let hash = content_hash(path).unwrap_or_default();
-                    let prepared = if (opts.already_loaded)(&hash) {
-                        Prepared::Skipped
-                    } else {
-                        match read_file(path, &display, source, t, rules, opts.run_id) {
-                            Err(ReadError::File(FileRejection(message))) => {
-                                Prepared::Rejected(message)
-                            }
-                            Err(ReadError::Build(e)) => Prepared::Broken(e),
-                            Ok((header, rows)) => Prepared::Read(header, rows),
-                        }
-                    };
+                    let (hash, prepared) = prepare_one(m, &display, t, rules, opts);
                     if let Ok(mut slot) = slots[i].lock() {
                         *slot = Some((display, hash, prepared));
                     }
@@ -247,26 +241,63 @@ fn prepare_files(
         .collect()
 }
 
+/// Reads one matched path: once from disk, hashed, skipped if that content is already
+/// loaded, else parsed from the same bytes. A panic while parsing (a reader's bug on a
+/// hostile file) rejects this file only.
+fn prepare_one(
+    m: &Matched,
+    display: &str,
+    t: &TableSchema,
+    rules: &Rules,
+    opts: &IngestOptions,
+) -> (String, Prepared) {
+    if let Some(problem) = &m.problem {
+        return (
+            String::new(),
+            Prepared::Rejected(format!("{display}: {problem}")),
+        );
+    }
+    let loaded = match read::load(&m.path, display) {
+        Ok(loaded) => loaded,
+        Err(FileRejection(message)) => return (String::new(), Prepared::Rejected(message)),
+    };
+    let hash = loaded.hash;
+    if (opts.already_loaded)(&hash) {
+        return (hash, Prepared::Skipped);
+    }
+    let bytes = loaded.bytes;
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_file(bytes, &m.path, display, m.source, t, rules, opts.run_id)
+    }));
+    let prepared = match read {
+        Ok(Err(ReadError::File(FileRejection(message)))) => Prepared::Rejected(message),
+        Ok(Err(ReadError::Build(e))) => Prepared::Broken(e),
+        Ok(Ok((header, rows))) => Prepared::Read(header, rows),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Prepared::Rejected(format!(
+                "{display}: reading the file failed ({why}); the file is left out of this run"
+            ))
+        }
+    };
+    (hash, prepared)
+}
+
 struct FileState {
     report: FileReport,
     header: Vec<String>,
-    /// Where to read a row again (conflicting duplicates).
-    origin: Option<(PathBuf, Source)>,
+    /// Where to read a row again (conflicting duplicates), and the content hash the
+    /// file had when it was read.
+    origin: Option<(PathBuf, Source, String)>,
 }
 
-/// Hashes a file's bytes.
+/// Hashes a file's bytes (SHA-256, hex).
 pub fn content_hash(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(read::sha256_hex(&std::fs::read(path)?))
 }
 
 /// How the run names a file: relative to the working directory when under it.
@@ -276,21 +307,30 @@ pub fn display_path(path: &Path) -> String {
         .ok()
         .and_then(|d| std::fs::canonicalize(d).ok());
     match cwd.and_then(|d| abs.strip_prefix(&d).ok().map(Path::to_path_buf)) {
-        Some(rel) => rel.to_string_lossy().into_owned(),
-        None => abs.to_string_lossy().into_owned(),
+        Some(rel) => escaped(&rel),
+        None => escaped(&abs),
     }
 }
 
-/// Reads some rows of a file again, by row number, as `raw` JSON.
+/// Reads some rows of a file again, by row number, as `raw` JSON; nothing when the
+/// file no longer has the content it was read with.
 fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
-    let Some((path, source)) = &state.origin else {
+    let Some((path, source, hash)) = &state.origin else {
         return vec![];
     };
     let Some(format) = source.format.or_else(|| Format::from_path(path)) else {
         return vec![];
     };
+    let display = &state.report.source_file;
+    let Ok(loaded) = read::load(path, display) else {
+        return vec![];
+    };
+    if &loaded.hash != hash {
+        return vec![];
+    }
     let records: Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>> =
-        match read::open(path, format, source) {
+        // NDJSON rows' raw comes from their lines: no key needs a column.
+        match read::open(loaded.bytes, display, format, source, &|_| false) {
             Ok(Opened::Tabular(r)) => r,
             Ok(Opened::Keyed { records, .. }) => records,
             Err(_) => return vec![],
@@ -299,8 +339,44 @@ fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
     records
         .filter_map(|r| r.ok())
         .filter(|r| wanted.contains(&r.row_number))
-        .map(|r| (r.row_number, raw_json(&state.header, &r.cells)))
+        .map(|r| (r.row_number, raw_of(&state.header, &r)))
         .collect()
+}
+
+/// The most bytes of a quarantined row's `raw` (64 KiB). A longer one is stored as
+/// `{"_truncated": true, "_bytes": N, "_prefix": "<its start>"}`, still JSON and
+/// within 64 KiB (N is the full raw's length).
+pub const MAX_RAW_BYTES: usize = 64 * 1024;
+
+/// A record's original cells as `raw` JSON: for NDJSON the row's own keys only (not
+/// every key of the file), for tables the cells keyed by header; capped in size.
+fn raw_of(header: &[String], record: &RawRecord) -> String {
+    let raw = match record.line.as_deref().and_then(read::raw_of_line) {
+        Some(map) => serde_json::Value::Object(map).to_string(),
+        None => raw_json(header, &record.cells),
+    };
+    cap_raw(raw)
+}
+
+fn cap_raw(raw: String) -> String {
+    if raw.len() <= MAX_RAW_BYTES {
+        return raw;
+    }
+    // Escaping the prefix as a JSON string makes it longer: shorten until it fits.
+    let mut budget = MAX_RAW_BYTES - 64;
+    loop {
+        let mut end = budget.min(raw.len());
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        let capped =
+            serde_json::json!({"_truncated": true, "_bytes": raw.len(), "_prefix": &raw[..end]})
+                .to_string();
+        if capped.len() <= MAX_RAW_BYTES || end == 0 {
+            return capped;
+        }
+        budget = end.saturating_sub(capped.len() - MAX_RAW_BYTES);
+    }
 }
 
 /// Renders a record's cells as a JSON object keyed by the header.
@@ -375,6 +451,7 @@ fn fingerprint(t: &TableSchema, values: &[Value]) -> (u128, [u8; 16]) {
 /// cells as JSON; or rejects it whole. A valid row's original cells are dropped here:
 /// they are not needed unless it turns out to conflict, and then it is re-read.
 fn read_file(
+    bytes: Vec<u8>,
     path: &Path,
     display: &str,
     source: &Source,
@@ -391,10 +468,15 @@ fn read_file(
             ))
         })?;
     let index = AliasIndex::new(t, source);
+    // Tables: the header row, its score, and the score from which a row looks like a
+    // header too (a second header further down is refused, never read as data).
+    let mut header_at: Option<(u64, usize)> = None;
     let (map, records): (
         ColumnMap,
         Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>,
-    ) = match read::open(path, format, source)? {
+    ) = match read::open(bytes, display, format, source, &|key| {
+        index.lookup(key).is_some()
+    })? {
         Opened::Keyed { header, records } => {
             (header::map_header(&header, t, &index, display)?, records)
         }
@@ -411,7 +493,7 @@ fn read_file(
                 .enumerate()
                 .map(|(i, r)| (header::header_score(&r.cells, &index), i))
                 .max_by_key(|(score, i)| (*score, std::cmp::Reverse(*i)));
-            let Some((_, at)) = best.filter(|(score, _)| *score > 0) else {
+            let Some((score, at)) = best.filter(|(score, _)| *score > 0) else {
                 return Err(FileRejection(format!(
                     "{display}: no header row in the first {} rows: no cell matches a column of {}",
                     header::HEADER_SEARCH_ROWS,
@@ -419,6 +501,8 @@ fn read_file(
                 ))
                 .into());
             };
+            header::check_above_header(&head[..at], &head[at], score, &index, display)?;
+            header_at = Some((head[at].row_number, score));
             let header_cells: Vec<String> = head[at]
                 .cells
                 .iter()
@@ -462,11 +546,15 @@ fn read_file(
             continue;
         }
         match validate_row(t, &map, &default_units, &record.cells, rules) {
-            Err(reasons) => out.rejected.push((
-                record.row_number,
-                reasons,
-                raw_json(&map.header, &record.cells),
-            )),
+            Err(reasons) => {
+                // Only a rejected row can be a header (a header's cells are not valid
+                // values), so the check costs nothing on good rows.
+                if let Some((line, score)) = header_at {
+                    header::check_late_header(&record, line, score, &index, display)?;
+                }
+                out.rejected
+                    .push((record.row_number, reasons, raw_of(&map.header, &record)));
+            }
             Ok(valid) => {
                 out.fingerprints.push(fingerprint(t, &valid.values));
                 let extra =
@@ -500,7 +588,7 @@ pub fn ingest(
     let enums = AliasTables::load(&pipeline.resolve(&pipeline.file.enums))?;
     let divisions = Divisions::datong();
     let industries = Industries::gbt4754_2017();
-    let files = pipeline.files()?;
+    let files = pipeline.matches()?;
     let mut states: Vec<FileState> = vec![];
     let mut quarantine: Vec<QuarantineRow> = vec![];
     let mut warnings_out: Vec<WarningRow> = vec![];
@@ -511,8 +599,7 @@ pub fn ingest(
             path: pipeline.path.clone(),
             message: format!("no schema for kind {kind}"),
         })?;
-        let kind_files: Vec<&(PathBuf, &Source)> =
-            files.iter().filter(|(_, s)| s.kind == kind).collect();
+        let kind_files: Vec<&Matched> = files.iter().filter(|m| m.source.kind == kind).collect();
         // (key digest, file among `read`, index among its valid rows, content digest)
         let mut prints: Vec<(u128, u32, u32, [u8; 16])> = vec![];
         let rules = Rules {
@@ -532,7 +619,7 @@ pub fn ingest(
         // Per file of this kind that was read: its index in `states`, its rows, and
         // which of its valid rows are kept.
         let mut read: Vec<(usize, FileRows, Vec<bool>)> = vec![];
-        for ((display, hash, prepared), (path, source)) in prepared.into_iter().zip(&kind_files) {
+        for ((display, hash, prepared), m) in prepared.into_iter().zip(&kind_files) {
             let file_idx = states.len();
             let mut report = FileReport {
                 source_file: display.clone(),
@@ -592,7 +679,7 @@ pub fn ingest(
                     states.push(FileState {
                         report,
                         header,
-                        origin: Some((path.clone(), (*source).clone())),
+                        origin: Some((m.path.clone(), m.source.clone(), hash.clone())),
                     });
                     read.push((file_idx, rows, keep));
                 }

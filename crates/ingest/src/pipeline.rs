@@ -187,22 +187,33 @@ impl Pipeline {
         self.base.join(relative)
     }
 
-    /// Every source file with its source, in path order, each file once.
+    /// Every regular source file with its source, in path order, each file once.
     pub fn files(&self) -> Result<Vec<(PathBuf, &Source)>> {
-        let mut out: BTreeMap<PathBuf, &Source> = BTreeMap::new();
+        Ok(self
+            .matches()?
+            .into_iter()
+            .filter(|m| m.problem.is_none())
+            .map(|m| (m.path, m.source))
+            .collect())
+    }
+
+    /// Every path a source's globs match, in path order, each once: regular files to
+    /// read, and what cannot be read (a directory, a FIFO, a symlink loop, an
+    /// unreadable directory) with the reason, so that the run lists it in `ingest_run`
+    /// instead of passing over it without a word. File names that are not UTF-8 (a
+    /// GBK-named `登记名录.csv`) are matched too, by their lossy form: the glob crate
+    /// alone skips them.
+    pub fn matches(&self) -> Result<Vec<Matched<'_>>> {
+        let mut out: BTreeMap<PathBuf, (&Source, Option<String>)> = BTreeMap::new();
         for s in &self.file.sources {
             for pattern in &s.glob {
                 let full = self.resolve(pattern);
-                let full = full.to_string_lossy();
-                let paths = glob::glob(&full).map_err(|e| Error::Pipeline {
+                let found = expand(&full).map_err(|e| Error::Pipeline {
                     path: self.path.clone(),
                     message: format!("source {:?}: bad glob {pattern:?}: {e}", s.name),
                 })?;
-                for p in paths.flatten() {
-                    if !p.is_file() {
-                        continue;
-                    }
-                    if let Some(other) = out.insert(p.clone(), s)
+                for (p, problem) in found {
+                    if let Some((other, _)) = out.insert(p.clone(), (s, problem))
                         && other.name != s.name
                     {
                         return Err(Error::Pipeline {
@@ -218,7 +229,138 @@ impl Pipeline {
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(out
+            .into_iter()
+            .map(|(path, (source, problem))| Matched {
+                path,
+                source,
+                problem,
+            })
+            .collect())
+    }
+}
+
+/// A path a source's glob matched.
+#[derive(Debug, Clone)]
+pub struct Matched<'a> {
+    /// The path.
+    pub path: PathBuf,
+    /// Its source.
+    pub source: &'a Source,
+    /// Why it cannot be read, when it cannot.
+    pub problem: Option<String>,
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// The paths a pattern matches, each with why it cannot be read (if so). The folders
+/// are expanded by the glob crate (its errors become unreadable entries); the last
+/// component is matched here against every directory entry, so that names that are
+/// not UTF-8 and entries that are not files are seen.
+fn expand(full: &Path) -> std::result::Result<Vec<(PathBuf, Option<String>)>, String> {
+    let options = glob::MatchOptions::new();
+    let mut out = vec![];
+    let last = full.file_name().map(|n| n.to_string_lossy().into_owned());
+    let parent = full.parent().filter(|p| !p.as_os_str().is_empty());
+    let (Some(last), Some(parent)) = (last.filter(|l| !l.contains("**")), parent) else {
+        // A bare pattern, or `**` last: the glob crate alone.
+        for entry in glob::glob(&full.to_string_lossy()).map_err(|e| e.to_string())? {
+            match entry {
+                Ok(p) => {
+                    let problem = classify(&p);
+                    out.push((p, problem));
+                }
+                Err(e) => out.push((
+                    e.path().to_path_buf(),
+                    Some(format!("cannot read: {}", e.error())),
+                )),
+            }
+        }
+        return Ok(out);
+    };
+    let name_pattern = glob::Pattern::new(&last).map_err(|e| e.to_string())?;
+    let parent_text = parent.to_string_lossy();
+    let mut dirs = vec![];
+    if has_wildcard(&parent_text) {
+        for entry in glob::glob(&parent_text).map_err(|e| e.to_string())? {
+            match entry {
+                Ok(d) if d.is_dir() => dirs.push(d),
+                Ok(_) => {}
+                Err(e) => out.push((
+                    e.path().to_path_buf(),
+                    Some(format!("cannot read the folder: {}", e.error())),
+                )),
+            }
+        }
+    } else {
+        dirs.push(parent.to_path_buf());
+    }
+    for dir in dirs {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A folder that does not exist matches nothing, as with any glob.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => continue,
+            Err(e) => {
+                out.push((dir.clone(), Some(format!("cannot read the folder: {e}"))));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    out.push((dir.clone(), Some(format!("cannot read the folder: {e}"))));
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            if name_pattern.matches_with(&name.to_string_lossy(), options) {
+                let p = dir.join(&name);
+                let problem = classify(&p);
+                out.push((p, problem));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Why a matched path cannot be read as a source file, if it cannot.
+fn classify(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some("a directory, not a regular file; not read".into()),
+        Ok(_) => Some("not a regular file (a FIFO, socket or device); not read".into()),
+        Err(e) => Some(format!("cannot read: {e}")),
+    }
+}
+
+/// A path as text for the run's records: exact when it is UTF-8; otherwise ASCII as it
+/// is and every other byte as `\xNN` (a GBK name `\xB5\xC7\xBC\xC7….csv`), so that it is
+/// still told apart and can be found (decoding the bytes that happen to form UTF-8
+/// would show characters the name never had).
+pub fn escaped(path: &Path) -> String {
+    if let Some(text) = path.to_str() {
+        return text.to_string();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for &b in path.as_os_str().as_bytes() {
+            if b.is_ascii() {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        path.to_string_lossy().into_owned()
     }
 }
 

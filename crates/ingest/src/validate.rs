@@ -175,6 +175,9 @@ fn parse_cell(
     default_unit: Unit,
     rules: &Rules,
 ) -> Result<Parsed, Rejection> {
+    if let Cell::Invalid(why) = cell {
+        return Err(crate::cell::invalid_rejection(col, why));
+    }
     let as_of = rules.as_of;
     let value = match col.ty {
         ColumnType::Text | ColumnType::List => Value::Str(normalize(raw)),

@@ -5,5 +5,6 @@ mod corpus_run;
 mod fault;
 mod generated_run;
 mod history_run;
+mod hostile;
 mod serve;
 mod support;

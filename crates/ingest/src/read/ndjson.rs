@@ -12,8 +12,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
@@ -23,25 +21,33 @@ use crate::error::FileRejection;
 use crate::pipeline::Source;
 use crate::read::{Opened, RawRecord, decode};
 
-fn lines(
-    path: &Path,
-    source: &Source,
-) -> Result<impl Iterator<Item = (u64, Result<String, FileRejection>)> + use<>, FileRejection> {
-    let decoded = decode::open(path, source.encoding)?;
-    let name = path.display().to_string();
-    Ok(BufReader::new(decoded.reader)
-        .split(b'\n')
+/// The longest line accepted (4 MiB): an object with thousands of keys fits; a longer
+/// line is not a row of any agency export, and a bound keeps memory near the file's
+/// own size.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// A line's text, checked for length and UTF-8.
+fn check_line<'t>(bytes: &'t [u8], n: u64, name: &str) -> Result<&'t str, FileRejection> {
+    if bytes.len() > MAX_LINE_BYTES {
+        return Err(FileRejection(format!(
+            "{name}: line {n} is {} bytes long; at most {MAX_LINE_BYTES} are accepted",
+            bytes.len()
+        )));
+    }
+    std::str::from_utf8(bytes)
+        .map_err(|_| FileRejection(format!("{name}: line {n} is not valid UTF-8")))
+}
+
+/// The lines of the text from `start`, split at `\n`, numbered from 1.
+fn lines<'t>(
+    text: &'t [u8],
+    start: usize,
+    name: &'t str,
+) -> impl Iterator<Item = (u64, Result<&'t str, FileRejection>)> + 't {
+    text[start.min(text.len())..]
+        .split(|b| *b == b'\n')
         .enumerate()
-        .map(move |(i, line)| {
-            let n = i as u64 + 1;
-            let text = line
-                .map_err(|e| FileRejection(format!("{name}: line {n}: {e}")))
-                .and_then(|bytes| {
-                    String::from_utf8(bytes)
-                        .map_err(|_| FileRejection(format!("{name}: line {n} is not valid UTF-8")))
-                });
-            (n, text)
-        }))
+        .map(move |(i, bytes)| (i as u64 + 1, check_line(bytes, i as u64 + 1, name)))
 }
 
 /// A line's JSON text, or `None` for a blank line.
@@ -93,7 +99,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 
 /// First pass: the keys of a line that `index` does not have yet.
 struct NewKeys<'i> {
-    index: &'i HashMap<String, usize>,
+    index: &'i HashMap<String, Option<usize>>,
     new: &'i mut Vec<String>,
 }
 
@@ -123,7 +129,7 @@ impl<'de> Visitor<'de> for NewKeys<'_> {
 /// Second pass: a line's values into the cells of their keys (a repeated key's last
 /// value wins, as in a map).
 struct Cells<'i> {
-    index: &'i HashMap<String, usize>,
+    index: &'i HashMap<String, Option<usize>>,
     cells: &'i mut [Cell],
 }
 
@@ -142,8 +148,8 @@ impl<'de> Visitor<'de> for Cells<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key()? {
             match self.index.get(key.as_ref()) {
-                Some(&i) => self.cells[i] = map.next_value::<JsonCell>()?.0,
-                None => {
+                Some(&Some(i)) => self.cells[i] = map.next_value::<JsonCell>()?.0,
+                _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -200,19 +206,27 @@ impl<'de> Visitor<'de> for CellVisitor {
     }
 }
 
-/// Opens an NDJSON file.
-pub fn open(path: &Path, source: &Source) -> Result<Opened, FileRejection> {
-    let name = path.display().to_string();
+/// Parses an NDJSON file's bytes. Only the keys `keep` accepts (the ones a column's
+/// alias matches) become header columns with a cell in every record: a file whose
+/// lines carry 50,000 other keys costs no 50,000 cells per row. A quarantined row's
+/// `raw` comes from its line, with all of its own keys.
+pub fn open(
+    bytes: Vec<u8>,
+    name: &str,
+    source: &Source,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Opened, FileRejection> {
+    let decoded = decode::decode(bytes, name, source.encoding)?;
     let mut header: Vec<String> = vec![];
-    let mut index: HashMap<String, usize> = HashMap::new();
+    // Every key seen (so that each is judged once), with its column if kept.
+    let mut index: HashMap<String, Option<usize>> = HashMap::new();
     let mut new: Vec<String> = vec![];
-    for (n, line) in lines(path, source)? {
-        let line = line?;
-        let Some(text) = json_text(&line) else {
+    for (n, line) in lines(&decoded.text, decoded.start, name) {
+        let Some(text) = json_text(line?) else {
             continue;
         };
         read_line(
-            &name,
+            name,
             n,
             text,
             NewKeys {
@@ -222,36 +236,79 @@ pub fn open(path: &Path, source: &Source) -> Result<Opened, FileRejection> {
         )?;
         new.sort_unstable();
         for key in new.drain(..) {
-            index.insert(key.clone(), header.len());
-            header.push(key);
+            if keep(&key) {
+                index.insert(key.clone(), Some(header.len()));
+                header.push(key);
+            } else {
+                index.insert(key, None);
+            }
         }
     }
     let width = header.len();
-    let records = lines(path, source)?.filter_map(move |(n, line)| {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => return Some(Err(e)),
-        };
-        let text = json_text(&line)?;
-        let mut cells = vec![Cell::Empty; width];
-        let read = read_line(
-            &name,
-            n,
-            text,
-            Cells {
-                index: &index,
-                cells: &mut cells,
-            },
-        );
-        Some(read.map(|()| RawRecord {
-            row_number: n,
-            cells,
-        }))
+    let name = name.to_string();
+    let (text, start) = (decoded.text, decoded.start);
+    let mut at = start.min(text.len());
+    let mut n = 0u64;
+    let records = std::iter::from_fn(move || {
+        loop {
+            if at >= text.len() {
+                return None;
+            }
+            let rest = &text[at..];
+            let len = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            at += len + 1;
+            n += 1;
+            let line = match check_line(&rest[..len], n, &name) {
+                Ok(line) => line,
+                Err(e) => return Some(Err(e)),
+            };
+            let Some(json) = json_text(line) else {
+                continue;
+            };
+            let mut cells = vec![Cell::Empty; width];
+            let read = read_line(
+                &name,
+                n,
+                json,
+                Cells {
+                    index: &index,
+                    cells: &mut cells,
+                },
+            );
+            return Some(read.map(|()| RawRecord {
+                row_number: n,
+                cells,
+                line: Some(json.to_string()),
+            }));
+        }
     });
     Ok(Opened::Keyed {
         header,
         records: Box::new(records),
     })
+}
+
+/// A quarantined NDJSON row's `raw`: its own keys and values as cells would show them
+/// (a nested value as its compact JSON text), a repeated key's last value.
+pub fn raw_of_line(line: &str) -> Option<serde_json::Map<String, Json>> {
+    struct Pairs(serde_json::Map<String, Json>);
+    impl<'de> Visitor<'de> for &mut Pairs {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(key)) = map.next_key()? {
+                let JsonCell(cell) = map.next_value()?;
+                self.0.insert(key.into_owned(), cell.to_json());
+            }
+            Ok(())
+        }
+    }
+    let mut pairs = Pairs(serde_json::Map::new());
+    let mut de = serde_json::Deserializer::from_str(line);
+    de::Deserializer::deserialize_map(&mut de, &mut pairs).ok()?;
+    Some(pairs.0)
 }
 
 #[cfg(test)]
@@ -304,13 +361,12 @@ mod tests {
     }
 
     fn read(text: &str) -> Result<Read, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.ndjson");
-        std::fs::write(&p, text).unwrap();
         let source: Source = toml::from_str("name='t'\nkind='employment'\nglob=['x']").unwrap();
-        let name = p.display().to_string();
+        let name = "a.ndjson";
         let strip = |e: FileRejection| e.0.replacen(&format!("{name}: "), "", 1);
-        let Opened::Keyed { header, records } = open(&p, &source).map_err(strip)? else {
+        let Opened::Keyed { header, records } =
+            open(text.as_bytes().to_vec(), name, &source, &|_| true).map_err(strip)?
+        else {
             panic!("NDJSON is keyed");
         };
         let rows = records
@@ -347,6 +403,30 @@ mod tests {
         assert_eq!(
             rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             [1, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn only_kept_keys_become_cells_and_raw_keeps_the_rows_own_keys() {
+        let text = "{\"z\": 1, \"a\": \"x\", \"extra_1\": [1]}\n{\"a\": \"y\", \"extra_2\": 2}\n";
+        let source: Source = toml::from_str("name='t'\nkind='employment'\nglob=['x']").unwrap();
+        let Opened::Keyed { header, records } =
+            open(text.as_bytes().to_vec(), "a.ndjson", &source, &|k| {
+                !k.starts_with("extra")
+            })
+            .unwrap()
+        else {
+            panic!("NDJSON is keyed");
+        };
+        assert_eq!(header, ["a", "z"]);
+        let rows: Vec<RawRecord> = records.map(Result::unwrap).collect();
+        assert_eq!(rows[0].cells, [Cell::Text("x".into()), Cell::Number(1.0)]);
+        assert_eq!(rows[1].cells, [Cell::Text("y".into()), Cell::Empty]);
+        let raw = raw_of_line(rows[1].line.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            Json::Object(raw).to_string(),
+            r#"{"a":"y","extra_2":2.0}"#,
+            "the row's own keys, as cells show them"
         );
     }
 
