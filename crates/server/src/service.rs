@@ -1002,3 +1002,98 @@ fn engine_error(e: DataFusionError) -> PgWireError {
     };
     server_error(code, e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_stops() -> Stops {
+        Stops {
+            cancel: None,
+            gone: None,
+        }
+    }
+
+    fn code(e: &PgWireError) -> (String, String) {
+        match e {
+            PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
+            other => (String::new(), other.to_string()),
+        }
+    }
+
+    fn soon(limit: Duration) -> (Instant, Duration) {
+        (Instant::now() + limit, limit)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_planning_is_an_error() {
+        let e = off_thread(
+            async { panic!("partition not used yet") },
+            soon(Duration::from_secs(5)),
+            &mut no_stops(),
+        )
+        .await
+        .map(|()| ())
+        .unwrap_err();
+        let (code, message) = code(&e);
+        assert_eq!(code, "XX000");
+        assert!(message.contains("partition not used yet"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn planning_that_never_yields_does_not_escape_the_deadline() {
+        // Synchronous work, as the planner's: a timeout on the task running it could
+        // not interrupt it.
+        let started = std::time::Instant::now();
+        let e = off_thread(
+            async {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            },
+            soon(Duration::from_millis(200)),
+            &mut no_stops(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e).0, "57014");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hang_up_stops_the_statement() {
+        let (gone, rx) = watch::channel(false);
+        let mut stops = Stops {
+            cancel: None,
+            gone: Some(rx),
+        };
+        let hang_up = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            gone.send_replace(true);
+            gone
+        });
+        let e = off_thread(
+            futures::future::pending::<PgWireResult<()>>(),
+            soon(Duration::from_secs(10)),
+            &mut stops,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e).0, "08006");
+        drop(hang_up.await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_rows_stream_is_an_error() {
+        let rows = futures::stream::once(async {
+            panic!("partition not used yet");
+        });
+        let response = QueryResponse::new(Arc::new(vec![]), rows);
+        let bounded = bounded(response, soon(Duration::from_secs(5)), no_stops(), None);
+        let items: Vec<_> = bounded.data_rows.collect().await;
+        assert_eq!(items.len(), 1);
+        let e = items.into_iter().next().unwrap().unwrap_err();
+        let (code, message) = code(&e);
+        assert_eq!(code, "XX000");
+        assert!(message.contains("partition not used yet"), "{message}");
+    }
+}

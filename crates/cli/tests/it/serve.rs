@@ -31,6 +31,15 @@ impl Drop for Server {
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// The binary the server runs from: `TOWNSTAT_SERVE_BIN` when set (a copy of the
+/// binary just built, when several worktrees share one target directory and may
+/// replace it mid-run), else the one cargo built for these tests.
+fn server_bin() -> std::path::PathBuf {
+    std::env::var_os("TOWNSTAT_SERVE_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_townstat").into())
+}
+
 fn start(warehouse: &Path, args: &[&str]) -> Server {
     start_with(warehouse, args, None).0
 }
@@ -40,7 +49,7 @@ type Logs = Arc<Mutex<Vec<String>>>;
 
 /// Starts the server; with `log` (a `RUST_LOG` filter), its stderr is captured.
 fn start_with(warehouse: &Path, args: &[&str], log: Option<&str>) -> (Server, Logs) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_townstat"));
+    let mut command = Command::new(server_bin());
     command
         .current_dir(repo())
         .env("TOWNSTAT_WAREHOUSE", warehouse)
@@ -60,7 +69,7 @@ fn start_with(warehouse: &Path, args: &[&str], log: Option<&str>) -> (Server, Lo
         let logs = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                logs.lock().expect("logs").push(line);
+                logs.lock().expect("logs").push(without_colours(&line));
             }
         });
     }
@@ -312,6 +321,31 @@ fn unsafe_configurations_do_not_start() {
     );
 }
 
+/// A log line without its terminal colour codes (`ESC [ … m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The server's message of an error.
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
 /// `SELECT 1+1+…+1` with `terms` terms.
 fn long_sum(terms: usize) -> String {
     format!("SELECT {}", vec!["1"; terms].join("+"))
@@ -351,7 +385,7 @@ async fn hostile_statements_are_refused_and_the_server_goes_on() {
         let started = Instant::now();
         let e = client.simple_query(&sql).await.map(|_| ()).unwrap_err();
         assert_eq!(sqlstate(&e), "54001", "{terms} terms: {e}");
-        assert!(e.to_string().contains("statement too complex"), "{e}");
+        assert!(message(&e).contains("statement too complex"), "{}", message(&e));
         assert!(started.elapsed() < Duration::from_secs(5), "{terms} terms took {:?}", started.elapsed());
         let e = client.prepare(&sql).await.map(|_| ()).unwrap_err();
         assert_eq!(sqlstate(&e), "54001", "prepared, {terms} terms: {e}");
@@ -372,14 +406,17 @@ async fn hostile_statements_are_refused_and_the_server_goes_on() {
     assert_eq!(sqlstate(&e), "54001", "{e}");
     still_answers(&client, "deep parentheses and 2 MiB").await;
 
-    // A DataFusion panic (docs/serve.md, "Known engine bugs") is an error, and the
-    // connection and the server go on.
+    // The statement DataFusion panicked on in the release build on a larger
+    // warehouse (docs/serve.md, "Known engine bugs"). On the sample warehouse its plan
+    // has one file per table and it does not panic; either way it must give the
+    // count or XX000, and the connection and the server go on. (The panic itself is
+    // turned into XX000 by `service::tests::a_panic_while_*`.)
     let panics = "SELECT count(*) FROM enterprise a, enterprise b, enterprise c \
                   WHERE a.name < b.name AND b.name < c.name";
     for attempt in 0..2 {
-        match client.simple_query(panics).await {
+        match client.query_one(panics, &[]).await {
             Err(e) => assert_eq!(sqlstate(&e), "XX000", "attempt {attempt}: {e}"),
-            Ok(rows) => panic!("expected the engine's panic as XX000, got {} messages", rows.len()),
+            Ok(row) => assert!(row.get::<_, i64>(0) > 0, "attempt {attempt}"),
         }
         still_answers(&client, "an engine panic").await;
     }
@@ -393,7 +430,7 @@ async fn hostile_statements_are_refused_and_the_server_goes_on() {
     ] {
         let e = client.simple_query(sql).await.map(|_| ()).unwrap_err();
         assert_eq!(sqlstate(&e), SqlState::OUT_OF_MEMORY.code(), "{sql}: {e}");
-        assert!(e.to_string().contains("MiB of text"), "{e}");
+        assert!(message(&e).contains("MiB of text"), "{}", message(&e));
         still_answers(&client, sql).await;
     }
     if let Some(kib) = peak_rss_kib(server.child.id()) {
@@ -431,7 +468,7 @@ async fn settings_are_decided_on_their_normalized_names() {
         .map(|_| ())
         .unwrap_err();
     assert_eq!(sqlstate(&e), SqlState::QUERY_CANCELED.code(), "{e}");
-    assert!(e.to_string().contains("300 ms"), "{e}");
+    assert!(message(&e).contains("300 ms"), "{}", message(&e));
     client
         .batch_execute("RESET \"Statement_Timeout\"")
         .await
