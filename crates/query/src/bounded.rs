@@ -192,9 +192,7 @@ impl Bound {
 
     /// An upper bound of the bytes a call on `rows` rows builds.
     fn call(self, args: &[ColumnarValue], rows: usize) -> u64 {
-        let all_scalar = args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         if all_scalar {
             // One value, whatever the batch size: a scalar result stays scalar.
             return self.row(args, 0);
@@ -285,14 +283,32 @@ mod tests {
                 "{sql}: {e}"
             );
         }
-        assert_eq!(one(&ctx, "SELECT length(repeat('ab', 1000))").await.unwrap(), "2000");
+        assert_eq!(
+            one(&ctx, "SELECT length(repeat('ab', 1000))")
+                .await
+                .unwrap(),
+            "2000"
+        );
         assert_eq!(one(&ctx, "SELECT lpad('7', 3, '0')").await.unwrap(), "007");
         assert_eq!(one(&ctx, "SELECT rpad('a', 3, 'é')").await.unwrap(), "aéé");
-        assert_eq!(one(&ctx, "SELECT concat('a', 'b', NULL, 'c')").await.unwrap(), "abc");
-        assert_eq!(one(&ctx, "SELECT concat_ws('-', 'a', 'b')").await.unwrap(), "a-b");
-        assert_eq!(one(&ctx, "SELECT replace('aXa', 'X', 'YY')").await.unwrap(), "aYYa");
         assert_eq!(
-            one(&ctx, "SELECT regexp_replace('abc', 'b', 'Z')").await.unwrap(),
+            one(&ctx, "SELECT concat('a', 'b', NULL, 'c')")
+                .await
+                .unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            one(&ctx, "SELECT concat_ws('-', 'a', 'b')").await.unwrap(),
+            "a-b"
+        );
+        assert_eq!(
+            one(&ctx, "SELECT replace('aXa', 'X', 'YY')").await.unwrap(),
+            "aYYa"
+        );
+        assert_eq!(
+            one(&ctx, "SELECT regexp_replace('abc', 'b', 'Z')")
+                .await
+                .unwrap(),
             "aZc"
         );
     }

@@ -229,7 +229,9 @@ mod tests {
         let list: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
         let sql = format!("SELECT * FROM t WHERE x IN ({})", list.join(", "));
         assert!(nesting_bound(&sql) < 10, "{}", nesting_bound(&sql));
-        let cases: String = (0..3000).map(|i| format!(" WHEN x = {i} THEN {i}")).collect();
+        let cases: String = (0..3000)
+            .map(|i| format!(" WHEN x = {i} THEN {i}"))
+            .collect();
         assert!(nesting_bound(&format!("SELECT CASE{cases} END FROM t")) < 10);
         // UNION chains nest across their SELECTs.
         let unions = vec!["SELECT 1"; 2000].join(" UNION ALL ");

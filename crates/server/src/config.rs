@@ -176,7 +176,9 @@ impl ServeConfig {
             ));
         }
         if self.auth_timeout.is_zero() {
-            return Err(Error::Config("--auth-timeout must be more than zero".into()));
+            return Err(Error::Config(
+                "--auth-timeout must be more than zero".into(),
+            ));
         }
         if self.statement_timeout.is_zero() {
             return Err(Error::Config(

@@ -16,8 +16,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ContextModifier, Ident, ObjectName, Query, Reset, Set, SetExpr, Statement, TableFactor,
-    Visit, Visitor,
+    ContextModifier, Ident, ObjectName, Query, Reset, Set, SetExpr, Statement, TableFactor, Visit,
+    Visitor,
 };
 
 /// Insufficient privilege: the statement would change or read outside the warehouse.
@@ -458,10 +458,15 @@ mod tests {
 
     /// The rows of the statement table in `docs/serve.md`: (SQL, answer).
     fn doc_table() -> Vec<(String, String)> {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/serve.md"))
-            .expect("docs/serve.md");
-        let start = doc.find("<!-- policy-table -->").expect("the table's start marker");
-        let end = doc.find("<!-- /policy-table -->").expect("the table's end marker");
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/serve.md"))
+                .expect("docs/serve.md");
+        let start = doc
+            .find("<!-- policy-table -->")
+            .expect("the table's start marker");
+        let end = doc
+            .find("<!-- /policy-table -->")
+            .expect("the table's end marker");
         doc[start..end]
             .lines()
             .filter(|l| l.starts_with("| `"))
@@ -498,20 +503,35 @@ mod tests {
                 "{form} in docs/serve.md"
             );
         }
-        for form in ["SHOW \"statement_timeout\"", "RESET ALL", "SET \"STATEMENT_TIMEOUT\" = '5s'"] {
-            assert!(rows.iter().any(|(sql, _)| sql == form), "{form} in docs/serve.md");
+        for form in [
+            "SHOW \"statement_timeout\"",
+            "RESET ALL",
+            "SET \"STATEMENT_TIMEOUT\" = '5s'",
+        ] {
+            assert!(
+                rows.iter().any(|(sql, _)| sql == form),
+                "{form} in docs/serve.md"
+            );
         }
     }
 
     #[test]
     fn normalized_set_names_reach_the_handler_unquoted() {
         for (sql, expected) in [
-            ("SET \"STATEMENT_TIMEOUT\" = '5s'", "SET statement_timeout = '5s'"),
-            ("SET SESSION statement_timeout = '5s'", "SET statement_timeout = '5s'"),
+            (
+                "SET \"STATEMENT_TIMEOUT\" = '5s'",
+                "SET statement_timeout = '5s'",
+            ),
+            (
+                "SET SESSION statement_timeout = '5s'",
+                "SET statement_timeout = '5s'",
+            ),
             ("RESET \"Statement_Timeout\"", "RESET statement_timeout"),
             ("SHOW \"Statement_Timeout\"", "SHOW statement_timeout"),
         ] {
-            let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+            let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
             normalize(&mut statement);
             assert_eq!(statement.to_string(), expected);
         }

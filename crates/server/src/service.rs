@@ -38,6 +38,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatementWrapper;
+use datafusion::sql::sqlparser::ast::Reset;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::df;
@@ -55,7 +56,6 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, METADATA_USER, Type};
-use datafusion::sql::sqlparser::ast::Reset;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
@@ -284,7 +284,12 @@ impl Service {
             df::encode_dataframe(df, &format, Some(options)).await
         };
         let response = off_thread(start, deadline, &mut stops).await?;
-        Ok(Response::Query(bounded(response, deadline, stops, busy(client))))
+        Ok(Response::Query(bounded(
+            response,
+            deadline,
+            stops,
+            busy(client),
+        )))
     }
 
     fn log_refusal<C: ClientInfo + ?Sized>(client: &C, sql: &str, refusal: &policy::Refusal) {
@@ -409,7 +414,10 @@ where
         Ok(Some(result)) => result,
         Ok(None) => Err(server_error("57014", "canceling statement".into())),
         Err(e) if e.is_panic() => Err(panicked(e.into_panic())),
-        Err(e) => Err(server_error("XX000", format!("the statement's task failed: {e}"))),
+        Err(e) => Err(server_error(
+            "XX000",
+            format!("the statement's task failed: {e}"),
+        )),
     }
 }
 
@@ -423,7 +431,9 @@ fn panicked(payload: Box<dyn Any + Send>) -> PgWireError {
     tracing::error!(panic = %what, "a statement panicked; the connection goes on");
     server_error(
         "XX000",
-        format!("internal error while running the statement ({what}); the connection remains usable"),
+        format!(
+            "internal error while running the statement ({what}); the connection remains usable"
+        ),
     )
 }
 
@@ -556,8 +566,15 @@ impl Service {
                 }
             }
             responses.push(
-                self.execute(client, &ctx, statement, None, &Format::UnifiedText, deadline)
-                    .await?,
+                self.execute(
+                    client,
+                    &ctx,
+                    statement,
+                    None,
+                    &Format::UnifiedText,
+                    deadline,
+                )
+                .await?,
             );
         }
         Ok(responses)
@@ -889,7 +906,8 @@ fn bounded(
     stops: Stops,
     busy: Option<Busy>,
 ) -> QueryResponse {
-    type Rows = futures::stream::CatchUnwind<AssertUnwindSafe<pgwire::api::results::SendableRowStream>>;
+    type Rows =
+        futures::stream::CatchUnwind<AssertUnwindSafe<pgwire::api::results::SendableRowStream>>;
     struct State {
         rows: Rows,
         sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -1027,13 +1045,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_while_planning_is_an_error() {
-        let e = off_thread(
+        let e = off_thread::<(), _>(
             async { panic!("partition not used yet") },
             soon(Duration::from_secs(5)),
             &mut no_stops(),
         )
         .await
-        .map(|()| ())
         .unwrap_err();
         let (code, message) = code(&e);
         assert_eq!(code, "XX000");
@@ -1056,7 +1073,11 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(code(&e).0, "57014");
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

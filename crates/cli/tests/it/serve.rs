@@ -385,8 +385,16 @@ async fn hostile_statements_are_refused_and_the_server_goes_on() {
         let started = Instant::now();
         let e = client.simple_query(&sql).await.map(|_| ()).unwrap_err();
         assert_eq!(sqlstate(&e), "54001", "{terms} terms: {e}");
-        assert!(message(&e).contains("statement too complex"), "{}", message(&e));
-        assert!(started.elapsed() < Duration::from_secs(5), "{terms} terms took {:?}", started.elapsed());
+        assert!(
+            message(&e).contains("statement too complex"),
+            "{}",
+            message(&e)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{terms} terms took {:?}",
+            started.elapsed()
+        );
         let e = client.prepare(&sql).await.map(|_| ()).unwrap_err();
         assert_eq!(sqlstate(&e), "54001", "prepared, {terms} terms: {e}");
         still_answers(&client, &format!("{terms} terms")).await;
@@ -420,7 +428,9 @@ async fn hostile_statements_are_refused_and_the_server_goes_on() {
         }
         still_answers(&client, "an engine panic").await;
     }
-    let other = connect(server.port, PASSWORD).await.expect("the server still accepts");
+    let other = connect(server.port, PASSWORD)
+        .await
+        .expect("the server still accepts");
     still_answers(&other, "an engine panic, new connection").await;
 
     // A string of 1.5 GB is refused before it is built, within the query memory.
@@ -490,7 +500,10 @@ async fn settings_are_decided_on_their_normalized_names() {
         })
         .collect();
     assert_eq!(shown.len(), 1, "{shown:?}");
-    assert!(!shown[0].contains("400"), "RESET ALL kept the timeout: {shown:?}");
+    assert!(
+        !shown[0].contains("400"),
+        "RESET ALL kept the timeout: {shown:?}"
+    );
     still_answers(&client, "settings").await;
 }
 
@@ -520,7 +533,11 @@ fn scram_salt(port: u16, user: &str) -> (String, String) {
         (head[0], payload)
     };
     let (kind, payload) = read_message(&mut socket);
-    assert_eq!((kind, &payload[..4]), (b'R', &10_i32.to_be_bytes()[..]), "AuthenticationSASL");
+    assert_eq!(
+        (kind, &payload[..4]),
+        (b'R', &10_i32.to_be_bytes()[..]),
+        "AuthenticationSASL"
+    );
     let client_first = "n,,n=,r=fyko+d2lbbFgONRv9qkxdawL";
     let mut body = b"SCRAM-SHA-256\0".to_vec();
     body.extend_from_slice(&(client_first.len() as i32).to_be_bytes());
@@ -530,7 +547,11 @@ fn scram_salt(port: u16, user: &str) -> (String, String) {
     message.extend_from_slice(&body);
     socket.write_all(&message).expect("client-first");
     let (kind, payload) = read_message(&mut socket);
-    assert_eq!((kind, &payload[..4]), (b'R', &11_i32.to_be_bytes()[..]), "SASLContinue");
+    assert_eq!(
+        (kind, &payload[..4]),
+        (b'R', &11_i32.to_be_bytes()[..]),
+        "SASLContinue"
+    );
     let server_first = String::from_utf8(payload[4..].to_vec()).expect("text");
     let field = |name: &str| {
         server_first
@@ -555,7 +576,8 @@ async fn guessing_logins_learns_nothing_and_is_slowed_and_logged() {
     // same iteration count as a real user.
     let salts = tokio::task::spawn_blocking(move || {
         let unknown: Vec<(String, String)> = (0..5).map(|_| scram_salt(port, "mallory")).collect();
-        let real: Vec<(String, String)> = (0..2).map(|_| scram_salt(port, "statistician")).collect();
+        let real: Vec<(String, String)> =
+            (0..2).map(|_| scram_salt(port, "statistician")).collect();
         let other = scram_salt(port, "eve");
         (unknown, real, other)
     })
@@ -571,12 +593,18 @@ async fn guessing_logins_learns_nothing_and_is_slowed_and_logged() {
     // Three failures from one address: each logged at WARN with the peer, never the
     // password, and each answered later than the one before (100, 200, 400 ms).
     let mut waited = vec![];
-    for (user, password) in [("statistician", "guess-1"), ("mallory", "guess-2"), ("statistician", "guess-3")] {
-        let config = format!(
-            "host=127.0.0.1 port={port} user={user} password={password} dbname=townstat"
-        );
+    for (user, password) in [
+        ("statistician", "guess-1"),
+        ("mallory", "guess-2"),
+        ("statistician", "guess-3"),
+    ] {
+        let config =
+            format!("host=127.0.0.1 port={port} user={user} password={password} dbname=townstat");
         let started = Instant::now();
-        let e = tokio_postgres::connect(&config, NoTls).await.map(|_| ()).unwrap_err();
+        let e = tokio_postgres::connect(&config, NoTls)
+            .await
+            .map(|_| ())
+            .unwrap_err();
         waited.push(started.elapsed());
         assert_eq!(sqlstate(&e), SqlState::INVALID_PASSWORD.code(), "{e}");
     }
@@ -621,10 +649,16 @@ async fn silent_sockets_idle_sessions_hang_ups_and_sigterm() {
     // the authentication timeout.
     let mut silent = vec![];
     for _ in 0..3 {
-        silent.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
     }
     let opened = Instant::now();
-    let client = connect(port, PASSWORD).await.expect("a client among silent sockets");
+    let client = connect(port, PASSWORD)
+        .await
+        .expect("a client among silent sockets");
     still_answers(&client, "silent sockets").await;
     for mut socket in silent {
         use tokio::io::AsyncReadExt;
@@ -649,17 +683,25 @@ async fn silent_sockets_idle_sessions_hang_ups_and_sigterm() {
     // An idle session is closed after --idle-session-timeout (2 s), not a busy one.
     let started = Instant::now();
     client
-        .simple_query("SELECT count(*) FROM (SELECT v FROM generate_series(1, 3000000) t(v) ORDER BY v DESC)")
+        .simple_query(
+            "SELECT count(*) FROM (SELECT v FROM generate_series(1, 3000000) t(v) ORDER BY v DESC)",
+        )
         .await
         .expect("a statement");
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert!(client.is_closed() || client.simple_query("SELECT 1").await.is_err(), "idle session kept open after {:?}", started.elapsed());
+    assert!(
+        client.is_closed() || client.simple_query("SELECT 1").await.is_err(),
+        "idle session kept open after {:?}",
+        started.elapsed()
+    );
 
     // A client that hangs up mid-statement stops it.
     let config = format!(
         "host=127.0.0.1 port={port} user=statistician password='{PASSWORD}' dbname=townstat"
     );
-    let (leaver, connection) = tokio_postgres::connect(&config, NoTls).await.expect("connect");
+    let (leaver, connection) = tokio_postgres::connect(&config, NoTls)
+        .await
+        .expect("connect");
     let connection = tokio::spawn(connection);
     let query = tokio::spawn(async move {
         leaver
@@ -672,7 +714,12 @@ async fn silent_sockets_idle_sessions_hang_ups_and_sigterm() {
     query.abort();
     let stopped = async {
         loop {
-            if logs.lock().expect("logs").iter().any(|l| l.contains("the client disconnected")) {
+            if logs
+                .lock()
+                .expect("logs")
+                .iter()
+                .any(|l| l.contains("the client disconnected"))
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -700,10 +747,20 @@ async fn silent_sockets_idle_sessions_hang_ups_and_sigterm() {
         if let Some(exit) = server.child.try_wait().expect("wait") {
             break exit;
         }
-        assert!(signalled.elapsed() < Duration::from_secs(8), "still running after SIGTERM");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "still running after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(exit.code(), Some(0), "{exit:?}");
-    assert!(signalled.elapsed() < Duration::from_secs(6), "{:?}", signalled.elapsed());
-    assert!(running.await.expect("join").is_err(), "the statement finished");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        running.await.expect("join").is_err(),
+        "the statement finished"
+    );
 }
