@@ -254,7 +254,16 @@ pub async fn serve(config: ServeConfig, on_listening: OnListening) -> Result<()>
         let (socket, watcher) = match watched(socket) {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(%peer, "cannot watch the connection: {e}");
+                // Out of descriptors too: the connection is dropped, and the loop
+                // pauses as for a failed accept.
+                let pause = accept_errors.failed();
+                if let Some(suppressed) = accept_errors.should_log() {
+                    tracing::warn!(%peer, error = %e, suppressed, pause_ms = pause.as_millis() as u64, "cannot watch a connection; closed");
+                }
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
                 continue;
             }
         };

@@ -44,12 +44,32 @@ fn start(warehouse: &Path, args: &[&str]) -> Server {
     start_with(warehouse, args, None).0
 }
 
+/// Starts the server, with its stderr captured when `log` (a `RUST_LOG` filter).
+fn start_with(warehouse: &Path, args: &[&str], log: Option<&str>) -> (Server, Logs) {
+    start_limited(warehouse, args, log, None)
+}
+
 /// The server's log lines as they come (stderr, read by a thread).
 type Logs = Arc<Mutex<Vec<String>>>;
 
-/// Starts the server; with `log` (a `RUST_LOG` filter), its stderr is captured.
-fn start_with(warehouse: &Path, args: &[&str], log: Option<&str>) -> (Server, Logs) {
-    let mut command = Command::new(server_bin());
+/// Starts the server; with `log` (a `RUST_LOG` filter), its stderr is captured; with
+/// `files`, it may open at most that many file descriptors.
+fn start_limited(
+    warehouse: &Path,
+    args: &[&str],
+    log: Option<&str>,
+    files: Option<u32>,
+) -> (Server, Logs) {
+    let mut command = match files {
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(server_bin());
+            sh
+        }
+        None => Command::new(server_bin()),
+    };
     command
         .current_dir(repo())
         .env("TOWNSTAT_WAREHOUSE", warehouse)
@@ -763,4 +783,73 @@ async fn silent_sockets_idle_sessions_hang_ups_and_sigterm() {
         running.await.expect("join").is_err(),
         "the statement finished"
     );
+}
+
+/// CPU time the process has used, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tick(11) + tick(12)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_accept_loop_backs_off() {
+    let dir = warehouse();
+    let (server, logs) = start_limited(
+        &dir.path().join("wh"),
+        &["--auth-timeout", "1s"],
+        Some("warn"),
+        Some(40),
+    );
+    let pid = server.child.id();
+    // 80 sockets that send nothing: the server runs out of descriptors after a
+    // dozen (two per connection). It must pause, not spin on EMFILE.
+    let mut silent = vec![];
+    for _ in 0..80 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = cpu_ticks(pid) - before;
+    // A spinning loop would use the 3 s (300 ticks at 100 Hz) of a core.
+    assert!(used < 60, "{used} ticks of CPU in 3 s");
+    let lines = logs.lock().expect("logs").clone();
+    let complaints = lines
+        .iter()
+        .filter(|l| l.contains("accept failed") || l.contains("cannot watch a connection"))
+        .count();
+    assert!(
+        (1..=2).contains(&complaints),
+        "{complaints} lines: {lines:#?}"
+    );
+    // Once the sockets are gone, clients are served again.
+    drop(silent);
+    let started = Instant::now();
+    let client = loop {
+        match connect(server.port, PASSWORD).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "not served again: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    still_answers(&client, "running out of descriptors").await;
 }
