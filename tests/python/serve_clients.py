@@ -163,6 +163,8 @@ def scram_server_checks(server):
                 "COPY town_year TO '/tmp/town_year.csv'", "COPY (SELECT 1) TO STDOUT",
                 "SELECT * FROM '/etc/passwd'", "SELECT * FROM read_parquet('/tmp/x.parquet')",
                 "SET datafusion.execution.target_partitions = 64", "SET ROLE postgres",
+                'SET "datafusion.execution.target_partitions" = 64',
+                'RESET "datafusion.execution.target_partitions"',
                 "SELECT 1; DROP TABLE town_year"]:
         state = sqlstate_of(lambda: conn.execute(sql))
         check(f"refused with 42501: {sql}", state == "42501", state)

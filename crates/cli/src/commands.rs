@@ -133,10 +133,23 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             tls_cert,
             tls_key,
             max_connections,
+            max_unauthenticated,
+            auth_timeout,
+            idle_session_timeout,
+            auth_failure_delay,
             statement_timeout,
             query_memory,
             cluster,
         } => {
+            let duration = |flag: &str, text: &str| {
+                townstat_server::config::parse_duration(text)
+                    .ok_or_else(|| usage(format!("--{flag}: expected e.g. 10s, 1500ms or 5min")))
+            };
+            let auth_timeout = duration("auth-timeout", &auth_timeout)?;
+            let idle_session_timeout =
+                Some(duration("idle-session-timeout", &idle_session_timeout)?)
+                    .filter(|d| !d.is_zero());
+            let auth_failure_delay = duration("auth-failure-delay", &auth_failure_delay)?;
             if let Some(url) = &cluster {
                 townstat_cluster::check_url(url).map_err(|e| usage(e.to_string()))?;
             }
@@ -163,6 +176,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     .zip(tls_key)
                     .map(|(cert, key)| townstat_server::TlsFiles { cert, key }),
                 max_connections,
+                max_unauthenticated,
+                auth_timeout,
+                idle_session_timeout,
+                auth_failure_delay,
                 statement_timeout,
                 query_memory,
                 cluster,

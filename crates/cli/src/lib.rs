@@ -156,9 +156,24 @@ pub enum Command {
         /// TLS private key (PEM, PKCS#8 or RSA); with --tls-cert.
         #[arg(long, env = "TOWNSTAT_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
-        /// Most connections at once; more are refused with SQLSTATE 53300.
+        /// Most authenticated sessions at once; more are refused with SQLSTATE 53300.
         #[arg(long, default_value_t = 64)]
         max_connections: usize,
+        /// Most connections still authenticating at once (a pool of their own);
+        /// beyond it new sockets are closed at once.
+        #[arg(long, default_value_t = 64)]
+        max_unauthenticated: usize,
+        /// Close a connection that has not authenticated within this time.
+        #[arg(long, default_value = "10s")]
+        auth_timeout: String,
+        /// Close a session with no statement running for this long; 0 keeps idle
+        /// sessions open.
+        #[arg(long, default_value = "10min")]
+        idle_session_timeout: String,
+        /// Wait this long before answering a failed login, doubled for each further
+        /// failure from the same address in ten minutes (up to 16 times).
+        #[arg(long, default_value = "200ms")]
+        auth_failure_delay: String,
         /// Longest statement, rows sent included (e.g. 300s, 1500ms, 5min).
         #[arg(long, default_value = "300s")]
         statement_timeout: String,
@@ -246,7 +261,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    let outcome = runtime.block_on(commands::dispatch(cli));
+    // Once the command is done, work still on blocking threads (a statement of
+    // `townstat serve` still being planned at shutdown, say) is not waited for long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("Error: {}", f.message);

@@ -4,6 +4,7 @@
 //! Sessions only ever see pinned table versions (see `townstat-warehouse`), so a query
 //! never mixes two runs, and `--run ID` reproduces exactly what a past run published.
 
+pub mod bounded;
 pub mod error;
 pub mod marts;
 pub mod output;

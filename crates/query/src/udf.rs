@@ -92,6 +92,7 @@ pub fn register(ctx: &SessionContext) {
     for f in udafs() {
         ctx.register_udaf(f);
     }
+    crate::bounded::register(ctx);
 }
 
 /// `top_k_sum(value DECIMAL, k)`: the sum of the k largest values, as DECIMAL(38, s).

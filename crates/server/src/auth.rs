@@ -3,10 +3,25 @@
 //!
 //! pgwire's SASL and MD5 handlers keep the exchange's state in the handler itself, so
 //! a fresh [`Startup`] is made for every connection (see `server.rs`).
+//!
+//! Against guessing:
+//! - an unknown user is asked for a SCRAM proof with a salt that is the same at every
+//!   attempt, derived from a per-server secret and the user name as PostgreSQL's
+//!   `scram_mock_salt` does, and with the same iteration count as a real user: the
+//!   exchange does not tell who exists;
+//! - every failed authentication is logged at WARN with the peer address and the user
+//!   name (never what was sent as a password), and answered only after a delay that
+//!   doubles with each failure from the same address ([`Failures`]);
+//! - a connection holds a session slot (`--max-connections`) only once it has proved
+//!   who it is; before that it holds a slot of the smaller unauthenticated pool, for
+//!   at most the authentication timeout (`server.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire;
@@ -27,9 +42,10 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::{AuthMethod, Users};
+use crate::server::Life;
 
 /// PBKDF2 iterations of SCRAM-SHA-256: PostgreSQL's default.
 const SCRAM_ITERATIONS: usize = 4096;
@@ -43,12 +59,35 @@ fn random_bytes(n: usize) -> Vec<u8> {
     out
 }
 
+/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts`.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// SCRAM-SHA-256 credentials: each user's salted password, computed once at start.
-/// An unknown user gets a random one, so the exchange fails the same way as a wrong
-/// password and does not tell who exists.
+/// An unknown user gets a mock one: a salt and key derived from a secret drawn at
+/// start and the user name, so that asking twice for the same unknown user gives the
+/// same salt, as asking for a real user does (a fresh salt at each attempt would tell
+/// the user does not exist). The exchange then fails as a wrong password does.
 #[derive(Debug)]
 struct ScramSource {
     salted: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    mock_secret: Vec<u8>,
 }
 
 impl ScramSource {
@@ -61,18 +100,71 @@ impl ScramSource {
                 (u.to_string(), (salt, key))
             })
             .collect();
-        ScramSource { salted }
+        ScramSource {
+            salted,
+            mock_secret: random_bytes(32),
+        }
+    }
+
+    /// The salt and stored key a user is challenged with.
+    fn credentials(&self, user: &str) -> (Vec<u8>, Vec<u8>) {
+        match self.salted.get(user) {
+            Some((salt, key)) => (salt.clone(), key.clone()),
+            None => {
+                let salt = hmac_sha256(&self.mock_secret, &[b"salt\0", user.as_bytes()]);
+                let key = hmac_sha256(&self.mock_secret, &[b"key\0", user.as_bytes()]);
+                (salt[..16].to_vec(), key.to_vec())
+            }
+        }
     }
 }
 
 #[async_trait]
 impl AuthSource for ScramSource {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let known = login.user().and_then(|u| self.salted.get(u));
-        Ok(match known {
-            Some((salt, key)) => Password::new(Some(salt.clone()), key.clone()),
-            None => Password::new(Some(random_bytes(16)), random_bytes(32)),
-        })
+        let (salt, key) = self.credentials(login.user().unwrap_or_default());
+        Ok(Password::new(Some(salt), key))
+    }
+}
+
+/// Failed authentications by peer address, for the delay before each refusal.
+pub(crate) struct Failures {
+    by_address: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    base: Duration,
+}
+
+impl Failures {
+    /// Failures older than this are forgotten.
+    const FORGET_AFTER: Duration = Duration::from_secs(600);
+    /// The delay stops doubling after this many failures (200 ms → 3.2 s).
+    const MAX_DOUBLINGS: u32 = 4;
+
+    pub(crate) fn new(base: Duration) -> Self {
+        Failures {
+            by_address: Mutex::new(HashMap::new()),
+            base,
+        }
+    }
+
+    /// Records a failure from `address`; returns how long to wait before answering:
+    /// the base delay, doubled for each earlier failure from that address in the last
+    /// ten minutes, up to 16 times the base.
+    pub(crate) fn record(&self, address: IpAddr) -> (u32, Duration) {
+        let now = Instant::now();
+        let Ok(mut map) = self.by_address.lock() else {
+            return (1, self.base);
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| now.duration_since(*at) < Self::FORGET_AFTER);
+        }
+        let entry = map.entry(address).or_insert((0, now));
+        if now.duration_since(entry.1) >= Self::FORGET_AFTER {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        let doublings = (entry.0 - 1).min(Self::MAX_DOUBLINGS);
+        (entry.0, self.base * 2u32.pow(doublings))
     }
 }
 
@@ -192,8 +284,6 @@ enum Gate {
     Trust,
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
     Md5(Box<Md5PasswordAuthStartupHandler<Md5Source, DefaultServerParameterProvider>>),
-    /// The connection cap is reached: refuse at startup with SQLSTATE 53300.
-    Full(usize),
 }
 
 /// The credentials, prepared once and shared by every connection's [`Startup`].
@@ -238,27 +328,35 @@ impl Credentials {
     }
 }
 
+/// What every connection's [`Startup`] shares.
+pub(crate) struct Gatekeeping {
+    pub(crate) manager: Arc<ConnectionManager>,
+    pub(crate) cancels: Arc<Cancels>,
+    pub(crate) failures: Arc<Failures>,
+    /// Slots of authenticated sessions (`--max-connections`).
+    pub(crate) sessions: Arc<Semaphore>,
+    pub(crate) max_sessions: usize,
+    pub(crate) tls_required: bool,
+}
+
+/// A session slot, held in the connection's extensions until it ends.
+struct SessionSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
 /// One connection's startup handler.
 pub(crate) struct Startup {
     gate: Gate,
     params: Arc<DefaultServerParameterProvider>,
     keys: Arc<RandomPidSecretKeyGenerator>,
-    manager: Arc<ConnectionManager>,
-    cancels: Arc<Cancels>,
-    tls_required: bool,
+    shared: Arc<Gatekeeping>,
+    life: Arc<Life>,
+    /// Password messages seen: SCRAM's second one is the proof that completes it.
+    password_messages: AtomicUsize,
 }
 
 impl Startup {
-    pub(crate) fn new(
-        creds: &Credentials,
-        manager: Arc<ConnectionManager>,
-        cancels: Arc<Cancels>,
-        tls_required: bool,
-        full: Option<usize>,
-    ) -> Self {
-        let gate = if let Some(cap) = full {
-            Gate::Full(cap)
-        } else if let Some(source) = &creds.scram {
+    pub(crate) fn new(creds: &Credentials, shared: Arc<Gatekeeping>, life: Arc<Life>) -> Self {
+        let manager = shared.manager.clone();
+        let gate = if let Some(source) = &creds.scram {
             Gate::Scram(Box::new(
                 SASLAuthStartupHandler::new(creds.params.clone())
                     .with_scram(ScramAuth::new(source.clone()))
@@ -278,9 +376,22 @@ impl Startup {
             gate,
             params: creds.params.clone(),
             keys: creds.keys.clone(),
-            manager,
-            cancels,
-            tls_required,
+            shared,
+            life,
+            password_messages: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether `message` is the one that completes authentication when it is right:
+    /// the startup message without passwords, the md5 answer, SCRAM's final proof.
+    fn completes(&self, message: &PgWireFrontendMessage) -> bool {
+        match (&self.gate, message) {
+            (Gate::Trust, PgWireFrontendMessage::Startup(_)) => true,
+            (Gate::Md5(_), PgWireFrontendMessage::PasswordMessageFamily(_)) => true,
+            (Gate::Scram(_), PgWireFrontendMessage::PasswordMessageFamily(_)) => {
+                self.password_messages.fetch_add(1, Ordering::SeqCst) == 1
+            }
+            _ => false,
         }
     }
 }
@@ -306,46 +417,80 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let is_startup = matches!(message, PgWireFrontendMessage::Startup(_));
-        if is_startup {
-            if let Gate::Full(cap) = self.gate {
-                tracing::warn!(peer = %client.socket_addr(), cap, "connection refused: too many clients");
-                return Err(fatal(
-                    "53300",
-                    format!("sorry, too many clients already (townstat serve allows {cap})"),
-                ));
-            }
-            if self.tls_required && !client.is_secure() && !client.socket_addr().ip().is_loopback()
-            {
-                tracing::warn!(peer = %client.socket_addr(), "connection refused: no TLS");
-                return Err(fatal(
-                    "28000",
-                    "this server requires TLS from non-local clients (sslmode=require)".into(),
-                ));
-            }
+        if is_startup
+            && self.shared.tls_required
+            && !client.is_secure()
+            && !client.socket_addr().ip().is_loopback()
+        {
+            tracing::warn!(peer = %client.socket_addr(), "connection refused: no TLS");
+            return Err(fatal(
+                "28000",
+                "this server requires TLS from non-local clients (sslmode=require)".into(),
+            ));
         }
-        match &self.gate {
-            Gate::Full(_) => {}
-            Gate::Scram(h) => h.on_startup(client, message).await?,
-            Gate::Md5(h) => h.on_startup(client, message).await?,
+        // A session slot is taken just before the message that completes
+        // authentication, and kept only if it does: unauthenticated clients never hold
+        // one, however many there are.
+        let slot = if self.completes(&message) {
+            match self.shared.sessions.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let cap = self.shared.max_sessions;
+                    tracing::warn!(peer = %client.socket_addr(), cap, "connection refused: too many clients");
+                    return Err(fatal(
+                        "53300",
+                        format!("sorry, too many clients already (townstat serve allows {cap})"),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let outcome = match &self.gate {
+            Gate::Scram(h) => h.on_startup(client, message).await,
+            Gate::Md5(h) => h.on_startup(client, message).await,
             Gate::Trust => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
                     save_startup_parameters_to_metadata(client, startup);
                     let (pid, key) = self.keys.generate(client);
                     client.set_pid_and_secret_key(pid, key.clone());
-                    let (handle, guard) = self.manager.register(pid, key);
+                    let (handle, guard) = self.shared.manager.register(pid, key);
                     client
                         .session_extensions()
                         .insert::<Arc<ConnectionHandle>>(handle);
                     client.session_extensions().insert::<ConnectionGuard>(guard);
                     finish_authentication(client, self.params.as_ref()).await?;
                 }
+                Ok(())
             }
+        };
+        if let Err(e) = outcome {
+            if !matches!(e, PgWireError::IoError(_)) {
+                let peer = client.socket_addr();
+                let (count, delay) = self.shared.failures.record(peer.ip());
+                tracing::warn!(
+                    peer = %peer,
+                    user = client.metadata().get(pgwire::api::METADATA_USER).map(String::as_str).unwrap_or(""),
+                    failures = count,
+                    delay_ms = delay.as_millis() as u64,
+                    reason = %e,
+                    "authentication failed"
+                );
+                // The answer waits: guessing from one address slows down.
+                tokio::time::sleep(delay).await;
+            }
+            return Err(e);
         }
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
             && client.session_extensions().get::<CancelSlot>().is_none()
         {
-            self.cancels.register(client);
+            if let Some(permit) = slot {
+                client.session_extensions().insert(SessionSlot(permit));
+            }
+            client.session_extensions().insert(self.life.clone());
+            self.life.authenticated();
+            self.shared.cancels.register(client);
             tracing::info!(
                 peer = %client.socket_addr(),
                 user = client.metadata().get(pgwire::api::METADATA_USER).map(String::as_str).unwrap_or(""),
@@ -354,5 +499,48 @@ impl StartupHandler for Startup {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231, test case 2.
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn unknown_users_get_a_stable_salt_of_their_own() {
+        let mut users = std::collections::BTreeMap::new();
+        users.insert("alice".to_string(), "s3cret".to_string());
+        let source = ScramSource::new(&Users::from_map(users));
+        let (salt, key) = source.credentials("mallory");
+        assert_eq!(salt.len(), 16);
+        assert_eq!(key.len(), 32);
+        for _ in 0..5 {
+            assert_eq!(source.credentials("mallory"), (salt.clone(), key.clone()));
+        }
+        assert_ne!(source.credentials("eve").0, salt);
+        let (real_salt, _) = source.credentials("alice");
+        assert_eq!(real_salt.len(), salt.len());
+        assert_eq!(source.credentials("alice").0, real_salt);
+    }
+
+    #[test]
+    fn failures_back_off_per_address() {
+        let failures = Failures::new(Duration::from_millis(200));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let delays: Vec<u128> = (0..7).map(|_| failures.record(a).1.as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 3200, 3200]);
+        assert_eq!(failures.record(b), (1, Duration::from_millis(200)));
     }
 }

@@ -96,6 +96,12 @@ impl Users {
         Ok(Users(users))
     }
 
+    /// Users from a map, for tests.
+    #[cfg(test)]
+    pub(crate) fn from_map(map: BTreeMap<String, String>) -> Users {
+        Users(map)
+    }
+
     /// Whether no user is configured (then only loopback clients, without a password).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -125,8 +131,21 @@ pub struct ServeConfig {
     pub auth: AuthMethod,
     /// TLS, when configured. A configured TLS that cannot be loaded stops the server.
     pub tls: Option<TlsFiles>,
-    /// At most this many open connections; more are refused with SQLSTATE 53300.
+    /// At most this many authenticated sessions; more are refused with SQLSTATE 53300.
     pub max_connections: usize,
+    /// At most this many connections still authenticating, in a pool of their own:
+    /// beyond it a new socket is closed at once. Silent sockets cannot take the
+    /// sessions' slots.
+    pub max_unauthenticated: usize,
+    /// A connection that has not authenticated this long after it connected is
+    /// closed (PostgreSQL's `authentication_timeout`).
+    pub auth_timeout: Duration,
+    /// A session with no statement running for this long is closed (PostgreSQL's
+    /// `idle_session_timeout`); `None` keeps idle sessions open.
+    pub idle_session_timeout: Option<Duration>,
+    /// The delay before answering a failed authentication, doubled for each further
+    /// failure from the same address (up to 16 times).
+    pub auth_failure_delay: Duration,
     /// The longest a statement may run, planning, execution and sending rows
     /// included. A client may ask for less (`SET statement_timeout`), never more.
     pub statement_timeout: Duration,
@@ -150,6 +169,16 @@ impl ServeConfig {
         }
         if self.max_connections == 0 {
             return Err(Error::Config("--max-connections must be at least 1".into()));
+        }
+        if self.max_unauthenticated == 0 {
+            return Err(Error::Config(
+                "--max-unauthenticated must be at least 1".into(),
+            ));
+        }
+        if self.auth_timeout.is_zero() {
+            return Err(Error::Config(
+                "--auth-timeout must be more than zero".into(),
+            ));
         }
         if self.statement_timeout.is_zero() {
             return Err(Error::Config(
@@ -201,6 +230,10 @@ mod tests {
             auth: AuthMethod::ScramSha256,
             tls: None,
             max_connections: 10,
+            max_unauthenticated: 10,
+            auth_timeout: Duration::from_secs(10),
+            idle_session_timeout: None,
+            auth_failure_delay: Duration::from_millis(200),
             statement_timeout: Duration::from_secs(1),
             query_memory: 1 << 20,
             cluster: None,

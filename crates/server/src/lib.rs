@@ -9,15 +9,21 @@
 //!   TLS on, other hosts must use it (`server`);
 //! - **what**: only queries and session chatter reach the engine; DDL, DML, `COPY`,
 //!   files, URLs and engine options are refused with SQLSTATE 42501 (`policy`);
-//! - **how much**: a memory pool per statement with spilling, a deadline covering
-//!   execution and streaming, a connection cap answered with 53300, cancel requests
-//!   honoured (`service`, `server`);
+//! - **how much**: statement text bounded in size and nesting before parsing (54001,
+//!   `complexity`), a memory pool per statement with spilling, string functions that
+//!   refuse huge outputs (`townstat_query::bounded`), a deadline covering planning,
+//!   execution and streaming, panics answered as errors, a session cap answered with
+//!   53300, a separate pool and a timeout for unauthenticated connections, idle
+//!   sessions closed, cancel requests and hang-ups honoured (`service`, `server`);
+//! - **guessing**: stable mock SCRAM salts for unknown users, a growing delay after
+//!   each failed login, every failure logged (`auth`);
 //! - **fresh**: each statement reads the last committed run (`service`);
 //! - **labelled**: the Chinese labels are table and column comments (`catalog`).
 
 mod auth;
 pub mod catalog;
 mod compat;
+pub mod complexity;
 pub mod config;
 mod error;
 pub mod policy;

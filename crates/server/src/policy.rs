@@ -3,14 +3,21 @@
 //! before planning, with SQLSTATE 42501, and logged by the caller.
 //!
 //! This is an allowlist: a statement kind nobody thought of is refused, not let
-//! through. The plan of an allowed statement is checked again with DataFusion's
+//! through. `SET`, `RESET` and `SHOW` are decided on the setting's name as PostgreSQL
+//! compares it ([`setting_name`]: quotes removed, lower-case, qualified parts joined
+//! with dots), so `SET "datafusion.execution.batch_size" = 1` is refused as the
+//! unquoted form is, and [`normalize`] rewrites the statement to that name before
+//! datafusion-postgres's `SET` handling (which matches names as written) sees it. The
+//! table of accepted and refused statements in `docs/serve.md` is checked against
+//! [`check`] by a test here. The plan of an allowed statement is checked again with DataFusion's
 //! read-only `SQLOptions` before it runs (`service.rs`), so a parser quirk cannot
 //! smuggle DDL or DML past this module.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ObjectName, Query, Set, SetExpr, Statement, TableFactor, Visit, Visitor,
+    ContextModifier, Ident, ObjectName, Query, Reset, Set, SetExpr, Statement, TableFactor, Visit,
+    Visitor,
 };
 
 /// Insufficient privilege: the statement would change or read outside the warehouse.
@@ -49,13 +56,83 @@ pub enum Verdict {
     /// `ROLLBACK TO SAVEPOINT`: acknowledged, and the transaction usable again after an
     /// error, as in PostgreSQL.
     RollbackToSavepoint,
+    /// `RESET name` / `RESET ALL` of session settings: the connection's value is
+    /// dropped, so the server's default applies again.
+    Reset,
+}
+
+/// A setting's name as PostgreSQL compares it: each part without its quotes and
+/// lower-cased (setting names are case-insensitive, quoted or not), the parts of a
+/// qualified name joined with dots. `"DataFusion"."execution".batch_size`,
+/// `"datafusion.execution.batch_size"` and `DATAFUSION.EXECUTION.BATCH_SIZE` are all
+/// `datafusion.execution.batch_size`.
+pub fn setting_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) => ident.value.to_lowercase(),
+            None => part.to_string().to_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Refuses names that are engine or extension options: every qualified name
+/// (`datafusion.*`, `ballista.*`, any `prefix.name`). PostgreSQL's own settings have
+/// no dot.
+fn check_setting_name(name: &str) -> Result<(), Refusal> {
+    if name.contains('.') {
+        return Err(refuse(format!(
+            "engine options cannot be changed over the PostgreSQL protocol ({name}); \
+             limits are set when the server starts"
+        )));
+    }
+    Ok(())
+}
+
+/// Rewrites a `SET`/`RESET` to the normalized name ([`setting_name`]) and `SET
+/// SESSION` to plain `SET` (the same in PostgreSQL), so that what runs is what
+/// [`check`] decided on.
+pub fn normalize(statement: &mut Statement) {
+    let plain = |name: &ObjectName| ObjectName::from(vec![Ident::new(setting_name(name))]);
+    match statement {
+        Statement::Set(Set::SingleAssignment {
+            scope, variable, ..
+        }) => {
+            *variable = plain(variable);
+            if *scope == Some(ContextModifier::Session) {
+                *scope = None;
+            }
+        }
+        Statement::Set(Set::ParenthesizedAssignments { variables, .. }) => {
+            for v in variables {
+                *v = plain(v);
+            }
+        }
+        Statement::Set(Set::MultipleAssignments { assignments }) => {
+            for a in assignments {
+                a.name = plain(&a.name);
+            }
+        }
+        Statement::Reset(reset) => {
+            if let Reset::ConfigurationParameter(name) = &mut reset.reset {
+                *name = plain(name);
+            }
+        }
+        Statement::ShowVariable { variable } => {
+            for v in variable {
+                *v = Ident::new(v.value.to_lowercase());
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Table functions a query may call: they compute rows and read nothing.
 const TABLE_FUNCTIONS: [&str; 4] = ["generate_series", "range", "unnest", "pg_get_keywords"];
 
 /// Settings kept per connection by datafusion-postgres's `SET` handling.
-const SESSION_SETTINGS: [&str; 7] = [
+pub(crate) const SESSION_SETTINGS: [&str; 7] = [
     "statement_timeout",
     "datestyle",
     "bytea_output",
@@ -132,6 +209,12 @@ pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
             savepoint: Some(_), ..
         } => Ok(Verdict::RollbackToSavepoint),
         Statement::Set(set) => check_set(set),
+        Statement::Reset(reset) => match &reset.reset {
+            Reset::ALL => Ok(Verdict::Reset),
+            Reset::ConfigurationParameter(name) => {
+                check_setting_name(&setting_name(name)).map(|()| Verdict::Reset)
+            }
+        },
         other => Err(refuse(format!(
             "townstat serve is read-only: {} statements are not allowed",
             kind(other)
@@ -141,12 +224,12 @@ pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
 
 fn check_set(set: &Set) -> Result<Verdict, Refusal> {
     let names: Vec<String> = match set {
-        Set::SingleAssignment { variable, .. } => vec![variable.to_string()],
+        Set::SingleAssignment { variable, .. } => vec![setting_name(variable)],
         Set::ParenthesizedAssignments { variables, .. } => {
-            variables.iter().map(ToString::to_string).collect()
+            variables.iter().map(setting_name).collect()
         }
         Set::MultipleAssignments { assignments } => {
-            assignments.iter().map(|a| a.name.to_string()).collect()
+            assignments.iter().map(|a| setting_name(&a.name)).collect()
         }
         Set::SetTimeZone { local: false, .. } => return Ok(Verdict::SessionSetting),
         Set::SetRole { .. } | Set::SetSessionAuthorization(_) => {
@@ -155,23 +238,15 @@ fn check_set(set: &Set) -> Result<Verdict, Refusal> {
         _ => return Ok(Verdict::IgnoredSetting),
     };
     for name in &names {
-        let lower = name.to_lowercase();
-        if lower.starts_with("datafusion.") || lower.starts_with("ballista.") {
-            return Err(refuse(format!(
-                "engine options cannot be changed over the PostgreSQL protocol ({name}); \
-                 limits are set when the server starts"
-            )));
-        }
+        check_setting_name(name)?;
     }
     match set {
         Set::SingleAssignment {
-            scope: None,
+            scope: None | Some(ContextModifier::Session),
             hivevar: false,
             variable,
             values,
-        } if !values.is_empty()
-            && SESSION_SETTINGS.contains(&variable.to_string().to_lowercase().as_str()) =>
-        {
+        } if !values.is_empty() && SESSION_SETTINGS.contains(&setting_name(variable).as_str()) => {
             Ok(Verdict::SessionSetting)
         }
         _ => Ok(Verdict::IgnoredSetting),
@@ -367,5 +442,98 @@ mod tests {
         assert_eq!(check_unparsed("SELEC 1"), None);
         let r = verdict("DROP TABLE town_year").unwrap_err();
         assert!(r.message.contains("DROP TABLE"), "{}", r.message);
+    }
+
+    /// The answer column of the table in `docs/serve.md`.
+    fn answer(verdict: &Result<Verdict, Refusal>) -> String {
+        match verdict {
+            Ok(Verdict::Run) => "runs".into(),
+            Ok(Verdict::SessionSetting) => "kept for the connection".into(),
+            Ok(Verdict::IgnoredSetting) => "acknowledged, no effect".into(),
+            Ok(Verdict::Acknowledge(_) | Verdict::RollbackToSavepoint) => "acknowledged".into(),
+            Ok(Verdict::Reset) => "resets the connection's value".into(),
+            Err(r) => format!("refused, {}", r.code),
+        }
+    }
+
+    /// The rows of the statement table in `docs/serve.md`: (SQL, answer).
+    fn doc_table() -> Vec<(String, String)> {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/serve.md"))
+                .expect("docs/serve.md");
+        let start = doc
+            .find("<!-- policy-table -->")
+            .expect("the table's start marker");
+        let end = doc
+            .find("<!-- /policy-table -->")
+            .expect("the table's end marker");
+        doc[start..end]
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+                assert_eq!(cells.len(), 2, "a row of two cells: {l}");
+                let sql = cells[0].trim().trim_matches('`').replace("\\|", "|");
+                (sql, cells[1].trim().to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_table_is_what_the_policy_answers() {
+        let rows = doc_table();
+        assert!(rows.len() >= 30, "{} rows", rows.len());
+        for (sql, documented) in &rows {
+            assert_eq!(&answer(&verdict(sql)), documented, "{sql}");
+        }
+        // Every spelling of an engine option is in the table, and refused.
+        for form in [
+            "SET datafusion.execution.batch_size = 1",
+            "SET \"datafusion.execution.batch_size\" = 1",
+            "SET \"datafusion\".\"execution\".\"batch_size\" = 1",
+            "SET DATAFUSION.EXECUTION.BATCH_SIZE = 1",
+            "SET SESSION \"datafusion.execution.batch_size\" = 1",
+            "RESET datafusion.execution.batch_size",
+            "RESET \"datafusion.execution.batch_size\"",
+        ] {
+            let row = rows.iter().find(|(sql, _)| sql == form);
+            assert_eq!(
+                row.map(|(_, a)| a.as_str()),
+                Some("refused, 42501"),
+                "{form} in docs/serve.md"
+            );
+        }
+        for form in [
+            "SHOW \"statement_timeout\"",
+            "RESET ALL",
+            "SET \"STATEMENT_TIMEOUT\" = '5s'",
+        ] {
+            assert!(
+                rows.iter().any(|(sql, _)| sql == form),
+                "{form} in docs/serve.md"
+            );
+        }
+    }
+
+    #[test]
+    fn normalized_set_names_reach_the_handler_unquoted() {
+        for (sql, expected) in [
+            (
+                "SET \"STATEMENT_TIMEOUT\" = '5s'",
+                "SET statement_timeout = '5s'",
+            ),
+            (
+                "SET SESSION statement_timeout = '5s'",
+                "SET statement_timeout = '5s'",
+            ),
+            ("RESET \"Statement_Timeout\"", "RESET statement_timeout"),
+            ("SHOW \"Statement_Timeout\"", "SHOW statement_timeout"),
+        ] {
+            let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
+            normalize(&mut statement);
+            assert_eq!(statement.to_string(), expected);
+        }
     }
 }

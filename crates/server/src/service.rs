@@ -10,10 +10,22 @@
 //!   `SQLOptions::verify_plan` on its plan.
 //! - **Bounded.** Each statement runs in its own memory pool (`query_memory`; sorts,
 //!   joins and aggregations spill past it), and under one deadline that covers
-//!   planning, execution *and* sending the rows: when it passes, or when the client
-//!   sends a cancel request, the row stream ends with SQLSTATE 57014 and the
-//!   execution is dropped, which stops its tasks.
+//!   parsing, planning, execution *and* sending the rows: when it passes, or when the
+//!   client sends a cancel request, the statement ends with SQLSTATE 57014 and the
+//!   execution is dropped, which stops its tasks. When the client hangs up, the same
+//!   happens (`server.rs` watches the socket).
+//! - **Planned off the workers.** Statement text is bounded in size and nesting before
+//!   it is parsed (`complexity`, SQLSTATE 54001). Planning, optimizing and starting
+//!   the execution run on a blocking thread ([`off_thread`]), so that a long planning
+//!   neither holds a runtime worker nor escapes the deadline: the client gets its
+//!   57014 on time, and the planning stops at its next await point.
+//! - **A panic is an error.** A panic while a statement is parsed, planned or
+//!   streamed (DataFusion has some, see `docs/serve.md`) is caught and answered with
+//!   SQLSTATE XX000; the connection and the server go on.
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +38,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatementWrapper;
+use datafusion::sql::sqlparser::ast::Reset;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::df;
@@ -36,7 +49,7 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire;
-use futures::{Sink, StreamExt};
+use futures::{FutureExt, Sink, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -51,7 +64,9 @@ use tokio::time::Instant;
 use townstat_warehouse::{RunSelector, Warehouse};
 
 use crate::auth::CancelSlot;
+use crate::complexity;
 use crate::policy::{self, Verdict};
+use crate::server::{Busy, Life};
 
 /// A prepared statement as datafusion-postgres's hooks expect it: the SQL, and the
 /// parsed statement with its plan.
@@ -178,6 +193,7 @@ impl Service {
         Service {
             parser: Arc::new(Parser {
                 source: source.clone(),
+                limits,
                 sql: PostgresCompatibilityParser::new(),
                 data_rules: vec![
                     Box::new(rules::AliasDuplicatedProjectionRewrite),
@@ -203,16 +219,7 @@ impl Service {
     /// The deadline of a statement starting now: the server's timeout, or the
     /// client's `statement_timeout` when it is shorter.
     fn deadline<C: ClientInfo + ?Sized>(&self, client: &C) -> (Instant, Duration) {
-        let client_ms = client
-            .metadata()
-            .get(CLIENT_TIMEOUT_KEY)
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        let limit = client_ms
-            .map(|c| c.min(self.limits.statement_timeout))
-            .unwrap_or(self.limits.statement_timeout);
-        (Instant::now() + limit, limit)
+        deadline(&self.limits, client)
     }
 
     /// A context for one statement: the pinned run's tables and functions, with a
@@ -250,34 +257,39 @@ impl Service {
         Ok(SessionContext::new_with_state(state))
     }
 
-    /// Plans a statement on `ctx` and checks the plan is read-only.
-    async fn plan(&self, ctx: &SessionContext, statement: &Statement) -> PgWireResult<LogicalPlan> {
-        plan_read_only(ctx, statement).await
-    }
-
-    /// Runs a planned query: physical planning and the first batches within the
-    /// deadline, then the rows bounded by [`bounded`].
+    /// Runs a query: planning, optimizing, physical planning and the start of the
+    /// execution off the runtime's workers and within the deadline ([`off_thread`]),
+    /// then the rows bounded by [`bounded`].
     async fn execute<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         ctx: &SessionContext,
-        plan: LogicalPlan,
+        statement: &Statement,
+        params: Option<ParamValues>,
         format: &Format,
         deadline: (Instant, Duration),
     ) -> PgWireResult<Response> {
-        let cancel = client
-            .session_extensions()
-            .get::<CancelSlot>()
-            .map(|slot| slot.subscribe());
+        let mut stops = Stops::of(client);
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let start = async {
+        let (ctx, statement, format) = (ctx.clone(), statement.clone(), format.clone());
+        let start = async move {
+            let plan = plan_read_only(&ctx, &statement).await?;
+            let plan = match params {
+                Some(params) => plan
+                    .replace_params_with_values(&params)
+                    .map_err(engine_error)?,
+                None => plan,
+            };
             let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
-            df::encode_dataframe(df, format, Some(options)).await
+            df::encode_dataframe(df, &format, Some(options)).await
         };
-        let response = tokio::time::timeout_at(deadline.0, start)
-            .await
-            .map_err(|_| timed_out(deadline.1))??;
-        Ok(Response::Query(bounded(response, deadline, cancel)))
+        let response = off_thread(start, deadline, &mut stops).await?;
+        Ok(Response::Query(bounded(
+            response,
+            deadline,
+            stops,
+            busy(client),
+        )))
     }
 
     fn log_refusal<C: ClientInfo + ?Sized>(client: &C, sql: &str, refusal: &policy::Refusal) {
@@ -291,6 +303,171 @@ impl Service {
             "statement refused"
         );
     }
+}
+
+/// The deadline of a statement starting now: the server's timeout, or the client's
+/// `statement_timeout` when it is shorter.
+fn deadline<C: ClientInfo + ?Sized>(limits: &Limits, client: &C) -> (Instant, Duration) {
+    let client_ms = client
+        .metadata()
+        .get(CLIENT_TIMEOUT_KEY)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+    let limit = client_ms
+        .map(|c| c.min(limits.statement_timeout))
+        .unwrap_or(limits.statement_timeout);
+    (Instant::now() + limit, limit)
+}
+
+/// Marks the connection busy (not idle) while the guard lives.
+fn busy<C: ClientInfo + ?Sized>(client: &C) -> Option<Busy> {
+    client
+        .session_extensions()
+        .get::<Arc<Life>>()
+        .map(|life| life.busy())
+}
+
+/// What stops a statement besides its deadline: the client's cancel request, and the
+/// client hanging up.
+struct Stops {
+    cancel: Option<watch::Receiver<u64>>,
+    gone: Option<watch::Receiver<bool>>,
+}
+
+impl Stops {
+    fn of<C: ClientInfo + ?Sized>(client: &C) -> Stops {
+        Stops {
+            cancel: client
+                .session_extensions()
+                .get::<CancelSlot>()
+                .map(|slot| slot.subscribe()),
+            gone: client
+                .session_extensions()
+                .get::<Arc<Life>>()
+                .map(|life| life.gone.clone()),
+        }
+    }
+
+    /// Resolves, with the error to answer, when the client cancels or hangs up.
+    async fn fired(&mut self) -> PgWireError {
+        let Stops { cancel, gone } = self;
+        let cancelled = async {
+            // An error means the connection is gone: nothing to cancel for.
+            if let Some(rx) = cancel
+                && rx.changed().await.is_ok()
+            {
+                return;
+            }
+            futures::future::pending::<()>().await
+        };
+        let hung_up = async {
+            if let Some(rx) = gone
+                && rx.wait_for(|g| *g).await.is_ok()
+            {
+                return;
+            }
+            futures::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = cancelled => server_error("57014", "canceling statement due to user request".into()),
+            _ = hung_up => {
+                tracing::info!("statement stopped: the client disconnected");
+                server_error("08006", "the client disconnected; statement stopped".into())
+            }
+        }
+    }
+}
+
+/// Runs a statement's engine work (planning, optimizing, starting the execution) on
+/// a blocking thread, and waits for it until the deadline, a cancel request or the
+/// client hanging up. Planning is synchronous code that a timeout on the worker
+/// running it could not interrupt; here the client is answered on time whatever the
+/// planner does, and the work is told to stop (it does at its next await point).
+/// A panic in the work becomes SQLSTATE XX000.
+async fn off_thread<T, F>(
+    work: F,
+    deadline: (Instant, Duration),
+    stops: &mut Stops,
+) -> PgWireResult<T>
+where
+    F: Future<Output = PgWireResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        runtime.block_on(async move {
+            tokio::select! {
+                done = work => Some(done),
+                _ = stopped => None,
+            }
+        })
+    });
+    let joined = tokio::select! {
+        joined = task => joined,
+        _ = tokio::time::sleep_until(deadline.0) => return Err(timed_out(deadline.1)),
+        e = stops.fired() => return Err(e),
+    };
+    drop(stop);
+    match joined {
+        Ok(Some(result)) => result,
+        Ok(None) => Err(server_error("57014", "canceling statement".into())),
+        Err(e) if e.is_panic() => Err(panicked(e.into_panic())),
+        Err(e) => Err(server_error(
+            "XX000",
+            format!("the statement's task failed: {e}"),
+        )),
+    }
+}
+
+/// A caught panic as the client's error.
+fn panicked(payload: Box<dyn Any + Send>) -> PgWireError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    tracing::error!(panic = %what, "a statement panicked; the connection goes on");
+    server_error(
+        "XX000",
+        format!(
+            "internal error while running the statement ({what}); the connection remains usable"
+        ),
+    )
+}
+
+/// Runs a handler's body, answering a panic in it with XX000 instead of losing the
+/// connection.
+async fn unpanicked<T>(body: impl Future<Output = PgWireResult<T>>) -> PgWireResult<T> {
+    match AssertUnwindSafe(body).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(panicked(payload)),
+    }
+}
+
+/// Resets the session settings `RESET` names (or all of them).
+fn reset<C: ClientInfo + ?Sized>(client: &mut C, statement: &Statement) -> Response {
+    let names: Vec<String> = match statement {
+        Statement::Reset(r) => match &r.reset {
+            Reset::ALL => policy::SESSION_SETTINGS
+                .iter()
+                .filter(|n| **n != "application_name")
+                .map(|n| n.to_string())
+                .chain(["timezone".to_string()])
+                .collect(),
+            Reset::ConfigurationParameter(name) => vec![policy::setting_name(name)],
+        },
+        _ => vec![],
+    };
+    let metadata = client.metadata_mut();
+    for name in names {
+        match name.as_str() {
+            "statement_timeout" => metadata.remove(CLIENT_TIMEOUT_KEY),
+            other => metadata.remove(other),
+        };
+    }
+    Response::Execution(Tag::new("RESET"))
 }
 
 async fn plan_read_only(ctx: &SessionContext, statement: &Statement) -> PgWireResult<LogicalPlan> {
@@ -317,7 +494,7 @@ fn acknowledgement(verdict: Verdict) -> Option<Response> {
         Verdict::Acknowledge(tag) => Some(Response::Execution(Tag::new(tag))),
         // TransactionStart moves pgwire's status from "failed" back to "in transaction".
         Verdict::RollbackToSavepoint => Some(Response::TransactionStart(Tag::new("ROLLBACK"))),
-        Verdict::Run | Verdict::SessionSetting => None,
+        Verdict::Run | Verdict::SessionSetting | Verdict::Reset => None,
     }
 }
 
@@ -333,6 +510,19 @@ fn empty_plan() -> PgWireResult<LogicalPlan> {
 #[async_trait]
 impl SimpleQueryHandler for Service {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let _busy = busy(client);
+        unpanicked(self.simple_query(client, query)).await
+    }
+}
+
+impl Service {
+    async fn simple_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -359,6 +549,10 @@ impl SimpleQueryHandler for Service {
         tracing::debug!(run_id = %pinned.run_id, statements = statements.len(), "simple query");
         let mut responses = Vec::with_capacity(statements.len());
         'statements: for (statement, verdict) in statements.iter().zip(verdicts) {
+            if verdict == Verdict::Reset {
+                responses.push(reset(client, statement));
+                continue;
+            }
             if let Some(response) = acknowledgement(verdict) {
                 responses.push(response);
                 continue;
@@ -371,12 +565,16 @@ impl SimpleQueryHandler for Service {
                     continue 'statements;
                 }
             }
-            let plan = tokio::time::timeout_at(deadline.0, self.plan(&ctx, statement))
-                .await
-                .map_err(|_| timed_out(deadline.1))??;
             responses.push(
-                self.execute(client, &ctx, plan, &Format::UnifiedText, deadline)
-                    .await?,
+                self.execute(
+                    client,
+                    &ctx,
+                    statement,
+                    None,
+                    &Format::UnifiedText,
+                    deadline,
+                )
+                .await?,
             );
         }
         Ok(responses)
@@ -386,6 +584,7 @@ impl SimpleQueryHandler for Service {
 /// Parses and plans statements of the extended protocol (`Parse` messages).
 pub(crate) struct Parser {
     source: Arc<Source>,
+    limits: Limits,
     sql: PostgresCompatibilityParser,
     /// datafusion-pg-catalog's rewrite rules minus `RemoveSubqueryFromProjection`,
     /// in its order: for statements that read warehouse tables.
@@ -460,7 +659,19 @@ impl Parser {
     /// refused as a write. A statement the catalog compatibility rewrites (`compat`)
     /// changed is parsed again from its new text, so that datafusion-pg-catalog's rules
     /// see the final form.
+    ///
+    /// The text's size and nesting are checked first ([`complexity::check`]): what
+    /// comes after recurses over the tree. Every statement comes out with its
+    /// `SET`/`RESET`/`SHOW` names normalized ([`policy::normalize`]).
     fn parse<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Vec<Statement>> {
+        if let Err(complexity::TooComplex(message)) = complexity::check(sql) {
+            let refusal = policy::Refusal {
+                code: complexity::TOO_COMPLEX,
+                message,
+            };
+            Service::log_refusal(client, sql, &refusal);
+            return Err(server_error(refusal.code, refusal.message));
+        }
         let statements =
             self.faithful_parse(sql)
                 .map_err(|e| match policy::check_unparsed(sql) {
@@ -468,18 +679,21 @@ impl Parser {
                         Service::log_refusal(client, sql, &refusal);
                         server_error(refusal.code, refusal.message)
                     }
-                    None => syntax_error(e),
+                    None => parse_error(e),
                 })?;
         let mut out = Vec::with_capacity(statements.len());
         for mut statement in statements {
             if crate::compat::rewrite(&mut statement) {
                 let again = self
                     .faithful_parse(&statement.to_string())
-                    .map_err(syntax_error)?;
+                    .map_err(parse_error)?;
                 out.extend(again);
             } else {
                 out.push(statement);
             }
+        }
+        for statement in &mut out {
+            policy::normalize(statement);
         }
         Ok(out)
     }
@@ -495,6 +709,42 @@ impl QueryParser for Parser {
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let _busy = busy(client);
+        unpanicked(self.parse_and_plan(client, sql)).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        match stmt {
+            (_, Some((_, plan))) => Ok(parameters(plan)?.1),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            (_, Some((_, plan))) if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) => {
+                arrow_schema_to_pg_fields(
+                    plan.schema().as_arrow(),
+                    column_format.unwrap_or(&Format::UnifiedText),
+                    None,
+                )
+            }
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+impl Parser {
+    /// A `Parse` message: parsed, checked, and planned (off the workers, within the
+    /// statement deadline) to tell the client the parameter and result types.
+    async fn parse_and_plan<C>(&self, client: &C, sql: &str) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -529,32 +779,15 @@ impl QueryParser for Parser {
                 return Ok(Some((text, Some((statement, plan?)))));
             }
         }
-        let plan = plan_read_only(&pinned.ctx, &statement).await?;
+        let ctx = pinned.ctx.clone();
+        let to_plan = statement.clone();
+        let plan = off_thread(
+            async move { plan_read_only(&ctx, &to_plan).await },
+            deadline(&self.limits, client),
+            &mut Stops::of(client),
+        )
+        .await?;
         Ok(Some((text, Some((statement, plan)))))
-    }
-
-    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        match stmt {
-            (_, Some((_, plan))) => Ok(parameters(plan)?.1),
-            _ => Ok(vec![]),
-        }
-    }
-
-    fn get_result_schema(
-        &self,
-        stmt: &Prepared,
-        column_format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
-        match stmt {
-            (_, Some((_, plan))) if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) => {
-                arrow_schema_to_pg_fields(
-                    plan.schema().as_arrow(),
-                    column_format.unwrap_or(&Format::UnifiedText),
-                    None,
-                )
-            }
-            _ => Ok(vec![]),
-        }
     }
 }
 
@@ -609,11 +842,31 @@ impl ExtendedQueryHandler for Service {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = busy(client);
+        unpanicked(self.extended_query(client, portal)).await
+    }
+}
+
+impl Service {
+    async fn extended_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let (_, Some((statement, parsed_plan))) = &portal.statement.statement else {
             return Ok(Response::EmptyQuery);
         };
         // Checked at Parse already; checked again because a portal is what runs.
         let verdict = policy::check(statement).map_err(|r| server_error(r.code, r.message))?;
+        if verdict == Verdict::Reset {
+            return Ok(reset(client, statement));
+        }
         if let Some(response) = acknowledgement(verdict) {
             return Ok(response);
         }
@@ -631,30 +884,37 @@ impl ExtendedQueryHandler for Service {
         }
         // Planned again on the current run: a statement prepared before a nightly run
         // reads the new run when executed after it.
-        let plan = tokio::time::timeout_at(deadline.0, self.plan(&ctx, statement))
-            .await
-            .map_err(|_| timed_out(deadline.1))??;
-        let plan = plan
-            .replace_params_with_values(&params)
-            .map_err(engine_error)?;
-        self.execute(client, &ctx, plan, &portal.result_column_format, deadline)
-            .await
+        self.execute(
+            client,
+            &ctx,
+            statement,
+            Some(params),
+            &portal.result_column_format,
+            deadline,
+        )
+        .await
     }
 }
 
 /// Ends a result's row stream with SQLSTATE 57014 when the deadline passes or the
-/// client cancels; dropping the inner stream stops the execution behind it.
+/// client cancels, with 08006 when the client hangs up, and with XX000 when producing
+/// a row panics; dropping the inner stream stops the execution behind it. The
+/// connection counts as busy until the stream ends.
 fn bounded(
     response: QueryResponse,
     deadline: (Instant, Duration),
-    cancel: Option<watch::Receiver<u64>>,
+    stops: Stops,
+    busy: Option<Busy>,
 ) -> QueryResponse {
+    type Rows =
+        futures::stream::CatchUnwind<AssertUnwindSafe<pgwire::api::results::SendableRowStream>>;
     struct State {
-        rows: pgwire::api::results::SendableRowStream,
+        rows: Rows,
         sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-        cancel: Option<watch::Receiver<u64>>,
+        stops: Stops,
         limit: Duration,
         done: bool,
+        _busy: Option<Busy>,
     }
     let QueryResponse {
         command_tag,
@@ -663,11 +923,12 @@ fn bounded(
         ..
     } = response;
     let state = State {
-        rows: data_rows,
+        rows: AssertUnwindSafe(data_rows).catch_unwind(),
         sleep: Box::pin(tokio::time::sleep_until(deadline.0)),
-        cancel,
+        stops,
         limit: deadline.1,
         done: false,
+        _busy: busy,
     };
     let rows = futures::stream::unfold(state, |mut st| async move {
         if st.done {
@@ -676,26 +937,19 @@ fn bounded(
         let State {
             rows,
             sleep,
-            cancel,
+            stops,
             limit,
             ..
         } = &mut st;
-        let cancelled = async {
-            match cancel {
-                Some(rx) => {
-                    // An error means the connection is gone: nothing to cancel for.
-                    if rx.changed().await.is_err() {
-                        futures::future::pending::<()>().await;
-                    }
-                }
-                None => futures::future::pending::<()>().await,
-            }
-        };
         let next = tokio::select! {
             biased;
-            _ = cancelled => Some(Err(server_error("57014", "canceling statement due to user request".into()))),
+            e = stops.fired() => Some(Err(e)),
             _ = sleep => Some(Err(timed_out(*limit))),
-            row = rows.next() => row.map(|r| r.map_err(stream_error)),
+            row = rows.next() => match row {
+                Some(Ok(row)) => Some(row.map_err(stream_error)),
+                Some(Err(payload)) => Some(Err(panicked(payload))),
+                None => None,
+            },
         };
         match next {
             Some(Err(e)) => {
@@ -729,8 +983,16 @@ fn timed_out(limit: Duration) -> PgWireError {
     )
 }
 
-fn syntax_error(e: impl std::fmt::Display) -> PgWireError {
-    server_error("42601", e.to_string())
+/// A parser error: 54001 when the parser's recursion limit stopped it (parentheses
+/// or subqueries nested too deep), 42601 otherwise.
+fn parse_error(e: datafusion::sql::sqlparser::parser::ParserError) -> PgWireError {
+    match e {
+        datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded => server_error(
+            complexity::TOO_COMPLEX,
+            "statement too complex: parentheses or subqueries nest too deep".into(),
+        ),
+        other => server_error("42601", other.to_string()),
+    }
 }
 
 /// An error raised while rows stream: arrow-pg wraps DataFusion's error opaquely;
@@ -757,4 +1019,102 @@ fn engine_error(e: DataFusionError) -> PgWireError {
         _ => "XX000",
     };
     server_error(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_stops() -> Stops {
+        Stops {
+            cancel: None,
+            gone: None,
+        }
+    }
+
+    fn code(e: &PgWireError) -> (String, String) {
+        match e {
+            PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
+            other => (String::new(), other.to_string()),
+        }
+    }
+
+    fn soon(limit: Duration) -> (Instant, Duration) {
+        (Instant::now() + limit, limit)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_planning_is_an_error() {
+        let e = off_thread::<(), _>(
+            async { panic!("partition not used yet") },
+            soon(Duration::from_secs(5)),
+            &mut no_stops(),
+        )
+        .await
+        .unwrap_err();
+        let (code, message) = code(&e);
+        assert_eq!(code, "XX000");
+        assert!(message.contains("partition not used yet"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn planning_that_never_yields_does_not_escape_the_deadline() {
+        // Synchronous work, as the planner's: a timeout on the task running it could
+        // not interrupt it.
+        let started = std::time::Instant::now();
+        let e = off_thread(
+            async {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            },
+            soon(Duration::from_millis(200)),
+            &mut no_stops(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e).0, "57014");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hang_up_stops_the_statement() {
+        let (gone, rx) = watch::channel(false);
+        let mut stops = Stops {
+            cancel: None,
+            gone: Some(rx),
+        };
+        let hang_up = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            gone.send_replace(true);
+            gone
+        });
+        let e = off_thread(
+            futures::future::pending::<PgWireResult<()>>(),
+            soon(Duration::from_secs(10)),
+            &mut stops,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e).0, "08006");
+        drop(hang_up.await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_rows_stream_is_an_error() {
+        let rows = futures::stream::once(async {
+            panic!("partition not used yet");
+        });
+        let response = QueryResponse::new(Arc::new(vec![]), rows);
+        let bounded = bounded(response, soon(Duration::from_secs(5)), no_stops(), None);
+        let items: Vec<_> = bounded.data_rows.collect().await;
+        assert_eq!(items.len(), 1);
+        let e = items.into_iter().next().unwrap().unwrap_err();
+        let (code, message) = code(&e);
+        assert_eq!(code, "XX000");
+        assert!(message.contains("partition not used yet"), "{message}");
+    }
 }
