@@ -102,6 +102,50 @@ def main():
     write("enterprise/rows_beyond_excel.xlsx", beyond_excel(),
           "rejected:beyond Excel's 1048576 rows")
 
+    # Random bytes under each extension the readers take (a fixed seed: the same
+    # bytes on every regeneration). None is a file of any format.
+    import random
+    rnd = random.Random(20261204)
+    noise = bytes(rnd.randrange(256) for _ in range(4096))
+    write("enterprise/noise.csv", noise, "rejected:noise.csv")
+    write("enterprise/noise.tsv", noise, "rejected:noise.tsv")
+    write("enterprise/noise.ndjson", noise, "rejected:noise.ndjson")
+    write("enterprise/noise.xlsx", noise, "rejected:noise.xlsx")
+    # A zip that is not a workbook, and a workbook cut in half.
+    import io
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", "not a workbook")
+    write("enterprise/not_a_workbook.xlsx", buf.getvalue(), "rejected:not_a_workbook.xlsx")
+    whole = workbook(sheet({1: text_row(HEADER.split(",")), 2: text_row(row(230).split(","))}), EMPTY_SST)
+    write("enterprise/cut_in_half.xlsx", whole[: len(whole) // 2], "rejected:cut_in_half.xlsx")
+    # A zip bomb: a worksheet part that inflates a thousandfold. Its
+    # ratio is far beyond any real workbook's.
+    write("enterprise/zip_bomb.xlsx", zip_bomb(), "rejected:zip_bomb.xlsx")
+    # An empty file, and a file of only a UTF-8 BOM.
+    write("enterprise/empty.csv", b"", "rejected:the file is empty")
+    write("enterprise/bom_only.csv", b"\xef\xbb\xbf", "rejected:the file is empty")
+    # NUL bytes inside a cell: the row is read and its USCC rejected, the others load.
+    lines = [HEADER, row(240), row(241).replace(uscc(241), uscc(241)[:9] + "\0\0" + uscc(241)[9:]), row(242)]
+    write("enterprise/nul_bytes.csv", "\n".join(lines) + "\n", "rows:3/2/1;row 3:invalid_uscc")
+    # A BOM in the middle of the file (two UTF-8 exports joined): the second BOM is
+    # a zero-width no-break space at the start of a USCC, which NFKC keeps, so that
+    # row's USCC is invalid and nothing is lost.
+    lines = [HEADER, row(250), "\ufeff" + row(251), row(252)]
+    write("enterprise/bom_mid_file.csv", "\ufeff" + "\n".join(lines) + "\n", "rows:3/2/1;row 3:invalid_uscc")
+    # Numbers at the edge of every parser: 1e308, NaN, -0, a count past i64, a
+    # decimal scale past i128, in a registered capital column.
+    edge = ["1e308", "NaN", "-0", "9223372036854775808", "0." + "0" * 130, "-1e-200"]
+    lines = [HEADER] + [row(260 + i).replace(",500,", f",{v},") for i, v in enumerate(edge)]
+    write("enterprise/edge_numbers.csv", "\n".join(lines) + "\n",
+          "rows:6/1/5;row 2:invalid_number;row 3:invalid_number;row 5:invalid_number;row 6:invalid_number;row 7:invalid_number")
+    # An unclosed quote on the first data line: nothing after the header is data.
+    lines = [HEADER, row(270, '"大同市')] + [row(i) for i in range(271, 400)]
+    write("enterprise/unclosed_quote_first.csv", "\n".join(lines) + "\n",
+          "rejected:line 2: a quoted field opened on this line is not closed")
+    # Only a header.
+    write("enterprise/header_only.csv", HEADER + "\n", "rows:0/0/0")
+
     with open(HERE / "expect.csv", "w", encoding="utf-8") as f:
         f.write("file,expect\n")
         for rel, what in expect:
@@ -204,6 +248,28 @@ def beyond_excel():
     rows = {1: text_row(HEADER.split(",")), 2: text_row(row(220).split(","))}
     rows[1048577] = {0: num(1)}
     return workbook(sheet(rows), EMPTY_SST)
+
+
+def zip_bomb():
+    """A workbook whose worksheet part inflates to 64 MiB of blanks from about 64 KB (a ratio of 1,000)."""
+    import io
+    import zlib
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", CT)
+        z.writestr("_rels/.rels", RELS)
+        z.writestr("xl/workbook.xml", WB)
+        z.writestr("xl/_rels/workbook.xml.rels", WB_RELS)
+        z.writestr("xl/sharedStrings.xml", EMPTY_SST)
+        head = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {NS}><sheetData>'.encode()
+        # Streamed, so that making the file does not need the gigabyte either.
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as part:
+            part.write(head)
+            block = b" " * (1 << 20)
+            for _ in range(64):
+                part.write(block)
+            part.write(b"</sheetData></worksheet>")
+    return buf.getvalue()
 
 
 if __name__ == "__main__":

@@ -467,6 +467,20 @@ fn read_file(
                 "{display}: cannot tell the format from the extension; set format in the pipeline"
             ))
         })?;
+    // An empty export (nothing but a BOM and white space) says so, rather than that
+    // no header was found in it.
+    let blank = bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(&bytes)
+        .iter()
+        .all(u8::is_ascii_whitespace);
+    if blank {
+        return Err(FileRejection(format!(
+            "{display}: the file is empty ({} bytes, no header and no rows)",
+            bytes.len()
+        ))
+        .into());
+    }
     let index = AliasIndex::new(t, source);
     // Tables: the header row, its score, and the score from which a row looks like a
     // header too (a second header further down is refused, never read as data).

@@ -380,3 +380,61 @@ fn a_file_rewritten_while_read_is_rejected_then_loaded_whole() {
         "n\n10\n"
     );
 }
+
+/// A file deleted while the run reads it (an export job cleaning up): rejected for
+/// this run with a message that says so; the other files of the night still load.
+#[test]
+fn a_file_removed_while_read_is_rejected_and_the_night_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let signals = tmp.path().join("signals");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::create_dir_all(&signals).expect("mkdir");
+    let rows = |from: u32, to: u32| -> String {
+        let lines: Vec<String> = std::iter::once(HEADER.to_string())
+            .chain((from..=to).map(row))
+            .collect();
+        format!("{}\n", lines.join("\n"))
+    };
+    std::fs::write(data.join("a_registry.csv"), rows(1, 1500)).expect("write");
+    std::fs::write(data.join("b_registry.csv"), rows(3001, 3005)).expect("write");
+    let p = pipeline(tmp.path(), &data);
+    let wh = tmp.path().join("wh");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(repo())
+        .env("TOWNSTAT_WAREHOUSE", &wh)
+        .env("TOWNSTAT_TEST_PAUSE_READ", "a_registry.csv")
+        .env("TOWNSTAT_TEST_PAUSE_DIR", &signals)
+        .env_remove("RUST_LOG")
+        .args(["run", p.to_str().expect("utf-8"), "--as-of", "2026-01-15"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&signals.join("paused"), &mut child);
+    std::fs::remove_file(data.join("a_registry.csv")).expect("remove");
+    std::fs::write(signals.join("resume"), b"").expect("resume");
+    let out = child.wait_with_output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("removed (or moved away) while it was read"),
+        "{stdout}"
+    );
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT status, rows_read, rows_loaded FROM ingest_run ORDER BY source_file"
+        ),
+        "status,rows_read,rows_loaded\nrejected,0,0\nloaded,5,5\n"
+    );
+    assert_eq!(
+        sql_csv(&wh, "SELECT count(*) AS n FROM enterprise"),
+        "n\n5\n"
+    );
+}

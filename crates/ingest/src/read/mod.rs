@@ -144,7 +144,14 @@ pub fn load(path: &Path, name: &str) -> Result<Loaded, FileRejection> {
     let during = file
         .metadata()
         .map_err(|e| reject(format!("cannot read: {e}")))?;
-    let after = std::fs::metadata(path).map_err(|e| reject(format!("cannot read: {e}")))?;
+    let after = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => reject(
+            "the file was removed (or moved away) while it was read; nothing of it is \
+             loaded in this run"
+                .into(),
+        ),
+        _ => reject(format!("cannot read: {e}")),
+    })?;
     let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
     if stamp(&before) != stamp(&during)
         || stamp(&before) != stamp(&after)
