@@ -155,6 +155,14 @@ fn every_hostile_file_gets_exactly_its_expected_outcome() {
         uscc = known
     );
     std::fs::write(emp.join("deep.ndjson"), deep).expect("deep");
+    // A header of 100,000 columns (only the first eight known).
+    let header = lines[2];
+    let wide_header = format!("{header}{}\n", ",x".repeat(100_000 - 8));
+    std::fs::write(
+        ent.join("wide_columns.csv"),
+        format!("{wide_header}{}\n", lines[3]),
+    )
+    .expect("wide columns");
 
     let out = run(&pipeline);
 
@@ -307,6 +315,17 @@ fn every_hostile_file_gets_exactly_its_expected_outcome() {
         capped["_prefix"]
             .as_str()
             .is_some_and(|p| p.contains("BADWIDE") || p.contains("extra_0"))
+    );
+
+    let columns = report(&out, "wide_columns.csv");
+    assert_eq!(
+        (columns.status, columns.rows_read),
+        (FileStatus::Rejected, 0)
+    );
+    let m = columns.message.as_deref().unwrap_or_default();
+    assert!(
+        m.contains("line 1 has 100000 columns; at most 16384 are accepted"),
+        "{m}"
     );
 
     let deep = report(&out, "deep.ndjson");
