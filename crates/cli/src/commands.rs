@@ -139,6 +139,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             auth_failure_delay,
             statement_timeout,
             query_memory,
+            memory_ceiling,
             cluster,
         } => {
             let duration = |flag: &str, text: &str| {
@@ -163,6 +164,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     .and_then(|v| townstat_query::session::parse_size(&v))
                     .unwrap_or(1 << 30),
             };
+            let memory_ceiling = match memory_ceiling.as_deref() {
+                Some("0") => 0,
+                Some(text) => townstat_query::session::parse_size(text)
+                    .ok_or_else(|| usage("--memory-ceiling: expected e.g. 16GiB, or 0 for none"))?,
+                None => townstat_server::ceiling::default_ceiling(),
+            };
             let config = townstat_server::ServeConfig {
                 warehouse: cli.warehouse.clone(),
                 listen,
@@ -182,6 +189,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 auth_failure_delay,
                 statement_timeout,
                 query_memory,
+                memory_ceiling,
                 cluster,
             };
             let on_listening: townstat_server::OnListening = Box::new(|address, auth| {

@@ -181,6 +181,11 @@ pub enum Command {
         /// TOWNSTAT_MEMORY_LIMIT, else 1GiB.
         #[arg(long)]
         query_memory: Option<String>,
+        /// The server's resident memory beyond which the largest running statement is
+        /// cancelled (SQLSTATE 53200) instead of the kernel killing the server (e.g.
+        /// 16GiB); default three quarters of the machine's memory, 0 for none.
+        #[arg(long)]
+        memory_ceiling: Option<String>,
         /// Run queries of warehouse tables on a Ballista cluster (`df://HOST:PORT`).
         #[arg(long, env = "TOWNSTAT_CLUSTER")]
         cluster: Option<String>,

@@ -151,6 +151,9 @@ pub struct ServeConfig {
     pub statement_timeout: Duration,
     /// The memory one query may use before its sorts, joins and aggregations spill.
     pub query_memory: usize,
+    /// The server's resident memory beyond which the largest running statement is
+    /// cancelled with 53200 (`ceiling`); 0 turns the watchdog off.
+    pub memory_ceiling: usize,
     /// A Ballista scheduler (`df://HOST:PORT`) to run queries of warehouse tables
     /// on; catalog queries stay in the server.
     pub cluster: Option<String>,
@@ -236,6 +239,7 @@ mod tests {
             auth_failure_delay: Duration::from_millis(200),
             statement_timeout: Duration::from_secs(1),
             query_memory: 1 << 20,
+            memory_ceiling: 0,
             cluster: None,
         };
         assert!(c.check().is_err());

@@ -10,7 +10,8 @@
 //! - **what**: only queries and session chatter reach the engine; DDL, DML, `COPY`,
 //!   files, URLs and engine options are refused with SQLSTATE 42501 (`policy`);
 //! - **how much**: statement text bounded in size and nesting before parsing (54001,
-//!   `complexity`), a memory pool per statement with spilling, string functions that
+//!   `complexity`), a memory pool per statement with spilling, a ceiling on the whole
+//!   server's resident memory that cancels the largest statement (53200, `ceiling`), string functions that
 //!   refuse huge outputs (`townstat_query::bounded`), a deadline covering planning,
 //!   execution and streaming, panics answered as errors, a session cap answered with
 //!   53300, a separate pool and a timeout for unauthenticated connections, idle
@@ -22,6 +23,7 @@
 
 mod auth;
 pub mod catalog;
+pub mod ceiling;
 mod compat;
 pub mod complexity;
 pub mod config;

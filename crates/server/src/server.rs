@@ -177,6 +177,7 @@ pub async fn serve(config: ServeConfig, on_listening: OnListening) -> Result<()>
     let limits = Limits {
         statement_timeout: config.statement_timeout,
         query_memory: config.query_memory,
+        memory_ceiling: config.memory_ceiling,
     };
     let manager = Arc::new(ConnectionManager::new());
     let cancels = Arc::new(Cancels::default());

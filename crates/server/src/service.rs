@@ -29,6 +29,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ceiling::{Ceiling, Registration};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{DFSchema, DataFusionError, ParamValues};
@@ -173,12 +174,16 @@ impl Source {
 pub(crate) struct Limits {
     pub(crate) statement_timeout: Duration,
     pub(crate) query_memory: usize,
+    /// Resident memory of the whole server beyond which the largest statement is
+    /// cancelled (`ceiling`); 0 for none.
+    pub(crate) memory_ceiling: usize,
 }
 
 /// The query handler shared by every connection.
 pub(crate) struct Service {
     source: Arc<Source>,
     limits: Limits,
+    ceiling: Arc<Ceiling>,
     hooks: Vec<Arc<dyn QueryHook>>,
     parser: Arc<Parser>,
 }
@@ -212,6 +217,7 @@ impl Service {
             }),
             source,
             limits,
+            ceiling: Ceiling::start(limits.memory_ceiling),
             hooks,
         }
     }
@@ -270,6 +276,9 @@ impl Service {
         deadline: (Instant, Duration),
     ) -> PgWireResult<Response> {
         let mut stops = Stops::of(client);
+        // The statement is a candidate for the memory ceiling until its rows are sent.
+        let (registration, evicted) = self.ceiling.register(ctx.runtime_env().memory_pool.clone());
+        stops.evicted = Some((evicted, self.ceiling.limit(), registration));
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let (ctx, statement, format) = (ctx.clone(), statement.clone(), format.clone());
         let start = async move {
@@ -333,6 +342,9 @@ fn busy<C: ClientInfo + ?Sized>(client: &C) -> Option<Busy> {
 struct Stops {
     cancel: Option<watch::Receiver<u64>>,
     gone: Option<watch::Receiver<bool>>,
+    /// Fired when the memory ceiling picks this statement (with the ceiling in bytes,
+    /// and the registration that keeps it a candidate while the stops live).
+    evicted: Option<(watch::Receiver<bool>, usize, Registration)>,
 }
 
 impl Stops {
@@ -346,12 +358,17 @@ impl Stops {
                 .session_extensions()
                 .get::<Arc<Life>>()
                 .map(|life| life.gone.clone()),
+            evicted: None,
         }
     }
 
     /// Resolves, with the error to answer, when the client cancels or hangs up.
     async fn fired(&mut self) -> PgWireError {
-        let Stops { cancel, gone } = self;
+        let Stops {
+            cancel,
+            gone,
+            evicted,
+        } = self;
         let cancelled = async {
             // An error means the connection is gone: nothing to cancel for.
             if let Some(rx) = cancel
@@ -369,8 +386,27 @@ impl Stops {
             }
             futures::future::pending::<()>().await
         };
+        let mut ceiling = 0;
+        let over_ceiling = async {
+            if let Some((rx, limit, _)) = evicted {
+                ceiling = *limit;
+                if rx.wait_for(|e| *e).await.is_ok() {
+                    return;
+                }
+            }
+            futures::future::pending::<()>().await
+        };
         tokio::select! {
             _ = cancelled => server_error("57014", "canceling statement due to user request".into()),
+            _ = over_ceiling => server_error(
+                "53200",
+                format!(
+                    "out of memory: the server's resident memory passed its ceiling of {} MiB \
+                     (--memory-ceiling) and this was the largest statement running; it was \
+                     cancelled so that the server and the other sessions go on",
+                    ceiling >> 20
+                ),
+            ),
             _ = hung_up => {
                 tracing::info!("statement stopped: the client disconnected");
                 server_error("08006", "the client disconnected; statement stopped".into())
@@ -1029,6 +1065,7 @@ mod tests {
         Stops {
             cancel: None,
             gone: None,
+            evicted: None,
         }
     }
 
@@ -1086,6 +1123,7 @@ mod tests {
         let mut stops = Stops {
             cancel: None,
             gone: Some(rx),
+            evicted: None,
         };
         let hang_up = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;

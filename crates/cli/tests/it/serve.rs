@@ -853,3 +853,66 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off() {
     };
     still_answers(&client, "running out of descriptors").await;
 }
+
+/// Many statements, each under its pool, or memory outside the pools, can add up to
+/// more than the machine has: past `--memory-ceiling` the largest statement is
+/// cancelled with 53200 and a WARN line, and the server goes on (the kernel's OOM
+/// killer would have taken every session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_memory_ceiling_the_largest_statement_is_cancelled() {
+    let dir = warehouse();
+    let (server, logs) = start_with(
+        &dir.path().join("wh"),
+        &[
+            "--statement-timeout",
+            "120s",
+            "--query-memory",
+            "16GiB",
+            "--memory-ceiling",
+            "400MiB",
+        ],
+        Some("townstat_server=warn"),
+    );
+    let client = connect(server.port, PASSWORD).await.expect("connect");
+    still_answers(&client, "before").await;
+    // About 6 KB a row over every pair of enterprises and eight copies: gigabytes of
+    // distinct values, each batch under the string functions' 64 MiB bound, and the
+    // pool (16 GiB) far away. Only the ceiling can stop it in time.
+    let sql = "SELECT count(DISTINCT repeat(a.uscc || b.uscc || k, 170)) \
+               FROM enterprise a, enterprise b, \
+               (VALUES ('1'), ('2'), ('3'), ('4'), ('5'), ('6'), ('7'), ('8')) AS c(k)";
+    let started = Instant::now();
+    let e = client.simple_query(sql).await.map(|_| ()).unwrap_err();
+    assert_eq!(sqlstate(&e), "53200", "{e}");
+    assert!(
+        message(&e).contains("ceiling of 400 MiB"),
+        "{}",
+        message(&e)
+    );
+    let took = started.elapsed();
+    still_answers(&client, "after the ceiling").await;
+    let other = connect(server.port, PASSWORD)
+        .await
+        .expect("the server still accepts");
+    still_answers(&other, "a new connection after the ceiling").await;
+    // The statement grows by hundreds of MiB a second; it is stopped within a tick
+    // of the watchdog and the time its tasks take to reach an await point. Without
+    // the ceiling it would take gigabytes, up to its 16 GiB pool.
+    let peak = peak_rss_kib(server.child.id()).expect("VmHWM");
+    assert!(
+        peak < 1536 << 10,
+        "the server peaked at {} MiB with a 400 MiB ceiling",
+        peak >> 10
+    );
+    let warned = logs
+        .lock()
+        .expect("logs")
+        .iter()
+        .filter(|l| l.contains("memory ceiling reached"))
+        .count();
+    assert_eq!(warned, 1, "{:?}", logs.lock().expect("logs"));
+    eprintln!(
+        "ceiling 400 MiB: cancelled after {took:?}, server peak {} MiB",
+        peak >> 10
+    );
+}
