@@ -216,6 +216,16 @@ mod tests {
     use super::*;
     use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer};
 
+    /// A ceiling of 1 MiB with no watchdog: the tests call `check` themselves.
+    fn one_mib_ceiling() -> Arc<Ceiling> {
+        Arc::new(Ceiling {
+            limit: 1 << 20,
+            running: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            last_victim: Mutex::new(None),
+        })
+    }
+
     #[test]
     fn resident_memory_is_read() {
         let rss = resident_bytes().expect("/proc/self/status");
@@ -225,12 +235,7 @@ mod tests {
 
     #[test]
     fn the_largest_pool_is_cancelled_once_within_the_grace() {
-        let ceiling = Arc::new(Ceiling {
-            limit: 1 << 20,
-            running: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            last_victim: Mutex::new(None),
-        });
+        let ceiling = one_mib_ceiling();
         let small: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
         let large: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
         let newest: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
@@ -262,12 +267,7 @@ mod tests {
 
     #[test]
     fn below_the_ceiling_once_the_next_passing_is_a_new_event() {
-        let ceiling = Arc::new(Ceiling {
-            limit: 1 << 20,
-            running: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            last_victim: Mutex::new(None),
-        });
+        let ceiling = one_mib_ceiling();
         let (r1, s1) = ceiling.register(Arc::new(GreedyMemoryPool::new(1 << 30)));
         ceiling.check(2 << 20);
         assert!(*s1.borrow());
@@ -282,12 +282,7 @@ mod tests {
 
     #[test]
     fn with_no_pool_memory_the_newest_statement_is_cancelled() {
-        let ceiling = Arc::new(Ceiling {
-            limit: 1 << 20,
-            running: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            last_victim: Mutex::new(None),
-        });
+        let ceiling = one_mib_ceiling();
         let (_r1, s1) = ceiling.register(Arc::new(GreedyMemoryPool::new(1 << 30)));
         std::thread::sleep(Duration::from_millis(5));
         let (_r2, s2) = ceiling.register(Arc::new(GreedyMemoryPool::new(1 << 30)));
