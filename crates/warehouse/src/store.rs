@@ -17,7 +17,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
 use url::Url;
 
@@ -44,6 +44,18 @@ pub struct CommittedRun {
     pub versions: BTreeMap<String, i64>,
     /// When the run committed, microseconds since the Unix epoch (UTC).
     pub finished_at_micros: i64,
+}
+
+/// One table [`Warehouse::restore_uncommitted`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The table.
+    pub table: String,
+    /// Its latest version before (`None`: a folder without a Delta log).
+    pub from: Option<i64>,
+    /// The committed version its content now equals; `None` when the table was
+    /// removed because no committed run names it.
+    pub to: Option<i64>,
 }
 
 /// Which committed run a reader wants.
@@ -339,6 +351,148 @@ impl Warehouse {
             metrics.num_files_removed,
             vacuum.files_deleted.len(),
         )))
+    }
+
+    /// The names of every table folder under `<root>/tables/`, whether or not it has a
+    /// Delta log yet (a run killed before its first commit to a new table leaves an
+    /// empty folder).
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        let bad = |message: String| Error::Location {
+            location: self.location.clone(),
+            message,
+        };
+        if let Some(dir) = self.local_root() {
+            let tables = dir.join("tables");
+            if !tables.is_dir() {
+                return Ok(vec![]);
+            }
+            let mut names = vec![];
+            for entry in std::fs::read_dir(&tables)
+                .map_err(|e| bad(format!("{}: {e}", tables.display())))?
+            {
+                let entry = entry.map_err(|e| bad(format!("{}: {e}", tables.display())))?;
+                if entry.path().is_dir()
+                    && let Some(name) = entry.file_name().to_str()
+                {
+                    names.push(name.to_string());
+                }
+            }
+            names.sort();
+            return Ok(names);
+        }
+        let (store, prefix) = self.root_store()?;
+        let listed = store
+            .list_with_delimiter(Some(&prefix.clone().join("tables")))
+            .await
+            .map_err(|e| bad(format!("listing tables/: {e}")))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a table entirely (its log and its files). Only for a table no
+    /// committed run names: a run that failed before its first commit created it.
+    async fn remove_table(&self, name: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let bad = |message: String| Error::Location {
+            location: self.location.clone(),
+            message,
+        };
+        if let Some(dir) = self.local_root() {
+            let folder = dir.join("tables").join(name);
+            return std::fs::remove_dir_all(&folder)
+                .map_err(|e| bad(format!("{}: {e}", folder.display())));
+        }
+        let (store, prefix) = self.root_store()?;
+        let folder = prefix.clone().join("tables").join(name);
+        let objects: Vec<_> = store
+            .list(Some(&folder))
+            .try_collect()
+            .await
+            .map_err(|e| bad(format!("listing tables/{name}/: {e}")))?;
+        // The log goes first: a reader then finds no table rather than a log naming
+        // deleted files.
+        let (log, data): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|m| m.location.as_ref().contains("/_delta_log/"));
+        for meta in log.iter().chain(data.iter()) {
+            match store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(bad(format!("deleting {}: {e}", meta.location))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every table back to the state the last committed run recorded, for
+    /// outside Delta readers (deltalake, Polars, DuckDB's `delta_scan`), which open a
+    /// table's latest version rather than the versions of a `run` row:
+    /// - a table whose latest version holds other files than the recorded version gets
+    ///   a Delta RESTORE commit whose snapshot equals the recorded version (its history
+    ///   stays; the recorded version stays readable);
+    /// - a table no committed run names (created by a run that failed) is removed.
+    ///
+    /// `run` itself is left alone: its only writer is the commit point. A latest
+    /// version with the same files as the recorded one (already restored, or only
+    /// checkpointed) is left as it is. Call it holding the run lock.
+    pub async fn restore_uncommitted(&self, last: Option<&CommittedRun>) -> Result<Vec<Restored>> {
+        let empty = BTreeMap::new();
+        let recorded = last.map(|r| &r.versions).unwrap_or(&empty);
+        let mut out = vec![];
+        for name in self.table_names().await? {
+            if name == "run" {
+                continue;
+            }
+            let Some(&version) = recorded.get(&name) else {
+                let latest = self.latest(&name).await?.and_then(|t| t.version());
+                self.remove_table(&name).await?;
+                out.push(Restored {
+                    table: name,
+                    from: latest.map(|v| v as i64),
+                    to: None,
+                });
+                continue;
+            };
+            let Some(table) = self.latest(&name).await? else {
+                return Err(Error::RunRecord(format!(
+                    "the last committed run names {name} version {version}, but the table has \
+                     no Delta log"
+                )));
+            };
+            let latest = Self::commit_version(&name, &table)?;
+            if latest <= version {
+                continue;
+            }
+            let at = self.at_version(&name, version).await?;
+            let files = |t: &DeltaTable| -> Result<std::collections::BTreeSet<String>> {
+                Ok(t.get_file_uris().map_err(delta(&name))?.collect())
+            };
+            if files(&table)? == files(&at)? {
+                continue;
+            }
+            let (table, _metrics) = table
+                .restore()
+                .with_version_to_restore(version.max(0) as u64)
+                .await
+                .map_err(delta(&name))?;
+            tracing::warn!(
+                table = name,
+                uncommitted = latest,
+                restored_to = version,
+                new_version = table.version().map(|v| v as i64),
+                "restored a table to the last committed run"
+            );
+            out.push(Restored {
+                table: name,
+                from: Some(latest),
+                to: Some(version),
+            });
+        }
+        Ok(out)
     }
 
     /// Appends a run's rows to an append-only table (quarantine, file records, ...)
