@@ -429,20 +429,27 @@ fn a_config_error_exits_2_and_writes_nothing() {
     }
 }
 
-/// Row counts of every table as outside readers see them (latest versions), by reader.
-fn outside_counts(wh: &Path) -> (std::collections::BTreeMap<String, serde_json::Value>, String) {
+/// Runs a Python script of tests/python on a warehouse; its JSON output. The
+/// interpreter is `python3` with tests/python/requirements.txt, or `TOWNSTAT_PYTHON`.
+fn python_json(script: &Path, wh: &Path) -> serde_json::Value {
     let python = std::env::var("TOWNSTAT_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
-        .arg(repo().join("tests/python/outside_readers.py"))
+        .arg(script)
         .arg(wh)
         .output()
         .unwrap_or_else(|e| panic!("{python} runs (tests/python/requirements.txt): {e}"));
     assert!(
         out.status.success(),
-        "outside_readers.py: {}",
+        "{}: {}",
+        script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Row counts of every table as outside readers see them (latest versions), by reader.
+fn outside_counts(wh: &Path) -> (std::collections::BTreeMap<String, serde_json::Value>, String) {
+    let v = python_json(&repo().join("tests/python/outside_readers.py"), wh);
     let tables = v["tables"]
         .as_object()
         .expect("tables")
@@ -588,6 +595,17 @@ fn outside_readers_see_only_committed_runs_after_failures() {
             tables.iter().any(|t| seen[t]["deltalake"].as_i64() != Some(day_one[t])),
             "killed at {point}: nothing uncommitted to see"
         );
+        // The recipe of docs/reading.md reads the committed run even now.
+        let recipe = python_json(&repo().join("tests/python/reading_recipe.py"), &wh);
+        for t in &tables {
+            for reader in ["polars", "duckdb"] {
+                assert_eq!(
+                    recipe[t.as_str()][reader].as_i64(),
+                    Some(day_one[t]),
+                    "docs/reading.md with {reader}, {t}, killed at {point}"
+                );
+            }
+        }
         if i % 2 == 0 {
             let m = townstat(&wh, &["maintain"]);
             assert_eq!(m.code, 0, "{}", m.stderr);
@@ -606,4 +624,56 @@ fn outside_readers_see_only_committed_runs_after_failures() {
     let day_two = committed_counts(&wh, &tables);
     assert_ne!(day_two, day_one);
     assert_outside_sees(&wh, &day_two, "day two");
+}
+
+#[test]
+fn demo_runs_outside_the_clone() {
+    // An installed binary started in an empty folder: it carries the pipeline.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(tmp.path())
+        .env_remove("TOWNSTAT_WAREHOUSE")
+        .env_remove("RUST_LOG")
+        .arg("demo")
+        .output()
+        .expect("townstat runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("专业镇"), "{stdout}");
+    for file in ["nightly.toml", "enums.toml", "evaluation.toml", "targets.toml"] {
+        assert!(tmp.path().join("pipelines").join(file).is_file(), "{file}");
+    }
+    let wh = tmp.path().join("warehouse");
+    assert!(!wh.join("_run.pending").exists());
+    // The town table it printed is the committed one.
+    let towns = sql_csv(&wh, "SELECT count(*) AS n FROM town_year");
+    assert_ne!(towns, "n\n0\n");
+
+    // A pipelines/ folder an earlier demo left half-written (nightly.toml and
+    // enums.toml only) is completed, and the demo runs.
+    let again = tempfile::tempdir().expect("tempdir");
+    let dir = again.path().join("pipelines");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for file in ["nightly.toml", "enums.toml"] {
+        std::fs::copy(repo().join("pipelines").join(file), dir.join(file)).expect("copy");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(again.path())
+        .env_remove("TOWNSTAT_WAREHOUSE")
+        .env_remove("RUST_LOG")
+        .arg("demo")
+        .output()
+        .expect("townstat runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("evaluation.toml").is_file());
 }
