@@ -81,14 +81,12 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
     crate::reference::divisions()?;
     crate::reference::towns(&towns)?;
     crate::reference::rosters(&towns)?;
-    dry_marts(&components, &targets, as_of)
-        .await
-        .map_err(|e| {
-            config(
-                &pipeline.path,
-                format!("the marts do not build against the warehouse's tables: {e}"),
-            )
-        })?;
+    dry_marts(&components, &targets, as_of).await.map_err(|e| {
+        config(
+            &pipeline.path,
+            format!("the marts do not build against the warehouse's tables: {e}"),
+        )
+    })?;
     Ok(Checked {
         towns,
         components,

@@ -27,7 +27,9 @@ use crate::error::{Error, Result};
 /// The marker's name under the warehouse root.
 pub const MARKER: &str = "_run.pending";
 
-fn marker(warehouse: &Warehouse) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, ObjectPath)> {
+fn marker(
+    warehouse: &Warehouse,
+) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, ObjectPath)> {
     let (store, prefix) = warehouse.root_store()?;
     Ok((store, prefix.clone().join(MARKER)))
 }
@@ -88,7 +90,10 @@ pub async fn restore_if_pending(warehouse: &Warehouse) -> Result<()> {
         return Ok(());
     };
     let clock = std::time::Instant::now();
-    tracing::warn!(marker = left, "a run ended without committing; restoring the tables it wrote");
+    tracing::warn!(
+        marker = left,
+        "a run ended without committing; restoring the tables it wrote"
+    );
     let restored = restore(warehouse).await?;
     tracing::warn!(
         tables = restored.len(),

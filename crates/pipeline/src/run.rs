@@ -202,7 +202,22 @@ pub async fn run_checked(
     let run_id = new_run_id();
     let lock = crate::lock::RunLock::take(warehouse, &run_id).await?;
     let report = match crate::recover::restore_if_pending(warehouse).await {
-        Ok(()) => run_holding_lock(warehouse, pipeline, checked, opts, run_id).await,
+        Ok(()) => {
+            // As a task of its own: a panic in it becomes an error here, so the
+            // error path below still restores the tables; and it runs on a runtime
+            // worker, whose stack size the binary chooses (32 MiB in townstat), not
+            // on the thread that blocks on this future (a main thread has 8 MiB, and
+            // DataFusion's planning recurses deeply).
+            let (wh, pl, ch, op) = (
+                warehouse.clone(),
+                pipeline.clone(),
+                checked.clone(),
+                opts.clone(),
+            );
+            tokio::spawn(async move { run_holding_lock(&wh, &pl, &ch, &op, run_id).await })
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("the run's task ended: {e}"))))
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = &report {
@@ -227,7 +242,9 @@ pub async fn run_checked(
                     ),
                 }
             }
-            Err(r) => tracing::error!(error = %e, marker_error = %r, "run failed; cannot read the pending marker"),
+            Err(r) => {
+                tracing::error!(error = %e, marker_error = %r, "run failed; cannot read the pending marker")
+            }
         }
     }
     lock.release().await;

@@ -17,8 +17,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -367,8 +367,8 @@ impl Warehouse {
                 return Ok(vec![]);
             }
             let mut names = vec![];
-            for entry in std::fs::read_dir(&tables)
-                .map_err(|e| bad(format!("{}: {e}", tables.display())))?
+            for entry in
+                std::fs::read_dir(&tables).map_err(|e| bad(format!("{}: {e}", tables.display())))?
             {
                 let entry = entry.map_err(|e| bad(format!("{}: {e}", tables.display())))?;
                 if entry.path().is_dir()
@@ -529,6 +529,11 @@ impl Warehouse {
     /// corrected patent may have fewer applicants than before, so a MERGE by
     /// (application_no, position) would leave the old extra positions behind. Both
     /// commits happen before the run record, so readers never see the gap between them.
+    ///
+    /// The delete is a MERGE against the batch's distinct group values (a join), not
+    /// a DELETE with an IN list: planning an IN list recurses once per value, and a
+    /// `--force` run at scale 10 (tens of thousands of patents) overflowed a 32 MiB
+    /// stack in a debug build.
     pub async fn replace_groups(&self, name: &str, batch: RecordBatch, group: &str) -> Result<i64> {
         let Some(table) = self.latest(name).await? else {
             return self.append(name, batch).await;
@@ -546,11 +551,27 @@ impl Warehouse {
         let mut keys: Vec<&str> = values.iter().flatten().collect();
         keys.sort_unstable();
         keys.dedup();
-        let predicate = datafusion::prelude::col(group).in_list(
-            keys.iter().map(|k| datafusion::prelude::lit(*k)).collect(),
-            false,
-        );
-        Self::delete_then_append(name, table, predicate, batch).await
+        let keys_schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new(group, DataType::Utf8, false),
+        ]));
+        let keys = RecordBatch::try_new(keys_schema, vec![Arc::new(StringArray::from(keys))])
+            .map_err(|e| Error::RunRecord(format!("{name}: {e}")))?;
+        let ctx = SessionContext::new();
+        let source = ctx.read_batch(keys).map_err(query(name))?;
+        let (table, _metrics) = table
+            .merge(source, qcol("target", group).eq(qcol("source", group)))
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_delete(|d| d)
+            .map_err(delta(name))?
+            .await
+            .map_err(delta(name))?;
+        let table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
     }
 
     /// Deletes the rows a predicate matches, then appends a batch: two commits, both

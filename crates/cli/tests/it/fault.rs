@@ -351,8 +351,7 @@ fn break_config(dir: &Path, how: &str) -> &'static str {
                 .expect("an indicator")
                 .to_string();
             let line = format!("indicator = {first}");
-            std::fs::write(&p, text.replacen(&line, "indicator = \"revenu\"", 1))
-                .expect("write");
+            std::fs::write(&p, text.replacen(&line, "indicator = \"revenu\"", 1)).expect("write");
             "revenu"
         }
         "a target metric that is no column" => {
@@ -407,7 +406,12 @@ fn a_config_error_exits_2_and_writes_nothing() {
     let wh = tmp.path().join("wh");
     let first = townstat(
         &wh,
-        &["run", good.to_str().expect("utf-8"), "--as-of", "2024-06-30"],
+        &[
+            "run",
+            good.to_str().expect("utf-8"),
+            "--as-of",
+            "2024-06-30",
+        ],
     );
     assert_eq!(first.code, 0, "{}", first.stderr);
     let before = tree(&wh);
@@ -448,7 +452,12 @@ fn python_json(script: &Path, wh: &Path) -> serde_json::Value {
 }
 
 /// Row counts of every table as outside readers see them (latest versions), by reader.
-fn outside_counts(wh: &Path) -> (std::collections::BTreeMap<String, serde_json::Value>, String) {
+fn outside_counts(
+    wh: &Path,
+) -> (
+    std::collections::BTreeMap<String, serde_json::Value>,
+    String,
+) {
     let v = python_json(&repo().join("tests/python/outside_readers.py"), wh);
     let tables = v["tables"]
         .as_object()
@@ -550,7 +559,11 @@ fn outside_readers_see_only_committed_runs_after_failures() {
         assert_eq!(out.code, 1, "failed at {point}: {}", out.stderr);
         assert!(out.stderr.contains(point), "{}", out.stderr);
         assert!(!wh.join("_run.pending").exists(), "marker left at {point}");
-        assert_eq!(committed_counts(&wh, &tables), day_one, "townstat at {point}");
+        assert_eq!(
+            committed_counts(&wh, &tables),
+            day_one,
+            "townstat at {point}"
+        );
         assert_outside_sees(&wh, &day_one, &format!("failed at {point}"));
     }
     // A configuration error: nothing written at all.
@@ -592,7 +605,9 @@ fn outside_readers_see_only_committed_runs_after_failures() {
         // what the restore is for.
         let (seen, _) = outside_counts(&wh);
         assert!(
-            tables.iter().any(|t| seen[t]["deltalake"].as_i64() != Some(day_one[t])),
+            tables
+                .iter()
+                .any(|t| seen[t]["deltalake"].as_i64() != Some(day_one[t])),
             "killed at {point}: nothing uncommitted to see"
         );
         // The recipe of docs/reading.md reads the committed run even now.
@@ -615,7 +630,11 @@ fn outside_readers_see_only_committed_runs_after_failures() {
             assert_eq!(out.code, 1, "{}", out.stderr);
         }
         assert!(!wh.join("_run.pending").exists(), "after {point}");
-        assert_eq!(committed_counts(&wh, &tables), day_one, "townstat after {point}");
+        assert_eq!(
+            committed_counts(&wh, &tables),
+            day_one,
+            "townstat after {point}"
+        );
         assert_outside_sees(&wh, &day_one, &format!("killed at {point}, then restored"));
     }
     // And the next run commits day two, which everyone then reads.
@@ -645,7 +664,12 @@ fn demo_runs_outside_the_clone() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("专业镇"), "{stdout}");
-    for file in ["nightly.toml", "enums.toml", "evaluation.toml", "targets.toml"] {
+    for file in [
+        "nightly.toml",
+        "enums.toml",
+        "evaluation.toml",
+        "targets.toml",
+    ] {
         assert!(tmp.path().join("pipelines").join(file).is_file(), "{file}");
     }
     let wh = tmp.path().join("warehouse");
