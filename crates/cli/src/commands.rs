@@ -271,6 +271,11 @@ pub async fn run(
         None => chrono::Local::now().date_naive(),
     };
     let pipeline = Pipeline::load(pipeline).map_err(|e| usage(e.to_string()))?;
+    // Everything the configuration references is checked before the first write:
+    // opening a local warehouse creates its folder.
+    let checked = townstat_pipeline::precheck(&pipeline, as_of)
+        .await
+        .map_err(|e| usage(e.to_string()))?;
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
     let cluster = match cluster {
         Some(url) => Some(remote(url).await?),
@@ -286,9 +291,10 @@ pub async fn run(
         std::sync::Arc::new(move |m: &str| bar.set_message(m.to_string()))
             as townstat_pipeline::run::Progress
     });
-    let result = townstat_pipeline::run(
+    let result = townstat_pipeline::run_checked(
         &warehouse,
         &pipeline,
+        &checked,
         &RunOptions {
             as_of,
             force,
@@ -303,7 +309,8 @@ pub async fn run(
     let report = result.map_err(|e| match e {
         townstat_pipeline::Error::Ingest(townstat_ingest::Error::Pipeline { .. })
         | townstat_pipeline::Error::Ingest(townstat_ingest::Error::Domain(_))
-        | townstat_pipeline::Error::Domain(_) => usage(e.to_string()),
+        | townstat_pipeline::Error::Domain(_)
+        | townstat_pipeline::Error::Config(_) => usage(e.to_string()),
         other => Failure::from(other),
     })?;
     Ok(report)

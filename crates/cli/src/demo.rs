@@ -1,9 +1,17 @@
 //! `townstat demo`: the main job on the bundled sample data. Generates the sample raw
-//! files when they are absent, runs the nightly pipeline (the repository's
-//! `pipelines/nightly.toml`, or the embedded copy when run elsewhere) and prints what
-//! was loaded and rejected.
+//! files when they are absent, runs the nightly pipeline and prints what was loaded
+//! and rejected.
+//!
+//! The binary carries everything the demo needs, so it runs from any folder: the
+//! generator writes the sample, and when the current folder has no
+//! `pipelines/nightly.toml` (anywhere but the repository) the compiled-in pipeline —
+//! `nightly.toml` pointed at the sample folder, `enums.toml`, `evaluation.toml`,
+//! `targets.toml` — is written to `pipelines/` first (the mart SQL is compiled into
+//! the binary anyway). Files an earlier version of the demo left there are completed,
+//! never overwritten. Then the run checks the whole configuration before it writes a
+//! table.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::array::Array;
 use townstat_query::output::{self, Format};
@@ -14,11 +22,74 @@ use crate::commands::{exit_status, print_report, run};
 
 const NIGHTLY: &str = include_str!("../../../pipelines/nightly.toml");
 const ENUMS: &str = include_str!("../../../pipelines/enums.toml");
+const EVALUATION: &str = include_str!("../../../pipelines/evaluation.toml");
+const TARGETS: &str = include_str!("../../../pipelines/targets.toml");
+
+/// Where the compiled-in nightly pipeline expects the raw files, relative to itself.
+const BUNDLED_DATA: &str = "../sample-data/raw";
 
 /// Scale and seed of the bundled sample.
 pub const SAMPLE_SCALE: f64 = 0.1;
 /// Seed of the bundled sample.
 pub const SAMPLE_SEED: u64 = 1;
+
+fn usage(message: String) -> Failure {
+    Failure { code: 2, message }
+}
+
+/// The pipeline the demo runs: `pipelines/nightly.toml` under `folder`, written from
+/// the compiled-in copies where absent (see the module doc).
+fn demo_pipeline(folder: &Path, data: &Path) -> Result<PathBuf, Failure> {
+    let dir = folder.join("pipelines");
+    let nightly = dir.join("nightly.toml");
+    let write = |name: &str, text: &str| -> Result<(), Failure> {
+        let path = dir.join(name);
+        if path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| Failure::from(format!("demo: cannot write {}: {e}", path.display())))
+    };
+    if nightly.exists() {
+        // The repository's, or one a user edited: used as it is. Only the demo's own
+        // copy (identical to the compiled-in one) is completed.
+        let text = std::fs::read_to_string(&nightly)
+            .map_err(|e| usage(format!("{}: {e}", nightly.display())))?;
+        if text == NIGHTLY {
+            for (name, text) in [
+                ("enums.toml", ENUMS),
+                ("evaluation.toml", EVALUATION),
+                ("targets.toml", TARGETS),
+            ] {
+                write(name, text)?;
+            }
+        }
+        return Ok(nightly);
+    }
+    let shown = data.to_string_lossy();
+    if shown.contains(['*', '?', '[', ']', '"', '\\']) {
+        return Err(usage(format!(
+            "demo: --data {shown:?} has a glob or quoting character; choose another folder"
+        )));
+    }
+    // The pipeline's paths are relative to its own folder.
+    let from_pipeline = if data.is_absolute() {
+        shown.to_string()
+    } else {
+        format!("../{shown}")
+    };
+    let nightly_text = NIGHTLY.replace(BUNDLED_DATA, from_pipeline.trim_end_matches('/'));
+    for (name, text) in [
+        ("enums.toml", ENUMS),
+        ("evaluation.toml", EVALUATION),
+        ("targets.toml", TARGETS),
+        ("nightly.toml", nightly_text.as_str()),
+    ] {
+        write(name, text)?;
+    }
+    Ok(nightly)
+}
 
 pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
     if !data.join("towns.csv").exists() {
@@ -31,13 +102,8 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
             },
         )?;
     }
-    let pipeline = Path::new("pipelines/nightly.toml");
-    if !pipeline.exists() {
-        std::fs::create_dir_all("pipelines")?;
-        std::fs::write(pipeline, NIGHTLY)?;
-        std::fs::write("pipelines/enums.toml", ENUMS)?;
-    }
-    let report = run(warehouse, pipeline, None, false, None).await?;
+    let pipeline = demo_pipeline(Path::new("."), data)?;
+    let report = run(warehouse, &pipeline, None, false, None).await?;
     let mut out = std::io::stdout();
     print_report(&report, &mut out)?;
     let wh = Warehouse::open(warehouse)?;

@@ -15,6 +15,13 @@ pub enum Error {
     /// A query over the committed state failed.
     #[error(transparent)]
     Query(#[from] townstat_query::Error),
+    /// The configuration is bad (a referenced file is missing or invalid, a mart step
+    /// does not plan): found before anything was written (exit status 2).
+    #[error("{0}")]
+    Config(String),
+    /// Fault injection (`TOWNSTAT_FAIL_AT`) failed the run at a commit point.
+    #[error("failed on purpose at {0} (TOWNSTAT_FAIL_AT)")]
+    Injected(String),
     /// Another run holds the warehouse lock.
     #[error("{0}")]
     Locked(String),

@@ -22,6 +22,15 @@ use crate::error::{Error, Result};
 const COLUMNS: &str = "uscc, name, entity_kind, established_on, deregistered_on, status, \
                        division_code, address, industry_code, registered_capital";
 
+/// A query with `enterprise_history`'s columns and no rows, over a session where
+/// `enterprise` is registered: the configuration check plans the marts against it.
+pub fn empty_history_sql() -> String {
+    format!(
+        "SELECT {COLUMNS}, DATE '2000-01-01' AS valid_from, CAST(NULL AS DATE) AS valid_to, \
+         '' AS run_id FROM enterprise WHERE false"
+    )
+}
+
 /// Computes the new history; `None` when nothing changed.
 pub async fn update(
     warehouse: &Warehouse,

@@ -5,13 +5,16 @@
 //! What this crate must not do: parse cells (that is `townstat-ingest`) or talk to
 //! Delta directly (that is `townstat-warehouse`). It decides the order of commits.
 
+pub mod check;
 pub mod error;
 pub mod export;
 pub mod history;
 pub mod lock;
 pub mod maintain;
+pub mod recover;
 pub mod reference;
 pub mod run;
 
+pub use check::{Checked, precheck};
 pub use error::{Error, Result};
-pub use run::{RunOptions, RunReport, RunStatus, run};
+pub use run::{RunOptions, RunReport, RunStatus, run, run_checked};

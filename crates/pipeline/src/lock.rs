@@ -190,3 +190,13 @@ pub fn pause_point(root: Option<&Path>, point: &str) {
     tracing::warn!(point, "paused for fault injection (TOWNSTAT_PAUSE_AT)");
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
+
+/// Fault injection for the error path: when `TOWNSTAT_FAIL_AT` names this commit
+/// point, the run fails there with an error, as a failed commit or a bad mart would.
+/// Unset in production; it changes nothing else.
+pub fn fail_point(point: &str) -> Result<()> {
+    if std::env::var("TOWNSTAT_FAIL_AT").ok().as_deref() == Some(point) {
+        return Err(Error::Injected(point.to_string()));
+    }
+    Ok(())
+}

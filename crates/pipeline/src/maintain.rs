@@ -4,7 +4,8 @@
 //! the files that neither the latest version nor any version a kept run recorded still
 //! references. By default every recorded run is kept, so `townstat sql --run ID` works
 //! for every run ever committed; `--keep-runs N` keeps the last N runs' vintages only.
-//! Maintenance takes the run lock, so it never races a nightly run.
+//! Maintenance takes the run lock, so it never races a nightly run, and first
+//! restores the tables a killed run left (`recover`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,7 +32,13 @@ pub async fn maintain(
     keep_runs: Option<usize>,
 ) -> Result<Vec<TableMaintenance>> {
     let lock = crate::lock::RunLock::take(warehouse, "maintain").await?;
-    let report = maintain_holding_lock(warehouse, keep_runs).await;
+    // A run killed before its commit left table versions past the committed ones:
+    // they are restored first, so compaction works on committed data only and
+    // outside readers of latest versions are back on the committed state.
+    let report = match crate::recover::restore_if_pending(warehouse).await {
+        Ok(()) => maintain_holding_lock(warehouse, keep_runs).await,
+        Err(e) => Err(e),
+    };
     lock.release().await;
     report
 }

@@ -1,14 +1,19 @@
 //! One nightly run, step by step, in the order that keeps it atomic for readers:
-//! 1. read the last committed run (the state readers see now);
+//! 0. check the configuration and everything it references (`check`): a bad one
+//!    stops the run before it writes anything, not even the lock file;
+//! 1. take the lock; restore the tables a killed run left past the last committed
+//!    run (`recover`); read that committed state (the state readers see now);
 //! 2. ingest every file against that state's registry (nothing written yet);
 //! 3. MERGE the source tables by key, replace the reference tables, append the
 //!    quarantine, warnings and file records;
 //! 4. append the run row naming every table's version: only now do readers move.
 //!
-//! A run that dies before step 4 leaves table versions nobody reads; the next run
-//! starts from the last committed state, re-ingests the same files (their hashes were
-//! never recorded as loaded), and MERGE makes the result the same as an uninterrupted
-//! run.
+//! A run that fails before step 4 restores the tables it wrote to the committed
+//! versions before it releases the lock (one killed outright is restored by the next
+//! run), so outside Delta readers, which read latest versions, are back on the
+//! committed state too. The next run starts from the last committed state,
+//! re-ingests the same files (their hashes were never recorded as loaded), and MERGE
+//! makes the result the same as an uninterrupted run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use townstat_ingest::arrow_out::{arrow_schema, date32};
 use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry};
 use townstat_warehouse::Warehouse;
 
+use crate::check::Checked;
 use crate::error::{Error, Result};
 use crate::reference;
 
@@ -175,15 +181,72 @@ fn run_batch(
     .map_err(|e| Error::Internal(format!("run row: {e}")))
 }
 
-/// Runs a pipeline into a warehouse.
+/// Runs a pipeline into a warehouse: checks its configuration
+/// ([`crate::check::precheck`]), then [`run_checked`].
 pub async fn run(
     warehouse: &Warehouse,
     pipeline: &Pipeline,
     opts: &RunOptions,
 ) -> Result<RunReport> {
+    let checked = crate::check::precheck(pipeline, opts.as_of).await?;
+    run_checked(warehouse, pipeline, &checked, opts).await
+}
+
+/// Runs a pipeline whose configuration passed [`crate::check::precheck`].
+pub async fn run_checked(
+    warehouse: &Warehouse,
+    pipeline: &Pipeline,
+    checked: &Checked,
+    opts: &RunOptions,
+) -> Result<RunReport> {
     let run_id = new_run_id();
     let lock = crate::lock::RunLock::take(warehouse, &run_id).await?;
-    let report = run_holding_lock(warehouse, pipeline, opts, run_id).await;
+    let report = match crate::recover::restore_if_pending(warehouse).await {
+        Ok(()) => {
+            // As a task of its own: a panic in it becomes an error here, so the
+            // error path below still restores the tables; and it runs on a runtime
+            // worker, whose stack size the binary chooses (32 MiB in townstat), not
+            // on the thread that blocks on this future (a main thread has 8 MiB, and
+            // DataFusion's planning recurses deeply).
+            let (wh, pl, ch, op) = (
+                warehouse.clone(),
+                pipeline.clone(),
+                checked.clone(),
+                opts.clone(),
+            );
+            tokio::spawn(async move { run_holding_lock(&wh, &pl, &ch, &op, run_id).await })
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("the run's task ended: {e}"))))
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &report {
+        // Only a run that wrote left the marker; then its versions go back to the
+        // committed ones before another run or maintenance can take the lock.
+        match crate::recover::pending(warehouse).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                let clock = std::time::Instant::now();
+                match crate::recover::restore(warehouse).await {
+                    Ok(restored) => tracing::warn!(
+                        error = %e,
+                        tables = restored.len(),
+                        elapsed_ms = clock.elapsed().as_millis() as u64,
+                        "run failed; its tables were restored to the last committed run"
+                    ),
+                    Err(r) => tracing::error!(
+                        error = %e,
+                        restore_error = %r,
+                        "run failed and restoring its tables failed too; the next run or \
+                         townstat maintain restores them"
+                    ),
+                }
+            }
+            Err(r) => {
+                tracing::error!(error = %e, marker_error = %r, "run failed; cannot read the pending marker")
+            }
+        }
+    }
     lock.release().await;
     report
 }
@@ -191,13 +254,19 @@ pub async fn run(
 async fn run_holding_lock(
     warehouse: &Warehouse,
     pipeline: &Pipeline,
+    checked: &Checked,
     opts: &RunOptions,
     run_id: String,
 ) -> Result<RunReport> {
     let started = Utc::now();
     let clock = std::time::Instant::now();
     let root = warehouse.local_root();
-    let pause = |point: &str| crate::lock::pause_point(root.as_deref(), point);
+    // A commit point: a test can kill the run here (TOWNSTAT_PAUSE_AT) or make it
+    // fail here (TOWNSTAT_FAIL_AT).
+    let pause = |point: &str| {
+        crate::lock::pause_point(root.as_deref(), point);
+        crate::lock::fail_point(point)
+    };
     tracing::info!(run_id, as_of = %opts.as_of, "run started");
     enter(Phase::Ingest);
     let runs = warehouse.runs().await?;
@@ -205,7 +274,7 @@ async fn run_holding_lock(
     let (registry, loaded_hashes, mut versions) =
         committed_registry(warehouse, runs.last()).await?;
     let versions_before = versions.clone();
-    let towns = townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))?;
+    let towns = &checked.towns;
 
     let ingest_pipeline = pipeline.clone();
     let id = run_id.clone();
@@ -252,7 +321,10 @@ async fn run_holding_lock(
 
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "ingested");
     let commit_clock = std::time::Instant::now();
-    pause("after_ingest");
+    pause("after_ingest")?;
+    // From here on tables get versions no run records until the run row: the marker
+    // tells a later run to restore them if this one is killed.
+    crate::recover::mark(warehouse, &run_id).await?;
     let mut loaded = BTreeMap::new();
     for (name, batch) in &output.tables {
         let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
@@ -269,7 +341,7 @@ async fn run_holding_lock(
         tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
     }
-    pause("after_source_tables");
+    pause("after_source_tables")?;
     let previous = &versions_before;
     if let Some(loaded_enterprises) = output.tables.get("enterprise")
         && let Some(history) =
@@ -306,13 +378,13 @@ async fn run_holding_lock(
     let reference_tables = [
         ("industry_code", reference::industry_codes()?),
         ("division", reference::divisions()?),
-        ("town", reference::towns(&towns)?),
-        ("town_roster", reference::rosters(&towns)?),
+        ("town", reference::towns(towns)?),
+        ("town_roster", reference::rosters(towns)?),
     ];
     for (name, batch) in reference_tables {
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
-    pause("before_marts");
+    pause("before_marts")?;
     tracing::info!(
         elapsed_ms = commit_clock.elapsed().as_millis() as u64,
         "source tables committed"
@@ -323,7 +395,7 @@ async fn run_holding_lock(
     let marts_clock = std::time::Instant::now();
     let marts = build_marts(
         warehouse,
-        pipeline,
+        checked,
         &versions,
         &run_id,
         opts.as_of,
@@ -340,7 +412,7 @@ async fn run_holding_lock(
             warehouse.overwrite(name, batch.clone()).await?,
         );
     }
-    pause("after_marts");
+    pause("after_marts")?;
     let system = [
         ("quarantine", output.quarantine_batch(&run_id)?),
         ("ingest_warning", output.warning_batch(&run_id)?),
@@ -370,19 +442,29 @@ async fn run_holding_lock(
         &pipeline.path.display().to_string(),
         &versions,
     )?;
-    pause("before_run_record");
+    pause("before_run_record")?;
     // The commit point.
     warehouse.append("run", record).await?;
-    pause("after_run_record");
+    // Every table's latest version is now the one the run row names. A failure to
+    // remove the marker costs the next start one needless comparison, nothing more.
+    if let Err(e) = crate::recover::clear(warehouse).await {
+        tracing::warn!(error = %e, "could not remove the pending marker");
+    }
     tracing::info!(
         run_id,
         status = status.as_str(),
         elapsed_ms = clock.elapsed().as_millis() as u64,
+        // How long outside readers of latest versions could see tables of this run
+        // that no run row named yet: from the first table commit to the run row.
+        uncommitted_window_ms = commit_clock.elapsed().as_millis() as u64,
         "run committed"
     );
+    pause("after_run_record")?;
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
     match &root {
-        Some(root) => crate::export::publish(root, &run_id, &marts, || pause("during_export"))?,
+        Some(root) => crate::export::publish(root, &run_id, &marts, || {
+            crate::lock::pause_point(Some(root.as_path()), "during_export")
+        })?,
         None => crate::export::publish_to_store(warehouse, &run_id, &marts).await?,
     }
 
@@ -404,7 +486,7 @@ async fn run_holding_lock(
 
 async fn build_marts(
     warehouse: &Warehouse,
-    pipeline: &Pipeline,
+    checked: &Checked,
     versions: &BTreeMap<String, i64>,
     run_id: &str,
     as_of: NaiveDate,
@@ -412,14 +494,8 @@ async fn build_marts(
 ) -> Result<Vec<(String, RecordBatch)>> {
     use chrono::Datelike;
     use townstat_query::marts;
-    let components = match &pipeline.file.evaluation {
-        Some(p) => marts::load_components(&pipeline.resolve(p))?,
-        None => vec![],
-    };
-    let targets = match &pipeline.file.targets {
-        Some(p) => marts::load_targets(&pipeline.resolve(p))?,
-        None => marts::TargetsFile::default(),
-    };
+    let components = checked.components.clone();
+    let targets = checked.targets.clone();
     let (ctx, scratch) = match cluster {
         None => {
             let ctx = townstat_query::session::context();

@@ -12,4 +12,6 @@ pub mod error;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use store::{CommittedRun, RunSelector, Warehouse, register_object_stores, text_column};
+pub use store::{
+    CommittedRun, Restored, RunSelector, Warehouse, register_object_stores, text_column,
+};

@@ -17,8 +17,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
-use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -44,6 +44,18 @@ pub struct CommittedRun {
     pub versions: BTreeMap<String, i64>,
     /// When the run committed, microseconds since the Unix epoch (UTC).
     pub finished_at_micros: i64,
+}
+
+/// One table [`Warehouse::restore_uncommitted`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The table.
+    pub table: String,
+    /// Its latest version before (`None`: a folder without a Delta log).
+    pub from: Option<i64>,
+    /// The committed version its content now equals; `None` when the table was
+    /// removed because no committed run names it.
+    pub to: Option<i64>,
 }
 
 /// Which committed run a reader wants.
@@ -341,6 +353,148 @@ impl Warehouse {
         )))
     }
 
+    /// The names of every table folder under `<root>/tables/`, whether or not it has a
+    /// Delta log yet (a run killed before its first commit to a new table leaves an
+    /// empty folder).
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        let bad = |message: String| Error::Location {
+            location: self.location.clone(),
+            message,
+        };
+        if let Some(dir) = self.local_root() {
+            let tables = dir.join("tables");
+            if !tables.is_dir() {
+                return Ok(vec![]);
+            }
+            let mut names = vec![];
+            for entry in
+                std::fs::read_dir(&tables).map_err(|e| bad(format!("{}: {e}", tables.display())))?
+            {
+                let entry = entry.map_err(|e| bad(format!("{}: {e}", tables.display())))?;
+                if entry.path().is_dir()
+                    && let Some(name) = entry.file_name().to_str()
+                {
+                    names.push(name.to_string());
+                }
+            }
+            names.sort();
+            return Ok(names);
+        }
+        let (store, prefix) = self.root_store()?;
+        let listed = store
+            .list_with_delimiter(Some(&prefix.clone().join("tables")))
+            .await
+            .map_err(|e| bad(format!("listing tables/: {e}")))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a table entirely (its log and its files). Only for a table no
+    /// committed run names: a run that failed before its first commit created it.
+    async fn remove_table(&self, name: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let bad = |message: String| Error::Location {
+            location: self.location.clone(),
+            message,
+        };
+        if let Some(dir) = self.local_root() {
+            let folder = dir.join("tables").join(name);
+            return std::fs::remove_dir_all(&folder)
+                .map_err(|e| bad(format!("{}: {e}", folder.display())));
+        }
+        let (store, prefix) = self.root_store()?;
+        let folder = prefix.clone().join("tables").join(name);
+        let objects: Vec<_> = store
+            .list(Some(&folder))
+            .try_collect()
+            .await
+            .map_err(|e| bad(format!("listing tables/{name}/: {e}")))?;
+        // The log goes first: a reader then finds no table rather than a log naming
+        // deleted files.
+        let (log, data): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|m| m.location.as_ref().contains("/_delta_log/"));
+        for meta in log.iter().chain(data.iter()) {
+            match store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(bad(format!("deleting {}: {e}", meta.location))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every table back to the state the last committed run recorded, for
+    /// outside Delta readers (deltalake, Polars, DuckDB's `delta_scan`), which open a
+    /// table's latest version rather than the versions of a `run` row:
+    /// - a table whose latest version holds other files than the recorded version gets
+    ///   a Delta RESTORE commit whose snapshot equals the recorded version (its history
+    ///   stays; the recorded version stays readable);
+    /// - a table no committed run names (created by a run that failed) is removed.
+    ///
+    /// `run` itself is left alone: its only writer is the commit point. A latest
+    /// version with the same files as the recorded one (already restored, or only
+    /// checkpointed) is left as it is. Call it holding the run lock.
+    pub async fn restore_uncommitted(&self, last: Option<&CommittedRun>) -> Result<Vec<Restored>> {
+        let empty = BTreeMap::new();
+        let recorded = last.map(|r| &r.versions).unwrap_or(&empty);
+        let mut out = vec![];
+        for name in self.table_names().await? {
+            if name == "run" {
+                continue;
+            }
+            let Some(&version) = recorded.get(&name) else {
+                let latest = self.latest(&name).await?.and_then(|t| t.version());
+                self.remove_table(&name).await?;
+                out.push(Restored {
+                    table: name,
+                    from: latest.map(|v| v as i64),
+                    to: None,
+                });
+                continue;
+            };
+            let Some(table) = self.latest(&name).await? else {
+                return Err(Error::RunRecord(format!(
+                    "the last committed run names {name} version {version}, but the table has \
+                     no Delta log"
+                )));
+            };
+            let latest = Self::commit_version(&name, &table)?;
+            if latest <= version {
+                continue;
+            }
+            let at = self.at_version(&name, version).await?;
+            let files = |t: &DeltaTable| -> Result<std::collections::BTreeSet<String>> {
+                Ok(t.get_file_uris().map_err(delta(&name))?.collect())
+            };
+            if files(&table)? == files(&at)? {
+                continue;
+            }
+            let (table, _metrics) = table
+                .restore()
+                .with_version_to_restore(version.max(0) as u64)
+                .await
+                .map_err(delta(&name))?;
+            tracing::warn!(
+                table = name,
+                uncommitted = latest,
+                restored_to = version,
+                new_version = table.version().map(|v| v as i64),
+                "restored a table to the last committed run"
+            );
+            out.push(Restored {
+                table: name,
+                from: Some(latest),
+                to: Some(version),
+            });
+        }
+        Ok(out)
+    }
+
     /// Appends a run's rows to an append-only table (quarantine, file records, ...)
     /// after deleting any rows whose `run_id` is not one of `committed`: rows that a
     /// run killed before its commit point had appended. Readers never saw them (they
@@ -375,6 +529,11 @@ impl Warehouse {
     /// corrected patent may have fewer applicants than before, so a MERGE by
     /// (application_no, position) would leave the old extra positions behind. Both
     /// commits happen before the run record, so readers never see the gap between them.
+    ///
+    /// The delete is a MERGE against the batch's distinct group values (a join), not
+    /// a DELETE with an IN list: planning an IN list recurses once per value, and a
+    /// `--force` run at scale 10 (tens of thousands of patents) overflowed a 32 MiB
+    /// stack in a debug build.
     pub async fn replace_groups(&self, name: &str, batch: RecordBatch, group: &str) -> Result<i64> {
         let Some(table) = self.latest(name).await? else {
             return self.append(name, batch).await;
@@ -392,11 +551,27 @@ impl Warehouse {
         let mut keys: Vec<&str> = values.iter().flatten().collect();
         keys.sort_unstable();
         keys.dedup();
-        let predicate = datafusion::prelude::col(group).in_list(
-            keys.iter().map(|k| datafusion::prelude::lit(*k)).collect(),
-            false,
-        );
-        Self::delete_then_append(name, table, predicate, batch).await
+        let keys_schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new(group, DataType::Utf8, false),
+        ]));
+        let keys = RecordBatch::try_new(keys_schema, vec![Arc::new(StringArray::from(keys))])
+            .map_err(|e| Error::RunRecord(format!("{name}: {e}")))?;
+        let ctx = SessionContext::new();
+        let source = ctx.read_batch(keys).map_err(query(name))?;
+        let (table, _metrics) = table
+            .merge(source, qcol("target", group).eq(qcol("source", group)))
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_delete(|d| d)
+            .map_err(delta(name))?
+            .await
+            .map_err(delta(name))?;
+        let table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
     }
 
     /// Deletes the rows a predicate matches, then appends a batch: two commits, both

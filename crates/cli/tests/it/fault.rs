@@ -302,3 +302,404 @@ fn maintenance_keeps_every_recorded_vintage() {
     );
     assert_eq!(sql_csv(&wh, FIGURES), day_two);
 }
+
+/// Every file under a folder with its bytes: a warehouse "byte for byte".
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let p = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&p).expect("metadata");
+            if meta.is_dir() {
+                stack.push(p.clone());
+                out.insert(p, b"<dir>".to_vec());
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&p).expect("link");
+                out.insert(p, target.display().to_string().into_bytes());
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+/// Breaks a copy of the slt pipeline in one way; returns what the error must name.
+fn break_config(dir: &Path, how: &str) -> &'static str {
+    let pipeline = dir.join("pipeline.toml");
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&pipeline).expect("pipeline");
+        assert!(text.contains(from), "{from} in the pipeline");
+        std::fs::write(&pipeline, text.replacen(from, to, 1)).expect("write");
+    };
+    match how {
+        "missing evaluation.toml" => {
+            std::fs::remove_file(dir.join("evaluation.toml")).expect("rm");
+            "evaluation.toml"
+        }
+        "missing targets.toml" => {
+            std::fs::remove_file(dir.join("targets.toml")).expect("rm");
+            "targets.toml"
+        }
+        "an indicator that is no column" => {
+            let p = dir.join("evaluation.toml");
+            let text = std::fs::read_to_string(&p).expect("evaluation");
+            let first = text
+                .lines()
+                .find_map(|l| l.strip_prefix("indicator = "))
+                .expect("an indicator")
+                .to_string();
+            let line = format!("indicator = {first}");
+            std::fs::write(&p, text.replacen(&line, "indicator = \"revenu\"", 1)).expect("write");
+            "revenu"
+        }
+        "a target metric that is no column" => {
+            let p = dir.join("targets.toml");
+            let text = std::fs::read_to_string(&p).expect("targets");
+            let first = text
+                .lines()
+                .find_map(|l| l.strip_prefix("metric = "))
+                .expect("a metric")
+                .to_string();
+            let line = format!("metric = {first}");
+            std::fs::write(&p, text.replacen(&line, "metric = \"entities_ned\"", 1))
+                .expect("write");
+            "entities_ned"
+        }
+        "missing enums file" => {
+            edit("enums = \"", "enums = \"nowhere/");
+            "nowhere"
+        }
+        "missing towns file" => {
+            std::fs::remove_file(dir.join("towns.csv")).expect("rm");
+            "towns.csv"
+        }
+        "missing roster" => {
+            std::fs::remove_file(dir.join("roster_gamma.csv")).expect("rm");
+            "roster_gamma.csv"
+        }
+        "a glob into a missing folder" => {
+            edit("glob = [\"financing.csv\"]", "glob = [\"finance/*.csv\"]");
+            "finance"
+        }
+        other => panic!("no breakage {other}"),
+    }
+}
+
+const BREAKAGES: [&str; 8] = [
+    "missing evaluation.toml",
+    "missing targets.toml",
+    "an indicator that is no column",
+    "a target metric that is no column",
+    "missing enums file",
+    "missing towns file",
+    "missing roster",
+    "a glob into a missing folder",
+];
+
+#[test]
+fn a_config_error_exits_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A committed warehouse the broken runs must leave byte for byte as it is.
+    let good = dataset(&tmp.path().join("good"));
+    let wh = tmp.path().join("wh");
+    let first = townstat(
+        &wh,
+        &[
+            "run",
+            good.to_str().expect("utf-8"),
+            "--as-of",
+            "2024-06-30",
+        ],
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = tree(&wh);
+    for (i, how) in BREAKAGES.iter().enumerate() {
+        let data = tmp.path().join(format!("broken-{i}"));
+        let pipeline = dataset(&data);
+        let named = break_config(&data, how);
+        let p = pipeline.to_str().expect("utf-8");
+        // Into the committed warehouse: nothing changes, not even the lock file.
+        let out = townstat(&wh, &["run", p, "--as-of", "2024-06-30"]);
+        assert_eq!(out.code, 2, "{how}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(named), "{how}: {}", out.stderr);
+        assert!(tree(&wh) == before, "{how}: the warehouse changed");
+        // Into a warehouse that does not exist: it is not created.
+        let fresh = tmp.path().join(format!("fresh-{i}"));
+        let out = townstat(&fresh, &["run", p, "--as-of", "2024-06-30"]);
+        assert_eq!(out.code, 2, "{how}: {}", out.stderr);
+        assert!(!fresh.exists(), "{how}: the warehouse folder was created");
+    }
+}
+
+/// Runs a Python script of tests/python on a warehouse; its JSON output. The
+/// interpreter is `python3` with tests/python/requirements.txt, or `TOWNSTAT_PYTHON`.
+fn python_json(script: &Path, wh: &Path) -> serde_json::Value {
+    let python = std::env::var("TOWNSTAT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(wh)
+        .output()
+        .unwrap_or_else(|e| panic!("{python} runs (tests/python/requirements.txt): {e}"));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Row counts of every table as outside readers see them (latest versions), by reader.
+fn outside_counts(
+    wh: &Path,
+) -> (
+    std::collections::BTreeMap<String, serde_json::Value>,
+    String,
+) {
+    let v = python_json(&repo().join("tests/python/outside_readers.py"), wh);
+    let tables = v["tables"]
+        .as_object()
+        .expect("tables")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (tables, v["delta_scan"].as_str().unwrap_or("?").to_string())
+}
+
+/// Row counts of every table at the last committed run, as `townstat sql` reads them.
+fn committed_counts(wh: &Path, tables: &[String]) -> std::collections::BTreeMap<String, i64> {
+    tables
+        .iter()
+        .map(|t| {
+            let csv = sql_csv(wh, &format!("SELECT count(*) AS n FROM {t}"));
+            let n = csv
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or_else(|| panic!("count of {t}: {csv}"));
+            (t.clone(), n)
+        })
+        .collect()
+}
+
+/// Asserts that every outside reader sees exactly the committed counts. DuckDB's
+/// `delta_scan` takes part when its extension loads (it needs network access, or a
+/// `TOWNSTAT_PYTHON` whose DuckDB has the `duckdb-ext-delta` wheel); otherwise the
+/// test says so on stderr and the three other readers still must agree.
+fn assert_outside_sees(wh: &Path, expected: &std::collections::BTreeMap<String, i64>, when: &str) {
+    let (seen, scan) = outside_counts(wh);
+    let names: Vec<&String> = seen.keys().collect();
+    let wanted: Vec<&String> = expected.keys().collect();
+    assert_eq!(names, wanted, "{when}: the tables outside readers find");
+    for (table, n) in expected {
+        for reader in ["deltalake", "polars", "duckdb", "delta_scan"] {
+            let got = &seen[table][reader];
+            if reader == "delta_scan" && !scan.starts_with("loaded") {
+                continue;
+            }
+            assert_eq!(
+                got.as_i64(),
+                Some(*n),
+                "{when}: {reader} reads {got} rows of {table}, the last committed run has {n}"
+            );
+        }
+    }
+    if !scan.starts_with("loaded") {
+        eprintln!("{when}: DuckDB delta_scan {scan}");
+    }
+}
+
+fn fail_at(wh: &Path, pipeline: &Path, point: &str) -> crate::support::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(repo())
+        .env("TOWNSTAT_WAREHOUSE", wh)
+        .env("TOWNSTAT_FAIL_AT", point)
+        .env_remove("RUST_LOG")
+        .args([
+            "run",
+            pipeline.to_str().expect("utf-8"),
+            "--as-of",
+            "2024-06-30",
+        ])
+        .output()
+        .expect("townstat runs");
+    crate::support::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn outside_readers_see_only_committed_runs_after_failures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let pipeline = dataset(&data);
+    let p = pipeline.to_str().expect("utf-8");
+    let wh = tmp.path().join("wh");
+    assert_eq!(townstat(&wh, &["run", p, "--as-of", "2024-06-30"]).code, 0);
+    let mut tables: Vec<String> = std::fs::read_dir(wh.join("tables"))
+        .expect("tables")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    tables.sort();
+    let day_one = committed_counts(&wh, &tables);
+    assert_outside_sees(&wh, &day_one, "after day one");
+    second_day(&data);
+
+    // The error path: the failed run restores what it wrote before it ends.
+    for point in [
+        "after_ingest",
+        "after_source_tables",
+        "before_marts",
+        "after_marts",
+        "before_run_record",
+    ] {
+        let out = fail_at(&wh, &pipeline, point);
+        assert_eq!(out.code, 1, "failed at {point}: {}", out.stderr);
+        assert!(out.stderr.contains(point), "{}", out.stderr);
+        assert!(!wh.join("_run.pending").exists(), "marker left at {point}");
+        assert_eq!(
+            committed_counts(&wh, &tables),
+            day_one,
+            "townstat at {point}"
+        );
+        assert_outside_sees(&wh, &day_one, &format!("failed at {point}"));
+    }
+    // A configuration error: nothing written at all.
+    let broken = tmp.path().join("broken");
+    let broken_pipeline = dataset(&broken);
+    second_day(&broken);
+    break_config(&broken, "missing evaluation.toml");
+    let out = townstat(
+        &wh,
+        &[
+            "run",
+            broken_pipeline.to_str().expect("utf-8"),
+            "--as-of",
+            "2024-06-30",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_outside_sees(&wh, &day_one, "config error");
+
+    // SIGKILL: the dead run cannot restore; `townstat maintain` or the next run's
+    // start does, under the lock.
+    for (i, point) in [
+        "after_source_tables",
+        "before_marts",
+        "after_marts",
+        "before_run_record",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut child = spawn_paused(&wh, &pipeline, point);
+        let marker = wh.join(format!("_paused_at_{point}"));
+        wait_for(&marker, &mut child);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        std::fs::remove_file(&marker).expect("marker");
+        assert!(wh.join("_run.pending").exists(), "killed at {point}");
+        // Before the restore an outside reader does see the dead run's merges:
+        // what the restore is for.
+        let (seen, _) = outside_counts(&wh);
+        assert!(
+            tables
+                .iter()
+                .any(|t| seen[t]["deltalake"].as_i64() != Some(day_one[t])),
+            "killed at {point}: nothing uncommitted to see"
+        );
+        // The recipe of docs/reading.md reads the committed run even now.
+        let recipe = python_json(&repo().join("tests/python/reading_recipe.py"), &wh);
+        for t in &tables {
+            for reader in ["polars", "duckdb"] {
+                assert_eq!(
+                    recipe[t.as_str()][reader].as_i64(),
+                    Some(day_one[t]),
+                    "docs/reading.md with {reader}, {t}, killed at {point}"
+                );
+            }
+        }
+        if i % 2 == 0 {
+            let m = townstat(&wh, &["maintain"]);
+            assert_eq!(m.code, 0, "{}", m.stderr);
+        } else {
+            // The next run restores at its start, then fails before writing.
+            let out = fail_at(&wh, &pipeline, "after_ingest");
+            assert_eq!(out.code, 1, "{}", out.stderr);
+        }
+        assert!(!wh.join("_run.pending").exists(), "after {point}");
+        assert_eq!(
+            committed_counts(&wh, &tables),
+            day_one,
+            "townstat after {point}"
+        );
+        assert_outside_sees(&wh, &day_one, &format!("killed at {point}, then restored"));
+    }
+    // And the next run commits day two, which everyone then reads.
+    let out = townstat(&wh, &["run", p, "--as-of", "2024-06-30"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let day_two = committed_counts(&wh, &tables);
+    assert_ne!(day_two, day_one);
+    assert_outside_sees(&wh, &day_two, "day two");
+}
+
+#[test]
+fn demo_runs_outside_the_clone() {
+    // An installed binary started in an empty folder: it carries the pipeline.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(tmp.path())
+        .env_remove("TOWNSTAT_WAREHOUSE")
+        .env_remove("RUST_LOG")
+        .arg("demo")
+        .output()
+        .expect("townstat runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("专业镇"), "{stdout}");
+    for file in [
+        "nightly.toml",
+        "enums.toml",
+        "evaluation.toml",
+        "targets.toml",
+    ] {
+        assert!(tmp.path().join("pipelines").join(file).is_file(), "{file}");
+    }
+    let wh = tmp.path().join("warehouse");
+    assert!(!wh.join("_run.pending").exists());
+    // The town table it printed is the committed one.
+    let towns = sql_csv(&wh, "SELECT count(*) AS n FROM town_year");
+    assert_ne!(towns, "n\n0\n");
+
+    // A pipelines/ folder an earlier demo left half-written (nightly.toml and
+    // enums.toml only) is completed, and the demo runs.
+    let again = tempfile::tempdir().expect("tempdir");
+    let dir = again.path().join("pipelines");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for file in ["nightly.toml", "enums.toml"] {
+        std::fs::copy(repo().join("pipelines").join(file), dir.join(file)).expect("copy");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(again.path())
+        .env_remove("TOWNSTAT_WAREHOUSE")
+        .env_remove("RUST_LOG")
+        .arg("demo")
+        .output()
+        .expect("townstat runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("evaluation.toml").is_file());
+}
