@@ -14,6 +14,17 @@ if [ ! -x "$s3s" ]; then
     --features binary
 fi
 
+# DuckDB's delta_scan for the outside-reader checks of the crash tests, in a virtual
+# environment of its own (tests/python/requirements-delta-scan.txt), made once; the
+# crash tests fail if it cannot read.
+venv="${TOWNSTAT_DELTA_VENV:-$HOME/.cache/townstat-delta-scan-venv}"
+if ! "$venv/bin/python" -c "import duckdb_ext, deltalake, polars" 2> /dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r tests/python/requirements-delta-scan.txt
+fi
+export TOWNSTAT_PYTHON="$venv/bin/python" TOWNSTAT_REQUIRE_DELTA_SCAN=1
+
 cargo test --workspace
 
 # Build a warehouse from the corpus and the bundled sample with the real binary,

@@ -486,10 +486,18 @@ fn committed_counts(wh: &Path, tables: &[String]) -> std::collections::BTreeMap<
 
 /// Asserts that every outside reader sees exactly the committed counts. DuckDB's
 /// `delta_scan` takes part when its extension loads (it needs network access, or a
-/// `TOWNSTAT_PYTHON` whose DuckDB has the `duckdb-ext-delta` wheel); otherwise the
-/// test says so on stderr and the three other readers still must agree.
+/// `TOWNSTAT_PYTHON` whose DuckDB has the `duckdb-ext-delta` wheel: tests/run.sh makes
+/// one and sets `TOWNSTAT_REQUIRE_DELTA_SCAN=1`, under which a missing extension
+/// fails the test); in a plain `cargo test` without it, the test says so on stderr
+/// and the three other readers still must agree.
 fn assert_outside_sees(wh: &Path, expected: &std::collections::BTreeMap<String, i64>, when: &str) {
     let (seen, scan) = outside_counts(wh);
+    if std::env::var_os("TOWNSTAT_REQUIRE_DELTA_SCAN").is_some() {
+        assert!(
+            scan.starts_with("loaded"),
+            "{when}: DuckDB delta_scan is required here (TOWNSTAT_REQUIRE_DELTA_SCAN) but {scan}"
+        );
+    }
     let names: Vec<&String> = seen.keys().collect();
     let wanted: Vec<&String> = expected.keys().collect();
     assert_eq!(names, wanted, "{when}: the tables outside readers find");
