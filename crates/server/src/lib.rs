@@ -28,6 +28,8 @@ mod compat;
 pub mod complexity;
 pub mod config;
 mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod policy;
 mod server;
 mod service;
