@@ -566,6 +566,11 @@ impl Warehouse {
             .map_err(delta(name))?
             .await
             .map_err(delta(name))?;
+        Self::append_to(name, table, batch).await
+    }
+
+    /// Appends a batch to an open table; the version committed.
+    async fn append_to(name: &str, table: DeltaTable, batch: RecordBatch) -> Result<i64> {
         let table = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
@@ -587,12 +592,7 @@ impl Warehouse {
             .with_predicate(predicate)
             .await
             .map_err(delta(name))?;
-        let table = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .await
-            .map_err(delta(name))?;
-        Self::commit_version(name, &table)
+        Self::append_to(name, table, batch).await
     }
 
     /// Registers tables at pinned versions in a DataFusion session.

@@ -325,6 +325,18 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// In a TOML file, gives the first `key = value` line (`prefix` is `key = `) the value
+/// `bad` instead.
+fn rename_first(path: &Path, prefix: &str, bad: &str) {
+    let text = std::fs::read_to_string(path).expect("config file");
+    let first = text
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("a line {prefix}… in {}", path.display()))
+        .to_string();
+    std::fs::write(path, text.replacen(&first, &format!("{prefix}{bad}"), 1)).expect("write");
+}
+
 /// Breaks a copy of the slt pipeline in one way; returns what the error must name.
 fn break_config(dir: &Path, how: &str) -> &'static str {
     let pipeline = dir.join("pipeline.toml");
@@ -343,28 +355,11 @@ fn break_config(dir: &Path, how: &str) -> &'static str {
             "targets.toml"
         }
         "an indicator that is no column" => {
-            let p = dir.join("evaluation.toml");
-            let text = std::fs::read_to_string(&p).expect("evaluation");
-            let first = text
-                .lines()
-                .find_map(|l| l.strip_prefix("indicator = "))
-                .expect("an indicator")
-                .to_string();
-            let line = format!("indicator = {first}");
-            std::fs::write(&p, text.replacen(&line, "indicator = \"revenu\"", 1)).expect("write");
+            rename_first(&dir.join("evaluation.toml"), "indicator = ", "\"revenu\"");
             "revenu"
         }
         "a target metric that is no column" => {
-            let p = dir.join("targets.toml");
-            let text = std::fs::read_to_string(&p).expect("targets");
-            let first = text
-                .lines()
-                .find_map(|l| l.strip_prefix("metric = "))
-                .expect("a metric")
-                .to_string();
-            let line = format!("metric = {first}");
-            std::fs::write(&p, text.replacen(&line, "metric = \"entities_ned\"", 1))
-                .expect("write");
+            rename_first(&dir.join("targets.toml"), "metric = ", "\"entities_ned\"");
             "entities_ned"
         }
         "missing enums file" => {

@@ -22,17 +22,7 @@ const HEADER: &str =
 
 /// A valid USCC (GB 32100 check character), as tests/hostile/make_hostile.py builds them.
 fn uscc(n: u32) -> String {
-    const A: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const W: [usize; 17] = [
-        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-    ];
-    let body = format!("91140212MA0C{n:05}");
-    let s: usize = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| A.find(c).expect("alphabet") * w)
-        .sum();
-    format!("{body}{}", A.as_bytes()[(31 - s % 31) % 31] as char)
+    townstat_domain::uscc::with_check(&format!("91140212MA0C{n:05}")).expect("17 valid characters")
 }
 
 fn row(n: u32) -> String {
@@ -290,6 +280,37 @@ fn wait_for(path: &Path, child: &mut std::process::Child) {
     }
 }
 
+/// A registry CSV: the header and the rows of enterprises `from..=to`.
+fn registry_csv(from: u32, to: u32) -> String {
+    let lines: Vec<String> = std::iter::once(HEADER.to_string())
+        .chain((from..=to).map(row))
+        .collect();
+    format!("{}\n", lines.join("\n"))
+}
+
+/// Starts a run of `pipeline` whose reader pauses in the file named `file` (after
+/// its first block), and returns once it has paused; `signals/resume` lets it go on.
+fn run_paused_at(wh: &Path, pipeline: &Path, file: &str, signals: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(repo())
+        .env("TOWNSTAT_WAREHOUSE", wh)
+        .env("TOWNSTAT_TEST_PAUSE_READ", file)
+        .env("TOWNSTAT_TEST_PAUSE_DIR", signals)
+        .env_remove("RUST_LOG")
+        .args([
+            "run",
+            pipeline.to_str().expect("utf-8"),
+            "--as-of",
+            "2026-01-15",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&signals.join("paused"), &mut child);
+    child
+}
+
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
@@ -311,33 +332,14 @@ fn a_file_rewritten_while_read_is_rejected_then_loaded_whole() {
     std::fs::create_dir_all(&signals).expect("mkdir");
     // 1,500 rows (over 100 KB): the reader pauses after its first 64 KiB.
     let file = data.join("registry.csv");
-    let full: String = std::iter::once(HEADER.to_string())
-        .chain((1..=1500).map(row))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&file, format!("{full}\n")).expect("write");
+    std::fs::write(&file, registry_csv(1, 1500)).expect("write");
     assert!(std::fs::metadata(&file).expect("size").len() > 100 * 1024);
     let p = pipeline(tmp.path(), &data);
     let wh = tmp.path().join("wh");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_townstat"))
-        .current_dir(repo())
-        .env("TOWNSTAT_WAREHOUSE", &wh)
-        .env("TOWNSTAT_TEST_PAUSE_READ", "registry.csv")
-        .env("TOWNSTAT_TEST_PAUSE_DIR", &signals)
-        .env_remove("RUST_LOG")
-        .args(["run", p.to_str().expect("utf-8"), "--as-of", "2026-01-15"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_for(&signals.join("paused"), &mut child);
+    let child = run_paused_at(&wh, &p, "registry.csv", &signals);
     // Truncated and rewritten, as an export job does, while the run is mid-file.
-    let rewritten: String = std::iter::once(HEADER.to_string())
-        .chain((2001..=2010).map(row))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&file, format!("{rewritten}\n")).expect("rewrite");
+    std::fs::write(&file, registry_csv(2001, 2010)).expect("rewrite");
     std::fs::write(signals.join("resume"), b"").expect("resume");
     let out = child.wait_with_output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -390,28 +392,11 @@ fn a_file_removed_while_read_is_rejected_and_the_night_goes_on() {
     let signals = tmp.path().join("signals");
     std::fs::create_dir_all(&data).expect("mkdir");
     std::fs::create_dir_all(&signals).expect("mkdir");
-    let rows = |from: u32, to: u32| -> String {
-        let lines: Vec<String> = std::iter::once(HEADER.to_string())
-            .chain((from..=to).map(row))
-            .collect();
-        format!("{}\n", lines.join("\n"))
-    };
-    std::fs::write(data.join("a_registry.csv"), rows(1, 1500)).expect("write");
-    std::fs::write(data.join("b_registry.csv"), rows(3001, 3005)).expect("write");
+    std::fs::write(data.join("a_registry.csv"), registry_csv(1, 1500)).expect("write");
+    std::fs::write(data.join("b_registry.csv"), registry_csv(3001, 3005)).expect("write");
     let p = pipeline(tmp.path(), &data);
     let wh = tmp.path().join("wh");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_townstat"))
-        .current_dir(repo())
-        .env("TOWNSTAT_WAREHOUSE", &wh)
-        .env("TOWNSTAT_TEST_PAUSE_READ", "a_registry.csv")
-        .env("TOWNSTAT_TEST_PAUSE_DIR", &signals)
-        .env_remove("RUST_LOG")
-        .args(["run", p.to_str().expect("utf-8"), "--as-of", "2026-01-15"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_for(&signals.join("paused"), &mut child);
+    let child = run_paused_at(&wh, &p, "a_registry.csv", &signals);
     std::fs::remove_file(data.join("a_registry.csv")).expect("remove");
     std::fs::write(signals.join("resume"), b"").expect("resume");
     let out = child.wait_with_output().expect("run");

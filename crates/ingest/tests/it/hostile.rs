@@ -66,18 +66,7 @@ fn run(pipeline: &Path) -> IngestOutput {
 
 /// A valid USCC (GB 32100 check character), as make_hostile.py builds them.
 fn uscc(n: u32) -> String {
-    const A: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const W: [usize; 17] = [
-        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-    ];
-    let body = format!("91140212MA0C{n:05}");
-    let s: usize = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| A.find(c).expect("alphabet") * w)
-        .sum();
-    let check = A.as_bytes()[(31 - s % 31) % 31] as char;
-    format!("{body}{check}")
+    townstat_domain::uscc::with_check(&format!("91140212MA0C{n:05}")).expect("17 valid characters")
 }
 
 /// A registered enterprise of the hostile files (loaded in the same run).
