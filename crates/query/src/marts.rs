@@ -110,6 +110,26 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_target_pace",
+        include_str!("../../../pipelines/marts/marts/town_target_pace.sql"),
+    ),
+    (
+        "marts",
+        "town_year_yoy",
+        include_str!("../../../pipelines/marts/marts/town_year_yoy.sql"),
+    ),
+    (
+        "marts",
+        "county_year_yoy",
+        include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
+    ),
+    (
+        "marts",
+        "city_year_yoy",
+        include_str!("../../../pipelines/marts/marts/city_year_yoy.sql"),
+    ),
+    (
+        "marts",
         "dq_town_overlap",
         include_str!("../../../pipelines/marts/marts/dq_town_overlap.sql"),
     ),
