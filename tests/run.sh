@@ -43,6 +43,10 @@ fi
 # An independent engine on the same files and SQL: DuckDB must get the same marts.
 python3 bench/marts_vs_duckdb.py "$work/wh" 2026
 python3 tests/python/readback.py "$work/wh" "$bin"
+# The yearly report: openpyxl against hand-computed figures of the slt dataset,
+# LibreOffice and Chromium (headless) opening, printing and rendering it, its figures
+# against townstat sql's on the sample warehouse.
+python3 tests/python/report_check.py "$bin" "$work/wh"
 # The benchmark harness at a tiny scale, to prove it still works (timings of a debug
 # build mean nothing; STRICT=1 fails if DuckDB's or Polars' ingest, DuckDB's marts or
 # an ad-hoc answer differ from townstat's). Its data goes to its own temporary folder.

@@ -207,6 +207,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 })?;
             Ok(0)
         }
+        Command::Report {
+            year,
+            run,
+            as_of,
+            out,
+            format,
+        } => {
+            let selector = selector(run, None, as_of.as_deref())?;
+            report(&cli.warehouse, &selector, year, &out, format).await
+        }
         Command::Runs => {
             let q = "SELECT r.run_id, r.status, r.as_of, r.started_at, r.finished_at, \
                      count(i.source_file) AS files, sum(i.rows_read) AS rows_read, \
@@ -415,6 +425,67 @@ async fn sql(
     }
     sink.flush()?;
     Ok(0)
+}
+
+/// `townstat report`: checks the output folder first, then reads the chosen run and
+/// writes the files. A missing run, a year without data or a bad folder is exit 2 with
+/// nothing written.
+async fn report(
+    warehouse: &str,
+    selector: &RunSelector,
+    year: Option<i32>,
+    out: &Path,
+    formats: townstat_report::Formats,
+) -> Result<u8, Failure> {
+    let report_err = |e: townstat_report::Error| match e {
+        townstat_report::Error::Usage(m) => usage(m),
+        townstat_report::Error::Failed(m) => Failure::from(m),
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(usage(format!(
+            "--out {}: is a file, not a folder",
+            out.display()
+        )));
+    }
+    let started = std::time::Instant::now();
+    let session = open_committed(warehouse, selector).await?;
+    let year = townstat_report::choose_year(&session, year)
+        .await
+        .map_err(report_err)?;
+    let built = townstat_report::build(&session, year)
+        .await
+        .map_err(report_err)?;
+    let files = townstat_report::write(&built, out, formats).map_err(report_err)?;
+    println!(
+        "report {year} of run {} ({:.1} s):",
+        session.run.run_id,
+        started.elapsed().as_secs_f64()
+    );
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(0)
+}
+
+/// A session on a committed run of an existing warehouse; no run, or no such run, is
+/// bad usage (exit 2), and nothing is created where the warehouse should be.
+async fn open_committed(
+    warehouse: &str,
+    selector: &RunSelector,
+) -> Result<townstat_query::Session, Failure> {
+    let local = !warehouse.contains("://") || warehouse.starts_with("file://");
+    if local && !Path::new(warehouse.trim_start_matches("file://")).exists() {
+        return Err(usage(format!(
+            "no warehouse at {warehouse}: run `townstat run PIPELINE.toml` (or `townstat demo`) first, or pass --warehouse"
+        )));
+    }
+    let wh = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    townstat_query::open_session_at(&wh, selector)
+        .await
+        .map_err(|e| match &e {
+            townstat_query::Error::NoRun(_) => usage(e.to_string()),
+            _ => Failure::from(e),
+        })
 }
 
 /// Which run `townstat sql` reads: `--run ID`, `--version N` or `--as-of TIME`.

@@ -190,6 +190,26 @@ pub enum Command {
         #[arg(long, env = "TOWNSTAT_CLUSTER")]
         cluster: Option<String>,
     },
+    /// The yearly report (专业镇年度评估与进展报告): an Excel workbook and a
+    /// self-contained HTML page with charts, read only from one committed run's marts.
+    Report {
+        /// The report year (default: the latest year with annual returns).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Report on the warehouse exactly as this run left it (default: the last run).
+        #[arg(long, conflicts_with = "as_of")]
+        run: Option<String>,
+        /// Report on the last run committed by this time (RFC 3339, or YYYY-MM-DD for
+        /// the end of that day, UTC).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Output folder (created if absent).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// xlsx, html or both.
+        #[arg(long, default_value = "both")]
+        format: townstat_report::Formats,
+    },
     /// What each run did.
     Runs,
     /// Rows rejected by a run (the last one by default).
