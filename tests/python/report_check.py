@@ -368,6 +368,37 @@ try:
     check("no warehouse: exit 2, nothing created", p.returncode == 2 and not (work / "no-warehouse").exists()
           and not (work / "o2").exists(), (p.returncode, p.stderr))
 
+    # 6. Excel-friendly query output: typed cells, a BOM on request, Chinese headers.
+    qx = work / "q.xlsx"
+    q = ("SELECT town_id, year, revenue, entities_growth, '=1+1' AS f, "
+         "CAST('2023-12-31' AS DATE) AS d, revenue > 0 AS b FROM town_year "
+         "WHERE year = 2023 ORDER BY town_id")
+    ts(wh, "sql", q, "--format", "xlsx", "-o", str(qx), "--labels", "zh")
+    ws = openpyxl.load_workbook(qx).active
+    head = [c.value for c in ws[1]]
+    check("xlsx headers in Chinese", head[:3] == ["专业镇编号", "年度", "营业收入(元)"], head)
+    alpha = [c for c in ws[2]]
+    check("xlsx: alpha's revenue is a number with its decimals",
+          alpha[2].data_type == "n" and close(alpha[2].value, 400_000_000) and alpha[2].number_format == "#,##0.00",
+          (alpha[2].value, alpha[2].data_type, alpha[2].number_format))
+    check("xlsx: a formula-like text stays text", alpha[4].data_type == "s" and alpha[4].value == "=1+1",
+          (alpha[4].data_type, alpha[4].value))
+    check("xlsx: a date is a date", alpha[5].is_date and str(alpha[5].value).startswith("2023-12-31"),
+          alpha[5].value)
+    check("xlsx: a boolean is a boolean", alpha[6].value is True, alpha[6].value)
+    check("xlsx: header frozen", ws.freeze_panes == "A2", ws.freeze_panes)
+    raw_csv = subprocess.run([BIN, "--warehouse", str(wh), "sql",
+                              "SELECT town_id, revenue FROM town_year WHERE year = 2023 ORDER BY town_id",
+                              "--format", "csv", "--bom", "--labels", "zh"], capture_output=True).stdout
+    check("csv --bom starts with the UTF-8 BOM", raw_csv.startswith(b"\xef\xbb\xbf"), raw_csv[:10])
+    check("csv --labels zh", raw_csv.decode("utf-8-sig").splitlines()[:2] == ["专业镇编号,营业收入(元)", "alpha,400000000.00"],
+          raw_csv.decode("utf-8-sig").splitlines()[:2])
+    bad = work / "bad.xlsx"
+    p = ts(wh, "sql", "SELECT nosuch", "--format", "xlsx", "-o", str(bad), ok=False)
+    check("a failed query leaves no file", p.returncode != 0 and not bad.exists(), p.returncode)
+    p = ts(wh, "sql", "SELECT 1", "--format", "xlsx", ok=False)
+    check("xlsx without -o: exit 2", p.returncode == 2, (p.returncode, p.stderr))
+
     # The sample data: every town's figures against townstat sql.
     if SAMPLE:
         sout = work / "sample"

@@ -42,6 +42,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Sql {
             query,
             format,
+            bom,
+            labels,
             output,
             run,
             version,
@@ -52,6 +54,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let out = SqlOutput {
                 format,
                 path: output.as_deref(),
+                bom,
+                labels,
             };
             sql(&cli.warehouse, query, out, &selector, cluster.as_deref()).await
         }
@@ -229,6 +233,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let out = SqlOutput {
                 format: Format::Table,
                 path: None,
+                bom: false,
+                labels: crate::Labels::Names,
             };
             sql(
                 &cli.warehouse,
@@ -382,6 +388,8 @@ async fn remote(url: &str) -> Result<datafusion::prelude::SessionContext, Failur
 struct SqlOutput<'a> {
     format: Format,
     path: Option<&'a Path>,
+    bom: bool,
+    labels: crate::Labels,
 }
 
 async fn sql(
@@ -394,7 +402,20 @@ async fn sql(
     let SqlOutput {
         format,
         path: output_path,
+        bom,
+        labels,
     } = out;
+    if bom && !matches!(format, Format::Csv | Format::CsvRaw) {
+        return Err(usage("--bom is for --format csv or csv-raw"));
+    }
+    if output_path.is_none() && matches!(format, Format::Parquet | Format::Xlsx) {
+        return Err(usage("--format parquet and xlsx need -o FILE"));
+    }
+    if query.is_none() && (format == Format::Xlsx || bom || labels == crate::Labels::Zh) {
+        return Err(usage(
+            "--format xlsx, --bom and --labels zh need a query (they are not for the shell)",
+        ));
+    }
     let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
     let session = match cluster {
         None => townstat_query::open_session_at(&warehouse, selector).await?,
@@ -403,27 +424,40 @@ async fn sql(
             townstat_query::open_session_in(ctx, &warehouse.with_file_tables(), selector).await?
         }
     };
-    let mut sink: Box<dyn Write + Send> = match output_path {
-        Some(p) => Box::new(
-            std::fs::File::create(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,
-        ),
-        None => {
-            if format == Format::Parquet {
-                return Err(usage("--format parquet needs -o FILE"));
-            }
-            Box::new(std::io::stdout())
-        }
+    let Some(q) = query else {
+        let mut sink: Box<dyn Write + Send> = match output_path {
+            Some(p) => Box::new(
+                std::fs::File::create(p)
+                    .map_err(|e| Failure::from(format!("{}: {e}", p.display())))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        crate::shell::run(&session, format, &mut sink).await?;
+        sink.flush()?;
+        return Ok(0);
     };
-    match query {
-        Some(q) => {
-            let batches = session.query(&q).await?;
-            output::write(&batches, format, &mut sink)?;
+    let mut batches = session.query(&q).await?;
+    if labels == crate::Labels::Zh {
+        batches = output::with_labels(&batches)?;
+    }
+    let mut bytes: Vec<u8> = vec![];
+    if bom {
+        bytes.extend_from_slice("\u{feff}".as_bytes());
+    }
+    output::write(&batches, format, &mut bytes)?;
+    match output_path {
+        // The file appears whole under its name, or not at all: a query that fails
+        // leaves no empty or partial file behind.
+        Some(p) => {
+            townstat_report::publish(&[(p.to_path_buf(), bytes)])
+                .map_err(|e| Failure::from(e.to_string()))?;
         }
         None => {
-            crate::shell::run(&session, format, &mut sink).await?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
         }
     }
-    sink.flush()?;
     Ok(0)
 }
 

@@ -68,9 +68,17 @@ pub enum Command {
         /// The query; without it, the interactive shell (or a script on standard input).
         query: Option<String>,
         /// Output format: table, csv (text cells that Excel would run as formulas get a
-        /// leading '), csv-raw (every cell unchanged), json or parquet.
+        /// leading '), csv-raw (every cell unchanged), json, parquet or xlsx (an Excel
+        /// workbook with typed cells; needs -o).
         #[arg(long, default_value = "table")]
         format: townstat_query::output::Format,
+        /// Start CSV with a UTF-8 byte order mark, so Excel on Chinese Windows opens it
+        /// as UTF-8 rather than GBK.
+        #[arg(long)]
+        bom: bool,
+        /// Column headers: names (as in SQL) or zh (the Chinese labels of schemas/).
+        #[arg(long, default_value = "names")]
+        labels: Labels,
         /// Write the output to a file instead of standard output.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
@@ -218,6 +226,15 @@ pub enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+}
+
+/// Column headers of `townstat sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Labels {
+    /// Column names, as the SQL gives them.
+    Names,
+    /// Chinese labels from the schema files (names without a label stay as they are).
+    Zh,
 }
 
 /// Password authentication methods of `townstat serve`.

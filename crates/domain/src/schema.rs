@@ -280,6 +280,28 @@ pub fn column_label(table: &str, column: &str) -> Option<&'static str> {
     derived_labels().columns.get(column).map(String::as_str)
 }
 
+/// The Chinese label of a column name wherever it comes from, for query results whose
+/// columns have lost their table: a derived table's label first (marts share their
+/// column labels), then the first table of the catalog that has the column, then the
+/// lineage columns'.
+pub fn any_column_label(column: &str) -> Option<&'static str> {
+    derived_labels()
+        .columns
+        .get(column)
+        .map(String::as_str)
+        .or_else(|| {
+            catalog()
+                .iter()
+                .find_map(|t| t.column(column).map(|c| c.label.as_str()))
+        })
+        .or_else(|| {
+            LINEAGE_LABELS
+                .iter()
+                .find(|(n, _)| *n == column)
+                .map(|(_, l)| *l)
+        })
+}
+
 /// Labels of the lineage columns every source table carries.
 pub const LINEAGE_LABELS: [(&str, &str); 3] = [
     ("run_id", "写入该行的运行编号"),
@@ -306,5 +328,9 @@ mod label_tests {
             column_label("town_year", "hhi"),
             Some("赫芬达尔指数 HHI(0–10000)")
         );
+        assert_eq!(any_column_label("revenue"), Some("营业收入(元)"));
+        assert_eq!(any_column_label("uscc"), Some("统一社会信用代码"));
+        assert_eq!(any_column_label("source_row"), Some("源文件行号"));
+        assert_eq!(any_column_label("count(*)"), None);
     }
 }

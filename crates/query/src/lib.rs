@@ -10,6 +10,7 @@ pub mod marts;
 pub mod output;
 pub mod session;
 pub mod udf;
+pub mod xlsx;
 
 pub use error::{Error, Result};
 pub use session::{Session, open_session, open_session_at, open_session_in};

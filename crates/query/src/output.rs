@@ -31,6 +31,9 @@ pub enum Format {
     Json,
     /// A Parquet file.
     Parquet,
+    /// An Excel workbook: one sheet, typed cells (numbers, dates, booleans, text that is
+    /// never a formula), the header row frozen.
+    Xlsx,
 }
 
 impl std::str::FromStr for Format {
@@ -43,8 +46,9 @@ impl std::str::FromStr for Format {
             "csv-raw" => Ok(Format::CsvRaw),
             "json" => Ok(Format::Json),
             "parquet" => Ok(Format::Parquet),
+            "xlsx" => Ok(Format::Xlsx),
             _ => Err(format!(
-                "unknown format {s:?}: use table, csv, csv-raw, json or parquet"
+                "unknown format {s:?}: use table, csv, csv-raw, json, parquet or xlsx"
             )),
         }
     }
@@ -92,8 +96,59 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], format: Format, mut out: 
             }
             w.close().map_err(out_err)?;
         }
+        Format::Xlsx => {
+            let bytes = crate::xlsx::workbook(batches)?;
+            out.write_all(&bytes).map_err(out_err)?;
+        }
     }
     Ok(())
+}
+
+/// The batches with each column named by its Chinese label (`--labels zh`): the label
+/// of the column name in the catalog or the marts, the name itself when it has none. A
+/// label that two columns would share keeps the column name after it, so no header is
+/// ambiguous.
+pub fn with_labels(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(vec![]);
+    };
+    let names: Vec<String> = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let labels: Vec<String> = names
+        .iter()
+        .map(|n| {
+            townstat_domain::schema::any_column_label(n)
+                .unwrap_or(n)
+                .to_string()
+        })
+        .collect();
+    let headers: Vec<String> = labels
+        .iter()
+        .zip(&names)
+        .map(|(l, n)| {
+            if l != n && labels.iter().filter(|x| *x == l).count() > 1 {
+                format!("{l} [{n}]")
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    let fields: Vec<Field> = first
+        .schema()
+        .fields()
+        .iter()
+        .zip(&headers)
+        .map(|(f, h)| f.as_ref().clone().with_name(h))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    batches
+        .iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(out_err))
+        .collect()
 }
 
 /// Whether a spreadsheet would read a text cell as a formula: it starts with `=`, `+`,
@@ -243,5 +298,33 @@ mod tests {
         let safe = neutralise_formulas(&b).expect("neutralised");
         assert_eq!(safe, b);
         assert_eq!(csv(&b, Format::Csv), csv(&b, Format::CsvRaw));
+    }
+
+    #[test]
+    fn labels_replace_names_and_never_make_two_headers_alike() {
+        let b = RecordBatch::try_from_iter([
+            (
+                "town_id",
+                Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+            ),
+            ("revenue", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("count(*)", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            (
+                "designated_year",
+                Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let out = with_labels(&[b]).expect("labels");
+        let names: Vec<String> = out[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names[0], "专业镇编号");
+        assert_eq!(names[1], "营业收入(元)");
+        assert_eq!(names[2], "count(*)");
+        assert_ne!(names[3], "designated_year");
     }
 }
