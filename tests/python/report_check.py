@@ -407,6 +407,12 @@ try:
         year = int(re.search(r"(\d{4})\.html$", html_file.name).group(1))
         srun = re.search(r"of run (\S+)", p.stdout).group(1)
         check("html only", not list(sout.glob("*.xlsx")))
+        # The nightly run's [report] wrote the same report into its exports.
+        nightly = SAMPLE / "export" / "report" / html_file.name
+        check("the nightly run published the report with its exports", nightly.is_file(), nightly)
+        if nightly.is_file():
+            check("the nightly report equals townstat report's, byte for byte",
+                  nightly.read_bytes() == html_file.read_bytes())
         compare("sample", SAMPLE, srun, year, html_file.read_text())
 finally:
     if os.environ.get("KEEP_REPORT_CHECK"):

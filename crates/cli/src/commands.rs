@@ -373,6 +373,9 @@ pub fn print_report(report: &RunReport, out: &mut impl Write) -> Result<(), Fail
             .collect();
         writeln!(out, "quarantined rows by reason: {}", reasons.join(", "))?;
     }
+    if let Some(r) = &report.report {
+        writeln!(out, "{r}")?;
+    }
     Ok(())
 }
 

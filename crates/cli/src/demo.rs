@@ -122,7 +122,8 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
     };
     println!(
         "\nQuery the warehouse: townstat sql \"SELECT * FROM town_year WHERE year = {year}\"; \
-         exports for BI tools: {exports}"
+         exports for BI tools: {exports}; the yearly report (Excel and a page to open in a \
+         browser): {exports}report/"
     );
     Ok(exit_status(&report))
 }

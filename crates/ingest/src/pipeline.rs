@@ -104,6 +104,26 @@ pub struct PipelineFile {
     /// The sources.
     #[serde(rename = "source")]
     pub sources: Vec<Source>,
+    /// The yearly report, written with each run's exports (`[report]`); none without.
+    #[serde(default)]
+    pub report: Option<ReportConfig>,
+}
+
+/// `[report]`: each run writes the yearly report (`townstat report`) into its export
+/// folder, `report/townstat-report-<year>.{xlsx,html}`, published with the marts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// xlsx, html or both (the default).
+    #[serde(default = "default_report_format")]
+    pub format: String,
+    /// The report year; default: the latest year with annual returns.
+    #[serde(default)]
+    pub year: Option<i32>,
+}
+
+fn default_report_format() -> String {
+    "both".into()
 }
 
 /// A loaded pipeline, with paths resolved against the pipeline file's folder.
@@ -134,6 +154,14 @@ impl Pipeline {
             message,
         };
         let file: PipelineFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if let Some(r) = &file.report
+            && !["xlsx", "html", "both"].contains(&r.format.as_str())
+        {
+            return Err(err(format!(
+                "[report] format {:?}: use \"xlsx\", \"html\" or \"both\"",
+                r.format
+            )));
+        }
         for s in &file.sources {
             let Some(schema) =
                 townstat_domain::schema::table(&s.kind).filter(|t| t.kind == "source")
@@ -379,5 +407,21 @@ mod tests {
         let text = "enums = 'e'\ntowns = 't'\n[[source]]\nname='a'\nkind='patent'\nglob=['x']\n[source.aliases]\ntitel=['x']\n";
         let e = Pipeline::from_toml(text, Path::new("p.toml")).unwrap_err();
         assert!(e.to_string().contains("no column \"titel\""), "{e}");
+        let base = "enums = 'e'\ntowns = 't'\nsource = []\n";
+        let e = Pipeline::from_toml(
+            &format!("{base}[report]\nformat = 'pdf'\n"),
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[report] format \"pdf\""), "{e}");
+        let e = Pipeline::from_toml(
+            &format!("{base}[report]\nyeer = 2025\n"),
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `yeer`"), "{e}");
+        let p = Pipeline::from_toml(&format!("{base}[report]\n"), Path::new("p.toml")).expect("ok");
+        let r = p.file.report.expect("[report]");
+        assert_eq!((r.format.as_str(), r.year), ("both", None));
     }
 }

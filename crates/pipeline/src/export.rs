@@ -6,6 +6,8 @@
 //! opens either the previous run's files or this run's, never a mix. The previous
 //! run's folder is kept (a reader may still be in it); older ones are removed.
 //! The marts are small (towns × years), so each is one file, not year partitions.
+//! Other files of the run (the yearly report of `[report]`) go into the same folder,
+//! under their relative paths, and are swapped in with the marts.
 
 use std::path::Path;
 
@@ -42,6 +44,7 @@ pub async fn publish_to_store(
     warehouse: &townstat_warehouse::Warehouse,
     run_id: &str,
     marts: &[(String, RecordBatch)],
+    extras: &[(String, Vec<u8>)],
 ) -> Result<()> {
     use object_store::ObjectStoreExt;
     let (store, prefix) = warehouse
@@ -63,6 +66,16 @@ pub async fn publish_to_store(
             .put(&path, bytes.into())
             .await
             .map_err(|e| fail(&key, &e))?;
+    }
+    for (relative, bytes) in extras {
+        let mut path = runs.clone().join(run_id);
+        for part in relative.split('/') {
+            path = path.join(part);
+        }
+        store
+            .put(&path, bytes.clone().into())
+            .await
+            .map_err(|e| fail(relative, &e))?;
     }
     let latest = runs.clone().join("LATEST");
     let previous = match store.get(&latest).await {
@@ -125,6 +138,7 @@ pub fn publish(
     root: &Path,
     run_id: &str,
     marts: &[(String, RecordBatch)],
+    extras: &[(String, Vec<u8>)],
     before_swap: impl FnOnce(),
 ) -> Result<()> {
     let runs = root.join("exports");
@@ -137,6 +151,19 @@ pub fn publish(
         let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
         let file = write_parquet(file, batch).map_err(|e| io(&path, e))?;
         file.sync_all().map_err(|e| io(&path, e))?;
+    }
+    for (relative, bytes) in extras {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        write().map_err(|e| io(&path, e))?;
     }
     before_swap();
     // Swap the link: create it under a temporary name, then rename over `export`.

@@ -106,6 +106,9 @@ pub struct RunReport {
     pub reasons: BTreeMap<String, i64>,
     /// Rows loaded per table.
     pub loaded: BTreeMap<String, usize>,
+    /// What became of the yearly report of `[report]`: the files written (relative to
+    /// the export folder) or why there is none; empty without `[report]`.
+    pub report: Option<String>,
 }
 
 /// A new run id: the UTC start time, sortable, plus a random suffix.
@@ -460,12 +463,17 @@ async fn run_holding_lock(
         "run committed"
     );
     pause("after_run_record")?;
+    // The yearly report reads the committed marts of this run, like `townstat report`.
+    let (extras, report_note) = match &pipeline.file.report {
+        Some(config) => report_files(warehouse, &run_id, config).await?,
+        None => (vec![], None),
+    };
     // Exports follow the commit: they are copies of committed marts, swapped in whole.
     match &root {
-        Some(root) => crate::export::publish(root, &run_id, &marts, || {
+        Some(root) => crate::export::publish(root, &run_id, &marts, &extras, || {
             crate::lock::pause_point(Some(root.as_path()), "during_export")
         })?,
-        None => crate::export::publish_to_store(warehouse, &run_id, &marts).await?,
+        None => crate::export::publish_to_store(warehouse, &run_id, &marts, &extras).await?,
     }
 
     let mut reasons = BTreeMap::new();
@@ -481,7 +489,50 @@ async fn run_holding_lock(
         versions,
         reasons,
         loaded,
+        report: report_note,
     })
+}
+
+/// The yearly report of a committed run as export files (`report/<name>`), and a line
+/// saying what was written. A run without annual returns, or without the configured
+/// year, has no report: that is said in the line (and logged as a warning), and the
+/// run's exports go on without it. Any other failure fails the run's export.
+async fn report_files(
+    warehouse: &Warehouse,
+    run_id: &str,
+    config: &townstat_ingest::pipeline::ReportConfig,
+) -> Result<(Vec<(String, Vec<u8>)>, Option<String>)> {
+    let formats: townstat_report::Formats = config.format.parse().map_err(Error::Config)?;
+    let session = townstat_query::open_session(warehouse, Some(run_id)).await?;
+    let failed = |e: townstat_report::Error| Error::Internal(format!("the yearly report: {e}"));
+    let year = match townstat_report::choose_year(&session, config.year).await {
+        Ok(y) => y,
+        Err(townstat_report::Error::Usage(why)) => {
+            tracing::warn!(reason = %why, "no yearly report");
+            return Ok((vec![], Some(format!("report: none ({why})"))));
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let report = townstat_report::build(&session, year)
+        .await
+        .map_err(failed)?;
+    let (xlsx, html) = townstat_report::file_names(year);
+    let mut files = vec![];
+    if formats.xlsx {
+        files.push((
+            format!("report/{xlsx}"),
+            townstat_report::xlsx::workbook(&report).map_err(failed)?,
+        ));
+    }
+    if formats.html {
+        files.push((
+            format!("report/{html}"),
+            townstat_report::html::page(&report).into_bytes(),
+        ));
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    let note = format!("report: {} in the run's exports", names.join(", "));
+    Ok((files, Some(note)))
 }
 
 async fn build_marts(
