@@ -131,5 +131,23 @@ check("polars sees the same revenues",
       [str(v) for v in pl_df["revenue"].to_list()] == [str(Decimal(str(t["revenue"])).quantize(Decimal("0.01"))) for t in ts_rows],
       (pl_df["revenue"].to_list()[:3], [t["revenue"] for t in ts_rows[:3]]))
 
+# The drill-down identity on the sample warehouse: every summed town_year column equals
+# the sum over its members in town_member_year (the query of tests/slt/drilldown.slt,
+# where it runs on the hand-made data).
+slt = (Path(__file__).resolve().parents[1] / "slt" / "drilldown.slt").read_text()
+identity = slt.split("# The identity")[1].split("query I\n", 1)[1].split("\n----")[0]
+got = townstat_json(identity)
+check("drill-down: Σ members = town_year for every summed column", got == [{"mismatches": 0}], got)
+members = townstat_json("SELECT count(*) AS n FROM town_member_year")[0]["n"]
+membership = townstat_json("SELECT count(*) AS n FROM town_membership")[0]["n"]
+check("drill-down: one row per membership", members == membership and members > 0, (members, membership))
+
+# The exports carry the reference tables that name the marts' ids.
+for name, key in [("town", "town_id"), ("division", "code"), ("industry_code", "code")]:
+    path = WH / "export" / name / f"{name}.parquet"
+    rows = duckdb.sql(f"SELECT count(*), count(name) FROM read_parquet('{path}')").fetchall()[0] if path.exists() else None
+    want = townstat_json(f"SELECT count(*) AS n FROM {name}")[0]["n"]
+    check(f"export has {name} with names", rows is not None and rows[0] == want and rows[1] == want, (rows, want))
+
 print(f"readback: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

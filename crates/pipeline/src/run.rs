@@ -384,7 +384,13 @@ async fn run_holding_lock(
         ("town", reference::towns(towns)?),
         ("town_roster", reference::rosters(towns)?),
     ];
+    // The registry and the code lists go out with the marts, so that BI tools reading
+    // the Parquet exports get names (towns, counties, industries), not just ids.
+    let mut exported_reference: Vec<(String, RecordBatch)> = vec![];
     for (name, batch) in reference_tables {
+        if name != "town_roster" {
+            exported_reference.push((name.to_string(), batch.clone()));
+        }
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
     pause("before_marts")?;
@@ -468,12 +474,15 @@ async fn run_holding_lock(
         Some(config) => report_files(warehouse, &run_id, config).await?,
         None => (vec![], None),
     };
-    // Exports follow the commit: they are copies of committed marts, swapped in whole.
+    // Exports follow the commit: they are copies of committed marts (and of the
+    // reference tables that name their ids), swapped in whole.
+    let mut exported = marts;
+    exported.extend(exported_reference);
     match &root {
-        Some(root) => crate::export::publish(root, &run_id, &marts, &extras, || {
+        Some(root) => crate::export::publish(root, &run_id, &exported, &extras, || {
             crate::lock::pause_point(Some(root.as_path()), "during_export")
         })?,
-        None => crate::export::publish_to_store(warehouse, &run_id, &marts, &extras).await?,
+        None => crate::export::publish_to_store(warehouse, &run_id, &exported, &extras).await?,
     }
 
     let mut reasons = BTreeMap::new();

@@ -80,6 +80,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_member_year",
+        include_str!("../../../pipelines/marts/marts/town_member_year.sql"),
+    ),
+    (
+        "marts",
         "town_year",
         include_str!("../../../pipelines/marts/marts/town_year.sql"),
     ),
