@@ -34,6 +34,8 @@ pub struct Checked {
     pub towns: Vec<Town>,
     /// The evaluation components (`evaluation.toml`; none when not configured).
     pub components: Vec<marts::Component>,
+    /// The evaluation's grades and review rule (none when not configured).
+    pub grading: marts::Grading,
     /// The plan targets (`targets.toml`; the defaults when not configured).
     pub targets: marts::TargetsFile,
     /// How many source files the globs match now.
@@ -65,10 +67,10 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
         }
     }
     let files = pipeline.files()?.len();
-    let components = match &pipeline.file.evaluation {
-        Some(p) => marts::load_components(&pipeline.resolve(p))
+    let (components, grading) = match &pipeline.file.evaluation {
+        Some(p) => marts::load_evaluation(&pipeline.resolve(p))
             .map_err(|e| config(&pipeline.path, format!("evaluation = {p:?}: {e}")))?,
-        None => vec![],
+        None => (vec![], marts::Grading::default()),
     };
     let targets = match &pipeline.file.targets {
         Some(p) => marts::load_targets(&pipeline.resolve(p))
@@ -81,15 +83,18 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
     crate::reference::divisions()?;
     crate::reference::towns(&towns)?;
     crate::reference::rosters(&towns)?;
-    dry_marts(&components, &targets, as_of).await.map_err(|e| {
-        config(
-            &pipeline.path,
-            format!("the marts do not build against the warehouse's tables: {e}"),
-        )
-    })?;
+    dry_marts(&components, &grading, &targets, as_of)
+        .await
+        .map_err(|e| {
+            config(
+                &pipeline.path,
+                format!("the marts do not build against the warehouse's tables: {e}"),
+            )
+        })?;
     Ok(Checked {
         towns,
         components,
+        grading,
         targets,
         files,
     })
@@ -125,6 +130,7 @@ fn folder_part(pattern: &Path) -> PathBuf {
 /// Runs every mart step over empty tables with the warehouse's schemas.
 async fn dry_marts(
     components: &[marts::Component],
+    grading: &marts::Grading,
     targets: &marts::TargetsFile,
     as_of: NaiveDate,
 ) -> Result<()> {
@@ -134,6 +140,7 @@ async fn dry_marts(
         run_id: "precheck".to_string(),
         run_year: as_of.year(),
         components: components.to_vec(),
+        grading: grading.clone(),
         targets: targets.clone(),
         scratch: None,
     };

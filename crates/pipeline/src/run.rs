@@ -603,6 +603,7 @@ async fn build_marts(
         run_id: run_id.to_string(),
         run_year: as_of.year(),
         components,
+        grading: checked.grading.clone(),
         targets,
         scratch,
     };

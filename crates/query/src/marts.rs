@@ -157,10 +157,43 @@ pub struct Component {
     pub higher_is_better: bool,
 }
 
+/// One grade of the evaluation (`[[grade]]` of `evaluation.toml`), best first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grade {
+    /// The grade's name (优秀, 良好, 合格, 不合格 …).
+    pub name: String,
+    /// The lowest score (rounded to 9 decimals, as for ranks) that earns it; the last
+    /// grade has none and takes every score below the others.
+    #[serde(default)]
+    pub min_score: Option<f64>,
+}
+
+/// Grades and the dynamic-adjustment rule (`evaluation.toml`).
+#[derive(Debug, Clone, Default)]
+pub struct Grading {
+    /// Grades, best first; none: `grade` is null and nothing is flagged.
+    pub grades: Vec<Grade>,
+    /// The grade that, held `review_years` years running, flags a town for review.
+    pub review_grade: Option<String>,
+    /// How many consecutive years of `review_grade` flag a town (at least 2).
+    pub review_years: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EvaluationFile {
     component: Vec<Component>,
+    #[serde(default)]
+    grade: Vec<Grade>,
+    #[serde(default)]
+    review_grade: Option<String>,
+    #[serde(default = "default_review_years")]
+    review_years: u32,
+}
+
+fn default_review_years() -> u32 {
+    2
 }
 
 /// One target (`pipelines/targets.toml`).
@@ -223,6 +256,8 @@ pub struct MartConfig {
     pub run_year: i32,
     /// Evaluation components.
     pub components: Vec<Component>,
+    /// Evaluation grades and the review rule.
+    pub grading: Grading,
     /// Targets and the baseline year.
     pub targets: TargetsFile,
     /// Where step results go when the session runs on a cluster; `None` keeps them
@@ -283,11 +318,104 @@ fn config_err(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Output(format!("{}: {message}", path.display()))
 }
 
-/// Loads `evaluation.toml`.
-pub fn load_components(path: &Path) -> Result<Vec<Component>> {
+/// Loads `evaluation.toml`: the components, and the grades with the review rule.
+pub fn load_evaluation(path: &Path) -> Result<(Vec<Component>, Grading)> {
     let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
     let file: EvaluationFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
-    Ok(file.component)
+    let grading = Grading {
+        grades: file.grade,
+        review_grade: file.review_grade,
+        review_years: file.review_years,
+    };
+    check_grading(&grading).map_err(|m| config_err(path, m))?;
+    Ok((file.component, grading))
+}
+
+/// Grades must run best first with falling `min_score`s, end with one without (the
+/// floor), have distinct names, and the review grade must be one of them.
+fn check_grading(g: &Grading) -> std::result::Result<(), String> {
+    let mut last: Option<f64> = None;
+    for (i, grade) in g.grades.iter().enumerate() {
+        if grade.name.trim().is_empty() {
+            return Err(format!("grade {}: an empty name", i + 1));
+        }
+        if g.grades[..i].iter().any(|o| o.name == grade.name) {
+            return Err(format!("grade {:?} is listed twice", grade.name));
+        }
+        let is_last = i + 1 == g.grades.len();
+        match (grade.min_score, is_last) {
+            (None, false) => {
+                return Err(format!(
+                    "grade {:?} has no min_score; only the last grade (the floor) may omit it",
+                    grade.name
+                ));
+            }
+            (Some(_), true) => {
+                return Err(format!(
+                    "the last grade {:?} has a min_score; the last grade takes every lower score and has none",
+                    grade.name
+                ));
+            }
+            (Some(m), false) => {
+                if !m.is_finite() || last.is_some_and(|l| m >= l) {
+                    return Err(format!(
+                        "grade {:?}: min_score {m} must be below the grade above it (grades run best first)",
+                        grade.name
+                    ));
+                }
+                last = Some(m);
+            }
+            (None, true) => {}
+        }
+    }
+    if let Some(r) = &g.review_grade
+        && !g.grades.iter().any(|x| &x.name == r)
+    {
+        return Err(format!("review_grade {r:?} is not one of the grades"));
+    }
+    if g.review_years < 2 {
+        return Err(format!(
+            "review_years = {}: a review needs two years running or more",
+            g.review_years
+        ));
+    }
+    Ok(())
+}
+
+/// The SQL of a town's grade (over `score`) and of its review flag (over `grade`,
+/// `town_id` and `year`).
+fn grading_sql(g: &Grading) -> (String, String) {
+    if g.grades.is_empty() {
+        return ("CAST(NULL AS VARCHAR)".into(), "false".into());
+    }
+    let mut grade = String::from("CASE");
+    for x in &g.grades {
+        match x.min_score {
+            Some(m) => grade.push_str(&format!(
+                " WHEN round(score, 9) >= {m:?} THEN {}",
+                sql_str(&x.name)
+            )),
+            None => grade.push_str(&format!(" ELSE {}", sql_str(&x.name))),
+        }
+    }
+    grade.push_str(" END");
+    let review = match &g.review_grade {
+        None => "false".to_string(),
+        Some(r) => {
+            let mut parts = vec![format!("COALESCE(grade = {}, false)", sql_str(r))];
+            for k in 1..g.review_years {
+                parts.push(format!(
+                    "COALESCE(LAG(grade, {k}) OVER (PARTITION BY town_id ORDER BY year) = {r}, false)",
+                    r = sql_str(r)
+                ));
+                parts.push(format!(
+                    "COALESCE(LAG(year, {k}) OVER (PARTITION BY town_id ORDER BY year) = year - {k}, false)"
+                ));
+            }
+            parts.join("\n           AND ")
+        }
+    };
+    (grade, review)
 }
 
 /// Loads `targets.toml`.
@@ -405,6 +533,7 @@ pub async fn build(
 ) -> Result<Vec<(String, RecordBatch)>> {
     let first = first_year(ctx, config.run_year).await?;
     let components = components_sql(&config.components)?;
+    let (grade, review) = grading_sql(&config.grading);
     let targets = targets_sql(&config.targets.target)?;
     let mut marts = vec![];
     let last_use = last_uses();
@@ -422,6 +551,8 @@ pub async fn build(
                 &config.targets.tier_target_year.to_string(),
             )
             .replace("${components}", &components)
+            .replace("${grade}", &grade)
+            .replace("${review_flag}", &review)
             .replace("${targets}", &targets);
         let step_clock = std::time::Instant::now();
         let df = ctx
@@ -582,5 +713,50 @@ mod tests {
                 assert!(last[i] > i, "{name} is built but no later step reads it");
             }
         }
+    }
+
+    #[test]
+    fn grades_must_be_ordered_and_end_in_a_floor() {
+        use super::load_evaluation;
+        let dir = std::env::temp_dir().join(format!("townstat-grades-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let comp = "[[component]]\nindicator = 'revenue'\nweight = 1\nhigher_is_better = true\n";
+        let load = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("{text}{comp}")).expect("write");
+            load_evaluation(&p).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let grade = |n: &str, m: Option<f64>| match m {
+            Some(m) => format!("[[grade]]\nname = '{n}'\nmin_score = {m}\n"),
+            None => format!("[[grade]]\nname = '{n}'\n"),
+        };
+        let ok = format!("{}{}", grade("优秀", Some(80.0)), grade("不合格", None));
+        assert_eq!(
+            load("ok.toml", &format!("review_grade = '不合格'\n{ok}")),
+            Ok(())
+        );
+        let rising = format!(
+            "{}{}{}",
+            grade("A", Some(50.0)),
+            grade("B", Some(60.0)),
+            grade("C", None)
+        );
+        let e = load("rising.toml", &rising).unwrap_err();
+        assert!(
+            e.contains("rising.toml") && e.contains("grade \"B\"") && e.contains("below"),
+            "{e}"
+        );
+        let no_floor = format!("{}{}", grade("A", Some(50.0)), grade("B", Some(10.0)));
+        let e = load("floor.toml", &no_floor).unwrap_err();
+        assert!(e.contains("the last grade \"B\""), "{e}");
+        let e = load("review.toml", &format!("review_grade = 'D'\n{ok}")).unwrap_err();
+        assert!(e.contains("review_grade \"D\""), "{e}");
+        let e = load(
+            "years.toml",
+            &format!("review_grade = '不合格'\nreview_years = 1\n{ok}"),
+        )
+        .unwrap_err();
+        assert!(e.contains("review_years = 1"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

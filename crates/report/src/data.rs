@@ -654,7 +654,8 @@ async fn ranking(session: &Session, year: i32) -> Result<Sheet> {
     let eval = query(
         session,
         &format!(
-            "SELECT e.town_id, e.rank, e.score, t.name, d.name AS county_name \
+            "SELECT e.town_id, e.rank, e.score, e.grade, e.review_flag, t.name, \
+                    d.name AS county_name \
              FROM town_evaluation e JOIN town t ON t.town_id = e.town_id \
              LEFT JOIN division d ON d.code = t.county_code \
              WHERE e.year = {year} ORDER BY e.rank, e.town_id"
@@ -682,6 +683,8 @@ async fn ranking(session: &Session, year: i32) -> Result<Sheet> {
         Col::new("name", "专业镇", Fmt::Text),
         Col::new("county_name", "区县", Fmt::Text),
         Col::new("score", "综合得分", Fmt::Dec2),
+        Col::new("grade", "评估等级", Fmt::Text),
+        Col::new("review_flag", "连续不合格需复核", Fmt::Text),
     ];
     for (ind, w) in &indicators {
         let s = show(ind, u);
@@ -705,6 +708,8 @@ async fn ranking(session: &Session, year: i32) -> Result<Sheet> {
             eval.get(r, "name").clone(),
             eval.get(r, "county_name").clone(),
             eval.get(r, "score").clone(),
+            eval.get(r, "grade").clone(),
+            eval.get(r, "review_flag").clone(),
         ];
         for (ind, _) in &indicators {
             let c = (0..comps.len())
