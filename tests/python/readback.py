@@ -142,6 +142,19 @@ members = townstat_json("SELECT count(*) AS n FROM town_member_year")[0]["n"]
 membership = townstat_json("SELECT count(*) AS n FROM town_membership")[0]["n"]
 check("drill-down: one row per membership", members == membership and members > 0, (members, membership))
 
+# Three-year CAGR (town_year_structure) against revenue read from town_year here.
+rev = {(r["town_id"], r["year"]): float(r["revenue"])
+       for r in townstat_json("SELECT town_id, year, revenue FROM town_year")}
+cagr = townstat_json("SELECT town_id, year, revenue_cagr_3y AS c FROM town_year_structure")
+bad = []
+for r in cagr:
+    r.setdefault("c", None)  # JSON output leaves nulls out
+    a, b = rev.get((r["town_id"], r["year"])), rev.get((r["town_id"], r["year"] - 3))
+    want = None if a is None or b is None or a <= 0 or b <= 0 else (a / b) ** (1 / 3) - 1
+    if (want is None) != (r["c"] is None) or (want is not None and abs(want - r["c"]) > 1e-9):
+        bad.append((r, want))
+check("revenue_cagr_3y = (rev(Y) / rev(Y-3))^(1/3) - 1", not bad and any(r["c"] is not None for r in cagr), bad[:3])
+
 # The exports carry the reference tables that name the marts' ids.
 for name, key in [("town", "town_id"), ("division", "code"), ("industry_code", "code")]:
     path = WH / "export" / name / f"{name}.parquet"

@@ -125,6 +125,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_year_structure",
+        include_str!("../../../pipelines/marts/marts/town_year_structure.sql"),
+    ),
+    (
+        "marts",
         "county_year_yoy",
         include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
     ),

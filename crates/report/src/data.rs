@@ -161,6 +161,8 @@ const RATIOS: &[&str] = &[
     "county_revenue_share",
     "progress",
     "time_progress",
+    "revenue_cagr_3y",
+    "profit_margin",
 ];
 
 /// Columns with fractional values shown with two decimals.
@@ -173,6 +175,7 @@ const DECIMALS: &[&str] = &[
     "score",
     "percentile",
     "insured_avg",
+    "productivity",
 ];
 
 /// How a column is shown when money is in `money_unit` (亿元 or 万元).
@@ -291,8 +294,10 @@ pub async fn build(session: &Session, year: i32, version: &str) -> Result<Report
                     e.rank, e.score, \
                     y.revenue_yoy, y.entities_end_yoy, y.above_size_count_yoy, y.insured_avg_yoy, \
                     y.patents_applied_yoy, y.patents_granted_yoy, y.invention_granted_yoy, \
-                    y.financing_total_yoy \
+                    y.financing_total_yoy, \
+                    st.revenue_cagr_3y, st.productivity, st.profit_margin \
              FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
+             LEFT JOIN town_year_structure st ON st.town_id = ty.town_id AND st.year = ty.year \
              LEFT JOIN division d ON d.code = t.county_code \
              LEFT JOIN town_year_yoy y ON y.town_id = ty.town_id AND y.year = ty.year \
              LEFT JOIN town_evaluation e ON e.town_id = ty.town_id AND e.year = ty.year \
@@ -762,6 +767,9 @@ fn town_cols() -> Vec<Col> {
         Col::new("scale_tier", "规模档次", Fmt::Text),
     ];
     cols.extend(main_cols(Col::new("_", "", Fmt::Text)).into_iter().skip(1));
+    for key in ["revenue_cagr_3y", "productivity", "profit_margin"] {
+        cols.push(mart_col(key, "亿元", false));
+    }
     cols.push(Col::new("rank", "评估排名", Fmt::Int));
     cols
 }
