@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use townstat_domain::schema::{column_label, table_label};
+use townstat_domain::schema::{column_label, definition, table_label};
 use townstat_query::Session;
 use townstat_query::output::{self, Format};
 
@@ -45,6 +45,7 @@ impl Shell<'_> {
     async fn describe(
         &self,
         table: Option<&str>,
+        verbose: bool,
         out: &mut (dyn Write + Send),
     ) -> Result<(), Failure> {
         let ctx = &self.session.ctx;
@@ -72,15 +73,27 @@ impl Shell<'_> {
                     .fields()
                     .iter()
                     .map(|f| {
-                        vec![
+                        let mut row = vec![
                             f.name().clone(),
                             f.data_type().to_string(),
                             if f.is_nullable() { "yes" } else { "no" }.to_string(),
                             column_label(t, f.name()).unwrap_or("").to_string(),
-                        ]
+                        ];
+                        if verbose {
+                            row.push(
+                                definition(f.name())
+                                    .map(|d| d.definition.clone())
+                                    .unwrap_or_default(),
+                            );
+                        }
+                        row
                     })
                     .collect();
-                text_batch(&["column", "type", "nullable", "label"], rows)?
+                if verbose {
+                    text_batch(&["column", "type", "nullable", "label", "definition"], rows)?
+                } else {
+                    text_batch(&["column", "type", "nullable", "label"], rows)?
+                }
             }
         };
         output::write(&[batch], Format::Table, &mut *out)?;
@@ -98,8 +111,8 @@ impl Shell<'_> {
             let mut parts = cmd.split_whitespace();
             match (parts.next(), parts.next()) {
                 (Some("q"), _) => return Ok(false),
-                (Some("d"), t) => {
-                    self.describe(t.map(|t| t.trim_end_matches(';')), out)
+                (Some(d @ ("d" | "d+")), t) => {
+                    self.describe(t.map(|t| t.trim_end_matches(';')), d == "d+", out)
                         .await?
                 }
                 (Some("timing"), _) => {
@@ -108,7 +121,7 @@ impl Shell<'_> {
                 }
                 _ => writeln!(
                     out,
-                    "commands: \\d [TABLE]  tables or a table's columns, with labels; \\timing; \\q"
+                    "commands: \\d [TABLE]  tables or a table's columns, with labels; \\d+ TABLE  with definitions; \\timing; \\q"
                 )?,
             }
             return Ok(true);

@@ -302,6 +302,33 @@ pub fn any_column_label(column: &str) -> Option<&'static str> {
         })
 }
 
+/// The definition of an indicator column (`schemas/glossary.toml`): the unit it is
+/// stored in, what it is, and the tables it is derived from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// The unit as stored (元, 个, 人, 比率 …; empty for codes and text).
+    pub unit: String,
+    /// Chinese definition: formula, members, year rule, null rule.
+    pub definition: String,
+    /// Tables the figure is derived from.
+    pub sources: Vec<String>,
+}
+
+/// The definitions of the marts' columns, compiled in.
+pub fn definitions() -> &'static std::collections::BTreeMap<String, Definition> {
+    static DEFINITIONS: OnceLock<std::collections::BTreeMap<String, Definition>> = OnceLock::new();
+    DEFINITIONS.get_or_init(|| {
+        toml::from_str(include_str!("../../../schemas/glossary.toml"))
+            .unwrap_or_else(|e| panic!("schemas/glossary.toml is invalid: {e}"))
+    })
+}
+
+/// The definition of a mart column, by name.
+pub fn definition(column: &str) -> Option<&'static Definition> {
+    definitions().get(column)
+}
+
 /// Labels of the lineage columns every source table carries.
 pub const LINEAGE_LABELS: [(&str, &str); 3] = [
     ("run_id", "写入该行的运行编号"),
@@ -332,5 +359,13 @@ mod label_tests {
         assert_eq!(any_column_label("uscc"), Some("统一社会信用代码"));
         assert_eq!(any_column_label("source_row"), Some("源文件行号"));
         assert_eq!(any_column_label("count(*)"), None);
+        assert_eq!(definition("revenue").map(|d| d.unit.as_str()), Some("元"));
+        // Every defined column has a label.
+        for c in definitions().keys() {
+            assert!(
+                derived_labels().columns.contains_key(c),
+                "{c} has a definition, no label"
+            );
+        }
     }
 }

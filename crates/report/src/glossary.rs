@@ -3,36 +3,14 @@
 //! columns are `schemas/glossary.toml` (compiled in); the report's own columns (names,
 //! the overview's year columns) are defined here.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
-use serde::Deserialize;
-
 use crate::model::{Col, Fmt, Grid, Sheet, Value};
 
-/// One glossary entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entry {
-    /// The unit as stored in the marts.
-    pub unit: String,
-    /// Chinese definition.
-    pub definition: String,
-    /// Tables the figure is derived from.
-    pub sources: Vec<String>,
-}
-
-fn entries() -> &'static BTreeMap<String, Entry> {
-    static ENTRIES: OnceLock<BTreeMap<String, Entry>> = OnceLock::new();
-    ENTRIES.get_or_init(|| {
-        toml::from_str(include_str!("../../../schemas/glossary.toml"))
-            .unwrap_or_else(|e| panic!("schemas/glossary.toml is invalid: {e}"))
-    })
-}
+/// One glossary entry: `schemas/glossary.toml`, as the domain crate loads it.
+pub use townstat_domain::schema::Definition as Entry;
 
 /// The entry of a mart column.
 pub fn entry(column: &str) -> Option<&'static Entry> {
-    entries().get(column)
+    townstat_domain::schema::definition(column)
 }
 
 /// The report's own columns: (key, definition, sources).

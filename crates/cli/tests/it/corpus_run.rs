@@ -296,7 +296,9 @@ fn shell_describes_tables_with_labels() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"\\d patent\nSELECT count(*) AS n\n  FROM enterprise;\n\\d\n")
+        .write_all(
+            b"\\d patent\nSELECT count(*) AS n\n  FROM enterprise;\n\\d\n\\d+ town_target_pace\n",
+        )
         .expect("write");
     let out = child.wait_with_output().expect("shell");
     assert!(out.status.success());

@@ -109,6 +109,26 @@ async fn marts_match_hand_computed_values() {
                 "{table}.{} has no label",
                 f.name()
             );
+            // Every mart column also has a definition (schemas/glossary.toml), shown by
+            // the shell's \d+ and the report's 指标解释. Source-like tables (the
+            // registry history, the data-quality lists) are defined by their schemas.
+            let derived = townstat_domain::schema::derived_labels()
+                .tables
+                .contains_key(table.as_str());
+            if derived
+                && ![
+                    "enterprise_history",
+                    "enterprise_absent",
+                    "dq_unlinked_applicant",
+                ]
+                .contains(&table.as_str())
+            {
+                assert!(
+                    townstat_domain::schema::definition(f.name()).is_some(),
+                    "{table}.{} has no definition in schemas/glossary.toml",
+                    f.name()
+                );
+            }
         }
     }
 
