@@ -211,12 +211,16 @@ pub struct Target {
     pub scope: String,
     /// A city_year or town_year column.
     pub metric: String,
-    /// Only `>=`.
+    /// `>=` (reach at least) or `<=` (stay at most).
     pub comparison: String,
     /// The target value.
     pub value: f64,
     /// The target year.
     pub year: i32,
+    /// Yearly milestones before the target year (`[target.milestones]`, year = value):
+    /// the target a year's row is measured against; the other years use `value`.
+    #[serde(default)]
+    pub milestones: std::collections::BTreeMap<String, f64>,
 }
 
 /// The targets file.
@@ -428,14 +432,31 @@ pub fn load_targets(path: &Path) -> Result<TargetsFile> {
     let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
     let file: TargetsFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
     for t in &file.target {
-        if t.comparison != ">=" {
+        if t.comparison != ">=" && t.comparison != "<=" {
             return Err(config_err(
                 path,
                 format!(
-                    "target {}: comparison {:?} is not supported (only >=)",
+                    "target {}: comparison {:?} is not supported (use \">=\" or \"<=\")",
                     t.id, t.comparison
                 ),
             ));
+        }
+        for (year, value) in &t.milestones {
+            let y: i32 = year.parse().map_err(|_| {
+                config_err(
+                    path,
+                    format!("target {}: milestone {year:?} is not a year", t.id),
+                )
+            })?;
+            if y >= t.year || !value.is_finite() {
+                return Err(config_err(
+                    path,
+                    format!(
+                        "target {}: milestone {y} = {value} must be a number for a year before the target year {}",
+                        t.id, t.year
+                    ),
+                ));
+            }
         }
     }
     Ok(file)
@@ -498,15 +519,25 @@ fn targets_sql(targets: &[Target]) -> Result<String> {
                 format!("town_id = {} AND ", sql_str(&t.scope)),
             )
         };
+        // A year's target: its milestone when it has one, else the final value.
+        let mut target = String::new();
+        for (y, v) in &t.milestones {
+            target.push_str(&format!(" WHEN {y} THEN {v:?}"));
+        }
+        let target = if target.is_empty() {
+            format!("{:?}", t.value)
+        } else {
+            format!("CASE year{target} ELSE {:?} END", t.value)
+        };
         out.push_str(&format!(
-            "SELECT {id} AS target_id, {scope} AS scope, {metric_s} AS metric, '>=' AS comparison, \
-             CAST({value} AS DOUBLE) AS target, CAST({year} AS BIGINT) AS target_year, year, \
+            "SELECT {id} AS target_id, {scope} AS scope, {metric_s} AS metric, {cmp} AS comparison, \
+             CAST({target} AS DOUBLE) AS target, CAST({year} AS BIGINT) AS target_year, year, \
              CAST({metric} AS DOUBLE) AS actual FROM {from} WHERE {filter}year <= {year}\n    UNION ALL\n    ",
             id = sql_str(&t.id),
             scope = sql_str(&t.scope),
             metric_s = sql_str(&t.metric),
+            cmp = sql_str(&t.comparison),
             metric = t.metric,
-            value = t.value,
             year = t.year,
         ));
     }
@@ -762,6 +793,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("review_years = 1"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn targets_take_caps_and_milestones_and_refuse_the_rest() {
+        use super::load_targets;
+        let dir = std::env::temp_dir().join(format!("townstat-targets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let load = |name: &str, extra: &str, cmp: &str| {
+            let p = dir.join(name);
+            let text = format!(
+                "[[target]]\nid = 't'\nscope = 'city'\nmetric = 'towns_total'\n\
+                 comparison = '{cmp}'\nvalue = 20\nyear = 2025\n{extra}"
+            );
+            std::fs::write(&p, text).expect("write");
+            load_targets(&p).map_err(|e| e.to_string())
+        };
+        let ok = load(
+            "ok.toml",
+            "[target.milestones]\n2023 = 8\n2024 = 12\n",
+            "<=",
+        )
+        .expect("ok");
+        assert_eq!(ok.target[0].milestones.len(), 2);
+        let e = load("cmp.toml", "", ">").unwrap_err();
+        assert!(
+            e.contains("cmp.toml") && e.contains("comparison \">\""),
+            "{e}"
+        );
+        let e = load("late.toml", "[target.milestones]\n2025 = 8\n", ">=").unwrap_err();
+        assert!(e.contains("milestone 2025"), "{e}");
+        let e = load("word.toml", "[target.milestones]\nnext = 8\n", ">=").unwrap_err();
+        assert!(e.contains("milestone \"next\" is not a year"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

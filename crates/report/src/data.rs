@@ -525,7 +525,7 @@ async fn overview(session: &Session, year: i32, counties: &Rows) -> Result<Sheet
     let targets = query(
         session,
         &format!(
-            "SELECT p.target_id, p.scope, p.metric, p.target, p.target_year, p.year, p.actual, \
+            "SELECT p.target_id, p.scope, p.metric, p.comparison, p.target, p.target_year, p.year, p.actual, \
                     p.progress, p.met, c.time_progress, c.ahead, t.name AS town_name \
              FROM town_target_progress p \
              JOIN town_target_pace c ON c.target_id = p.target_id AND c.year = p.year \
@@ -556,7 +556,11 @@ async fn overview(session: &Session, year: i32, counties: &Rows) -> Result<Sheet
         };
         target_fmt.push(s.fmt);
         target_rows.push(vec![
-            Value::Text(format!("{scope} {}", name_of(&metric))),
+            Value::Text(if targets.text(r, "comparison") == "<=" {
+                format!("{scope} {}(上限)", name_of(&metric))
+            } else {
+                format!("{scope} {}", name_of(&metric))
+            }),
             targets.get(r, "target_year").clone(),
             targets.get(r, "year").clone(),
             Value::Text(unit.into()),

@@ -3,7 +3,12 @@
 -- SELECT each (the targets placeholder below); the registry tier targets (tier_target,
 -- for targets.toml tier_target_year)
 -- become `revenue >= threshold` targets of each town.
--- progress = actual / target (null for a zero target); met = actual >= target.
+-- A target is `>=` (reach at least) or `<=` (stay at most, e.g. a concentration
+-- cap). Each year's row is measured against that year's milestone when the target
+-- has one ([target.milestones] in targets.toml), else against the final value.
+-- progress: for `>=`, actual / target (null for a zero target); for `<=`,
+-- target / actual (1 or more when met; null for a zero actual, which is met).
+-- met: actual >= target, or actual <= target; false without an actual.
 WITH t AS (
     ${targets}
     SELECT CONCAT('tier_', tw.town_id) AS target_id, tw.town_id AS scope, 'revenue' AS metric,
@@ -17,8 +22,13 @@ WITH t AS (
     WHERE tw.tier_target IS NOT NULL AND ty.year <= ${tier_target_year}
 )
 SELECT target_id, scope, metric, comparison, target, target_year, year, actual,
-       CASE WHEN target = 0 OR actual IS NULL THEN NULL ELSE actual / target END AS progress,
-       CASE WHEN actual IS NULL THEN false ELSE actual >= target END AS met,
+       CASE WHEN actual IS NULL THEN NULL
+            WHEN comparison = '<=' THEN CASE WHEN actual = 0 THEN NULL ELSE target / actual END
+            WHEN target = 0 THEN NULL
+            ELSE actual / target END AS progress,
+       CASE WHEN actual IS NULL THEN false
+            WHEN comparison = '<=' THEN actual <= target
+            ELSE actual >= target END AS met,
        '${run_id}' AS run_id
 FROM t
 ORDER BY target_id, year
