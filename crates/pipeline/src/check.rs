@@ -36,6 +36,8 @@ pub struct Checked {
     pub components: Vec<marts::Component>,
     /// The evaluation's grades and review rule (none when not configured).
     pub grading: marts::Grading,
+    /// The cluster benchmarks (the defaults when not configured).
+    pub cluster: marts::ClusterRule,
     /// The plan targets (`targets.toml`; the defaults when not configured).
     pub targets: marts::TargetsFile,
     /// How many source files the globs match now.
@@ -67,10 +69,14 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
         }
     }
     let files = pipeline.files()?.len();
-    let (components, grading) = match &pipeline.file.evaluation {
+    let (components, grading, cluster) = match &pipeline.file.evaluation {
         Some(p) => marts::load_evaluation(&pipeline.resolve(p))
             .map_err(|e| config(&pipeline.path, format!("evaluation = {p:?}: {e}")))?,
-        None => (vec![], marts::Grading::default()),
+        None => (
+            vec![],
+            marts::Grading::default(),
+            marts::ClusterRule::default(),
+        ),
     };
     let targets = match &pipeline.file.targets {
         Some(p) => marts::load_targets(&pipeline.resolve(p))
@@ -95,6 +101,7 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
         towns,
         components,
         grading,
+        cluster,
         targets,
         files,
     })
@@ -141,6 +148,7 @@ async fn dry_marts(
         run_year: as_of.year(),
         components: components.to_vec(),
         grading: grading.clone(),
+        cluster: marts::ClusterRule::default(),
         targets: targets.clone(),
         scratch: None,
     };

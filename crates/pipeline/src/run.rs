@@ -604,6 +604,7 @@ async fn build_marts(
         run_year: as_of.year(),
         components,
         grading: checked.grading.clone(),
+        cluster: checked.cluster.clone(),
         targets,
         scratch,
     };

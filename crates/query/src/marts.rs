@@ -110,6 +110,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_cluster",
+        include_str!("../../../pipelines/marts/marts/town_cluster.sql"),
+    ),
+    (
+        "marts",
         "town_target_progress",
         include_str!("../../../pipelines/marts/marts/town_target_progress.sql"),
     ),
@@ -185,10 +190,87 @@ pub struct Grading {
     pub review_years: u32,
 }
 
+/// The cluster-strength benchmarks (`[cluster]` of `evaluation.toml`; see
+/// `town_cluster.sql` for the rule).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRule {
+    /// Specialised: location quotient at least this.
+    #[serde(default = "default_lq_min")]
+    pub lq_min: f64,
+    /// Large: among this top share of its industry group's towns by employment.
+    #[serde(default = "default_half")]
+    pub size_top_share: f64,
+    /// Strong: location quotient at least this …
+    #[serde(default = "default_one")]
+    pub strong_lq_min: f64,
+    /// … and at or above this percent rank of the year's towns …
+    #[serde(default = "default_three_quarters")]
+    pub strong_lq_percentile: f64,
+    /// … with employment and establishments above this percent rank.
+    #[serde(default = "default_quarter")]
+    pub strong_floor_percentile: f64,
+}
+
+fn default_lq_min() -> f64 {
+    1.25
+}
+fn default_half() -> f64 {
+    0.5
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_three_quarters() -> f64 {
+    0.75
+}
+fn default_quarter() -> f64 {
+    0.25
+}
+
+impl Default for ClusterRule {
+    fn default() -> Self {
+        ClusterRule {
+            lq_min: default_lq_min(),
+            size_top_share: default_half(),
+            strong_lq_min: default_one(),
+            strong_lq_percentile: default_three_quarters(),
+            strong_floor_percentile: default_quarter(),
+        }
+    }
+}
+
+impl ClusterRule {
+    fn check(&self) -> std::result::Result<(), String> {
+        for (name, v) in [
+            ("size_top_share", self.size_top_share),
+            ("strong_lq_percentile", self.strong_lq_percentile),
+            ("strong_floor_percentile", self.strong_floor_percentile),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("[cluster] {name} = {v}: a share between 0 and 1"));
+            }
+        }
+        for (name, v) in [
+            ("lq_min", self.lq_min),
+            ("strong_lq_min", self.strong_lq_min),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "[cluster] {name} = {v}: a location quotient, 0 or more"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EvaluationFile {
     component: Vec<Component>,
+    #[serde(default)]
+    cluster: ClusterRule,
     #[serde(default)]
     grade: Vec<Grade>,
     #[serde(default)]
@@ -267,6 +349,8 @@ pub struct MartConfig {
     pub components: Vec<Component>,
     /// Evaluation grades and the review rule.
     pub grading: Grading,
+    /// The cluster-strength benchmarks.
+    pub cluster: ClusterRule,
     /// Targets and the baseline year.
     pub targets: TargetsFile,
     /// Where step results go when the session runs on a cluster; `None` keeps them
@@ -327,8 +411,9 @@ fn config_err(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Output(format!("{}: {message}", path.display()))
 }
 
-/// Loads `evaluation.toml`: the components, and the grades with the review rule.
-pub fn load_evaluation(path: &Path) -> Result<(Vec<Component>, Grading)> {
+/// Loads `evaluation.toml`: the components, the grades with the review rule, and the
+/// cluster benchmarks.
+pub fn load_evaluation(path: &Path) -> Result<(Vec<Component>, Grading, ClusterRule)> {
     let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
     let file: EvaluationFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
     let grading = Grading {
@@ -337,7 +422,8 @@ pub fn load_evaluation(path: &Path) -> Result<(Vec<Component>, Grading)> {
         review_years: file.review_years,
     };
     check_grading(&grading).map_err(|m| config_err(path, m))?;
-    Ok((file.component, grading))
+    file.cluster.check().map_err(|m| config_err(path, m))?;
+    Ok((file.component, grading, file.cluster))
 }
 
 /// Grades must run best first with falling `min_score`s, end with one without (the
@@ -588,6 +674,23 @@ pub async fn build(
             )
             .replace("${components}", &components)
             .replace("${grade}", &grade)
+            .replace("${lq_min}", &format!("{:?}", config.cluster.lq_min))
+            .replace(
+                "${size_top_share}",
+                &format!("{:?}", config.cluster.size_top_share),
+            )
+            .replace(
+                "${strong_lq_min}",
+                &format!("{:?}", config.cluster.strong_lq_min),
+            )
+            .replace(
+                "${strong_lq_percentile}",
+                &format!("{:?}", config.cluster.strong_lq_percentile),
+            )
+            .replace(
+                "${strong_floor_percentile}",
+                &format!("{:?}", config.cluster.strong_floor_percentile),
+            )
             .replace("${review_flag}", &review)
             .replace("${targets}", &targets);
         let step_clock = std::time::Instant::now();
