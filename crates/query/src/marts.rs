@@ -100,6 +100,26 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_year_yoy",
+        include_str!("../../../pipelines/marts/marts/town_year_yoy.sql"),
+    ),
+    (
+        "marts",
+        "town_year_structure",
+        include_str!("../../../pipelines/marts/marts/town_year_structure.sql"),
+    ),
+    (
+        "marts",
+        "county_year_yoy",
+        include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
+    ),
+    (
+        "marts",
+        "city_year_yoy",
+        include_str!("../../../pipelines/marts/marts/city_year_yoy.sql"),
+    ),
+    (
+        "marts",
         "town_evaluation_component",
         include_str!("../../../pipelines/marts/marts/town_evaluation_component.sql"),
     ),
@@ -122,26 +142,6 @@ pub const STEPS: &[(&str, &str, &str)] = &[
         "marts",
         "town_target_pace",
         include_str!("../../../pipelines/marts/marts/town_target_pace.sql"),
-    ),
-    (
-        "marts",
-        "town_year_yoy",
-        include_str!("../../../pipelines/marts/marts/town_year_yoy.sql"),
-    ),
-    (
-        "marts",
-        "town_year_structure",
-        include_str!("../../../pipelines/marts/marts/town_year_structure.sql"),
-    ),
-    (
-        "marts",
-        "county_year_yoy",
-        include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
-    ),
-    (
-        "marts",
-        "city_year_yoy",
-        include_str!("../../../pipelines/marts/marts/city_year_yoy.sql"),
     ),
     (
         "marts",
@@ -573,11 +573,15 @@ fn components_sql(components: &[Component]) -> Result<String> {
             if !ident_ok(&c.indicator) {
                 return Err(Error::Output(format!("evaluation indicator {:?} is not a column name", c.indicator)));
             }
+            // A component names a column of town_year, of town_year_yoy (同比) or of
+            // town_year_structure (CAGR, productivity …): the names do not overlap.
             Ok(format!(
-                "SELECT ty.town_id, ty.year, {ind} AS indicator, CAST(ty.{col} AS DOUBLE) AS value, \
+                "SELECT ty.town_id, ty.year, {ind} AS indicator, CAST({col} AS DOUBLE) AS value, \
                  CAST({w} AS DOUBLE) AS weight, {hib} AS higher_is_better \
                  FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
-                 WHERE t.designated_year IS NOT NULL AND t.designated_year <= ty.year AND ty.{col} IS NOT NULL",
+                 LEFT JOIN town_year_yoy yoy ON yoy.town_id = ty.town_id AND yoy.year = ty.year \
+                 LEFT JOIN town_year_structure st ON st.town_id = ty.town_id AND st.year = ty.year \
+                 WHERE t.designated_year IS NOT NULL AND t.designated_year <= ty.year AND {col} IS NOT NULL",
                 ind = sql_str(&c.indicator),
                 col = c.indicator,
                 w = c.weight,

@@ -304,3 +304,43 @@ fn shell_describes_tables_with_labels() {
     assert!(out.status.success());
     snapshot("shell.txt", &String::from_utf8_lossy(&out.stdout));
 }
+
+/// An evaluation component may be a growth rate (town_year_yoy) or a structure measure
+/// (town_year_structure), not only a town_year column. On the slt data with the one
+/// component revenue_yoy: alpha's 2023 revenue 4亿 over 0.6亿 → 5.667, beta's 6亿 over
+/// 0.6亿 → 9 (beta, rank 1, p = 75; alpha p = 25); 2022 has no rate (2021 is 0), so no
+/// evaluation; 2024 both fall to 0 (−1): tied at 50.
+#[test]
+fn evaluation_components_may_be_growth_rates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = crate::fault::dataset(&dir.path().join("data"));
+    std::fs::write(
+        dir.path().join("data/evaluation.toml"),
+        "[[component]]\nindicator = \"revenue_yoy\"\nweight = 1\nhigher_is_better = true\n",
+    )
+    .expect("write");
+    let wh = dir.path().join("wh");
+    let run = townstat(
+        &wh,
+        &[
+            "run",
+            pipeline.to_str().expect("utf-8"),
+            "--as-of",
+            "2024-06-30",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT c.town_id, c.year, round(c.value, 6) AS v, c.percentile, e.rank \
+             FROM town_evaluation_component c JOIN town_evaluation e USING (town_id, year) \
+             ORDER BY c.year, c.town_id"
+        ),
+        "town_id,year,v,percentile,rank\n\
+         alpha,2023,5.666667,25.0,2\n\
+         beta,2023,9.0,75.0,1\n\
+         alpha,2024,-1.0,50.0,1\n\
+         beta,2024,-1.0,50.0,1\n"
+    );
+}
