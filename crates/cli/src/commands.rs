@@ -39,6 +39,27 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             print_report(&report, &mut std::io::stdout())?;
             Ok(exit_status(&report))
         }
+        Command::Check { pipeline, as_of } => {
+            let as_of = match as_of.as_deref() {
+                Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| usage(format!("--as-of {s:?} is not a date (YYYY-MM-DD)")))?,
+                None => chrono::Local::now().date_naive(),
+            };
+            let problems = townstat_pipeline::check_file(&pipeline, as_of).await;
+            if problems.is_empty() {
+                println!("{}: ok", pipeline.display());
+                return Ok(0);
+            }
+            for p in &problems {
+                println!("{p}");
+            }
+            Err(usage(format!(
+                "{} problem{} in {}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                pipeline.display()
+            )))
+        }
         Command::Sql {
             query,
             format,

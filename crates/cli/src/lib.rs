@@ -63,6 +63,15 @@ pub enum Command {
         #[arg(long, env = "TOWNSTAT_CLUSTER")]
         cluster: Option<String>,
     },
+    /// Check a pipeline file and everything it names without running it: every
+    /// problem is listed at once, with its file and line (exit 2 when there is any).
+    Check {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// The run date the check assumes (YYYY-MM-DD; default today).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Run one SQL query, or the SQL shell (statements and \\d commands) without one.
     Sql {
         /// The query; without it, the interactive shell (or a script on standard input).

@@ -109,6 +109,105 @@ pub struct PipelineFile {
     pub report: Option<ReportConfig>,
 }
 
+/// A problem of a pipeline file's content, found after it parsed: the message, the
+/// source it is in (its index among `[[source]]`s; none for the file as a whole) and a
+/// piece of the file's text to find the line by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentProblem {
+    /// What is wrong.
+    pub message: String,
+    /// The `[[source]]` it is in.
+    pub source: Option<usize>,
+    /// Text near the problem (a key or a value as written).
+    pub needle: String,
+}
+
+impl PipelineFile {
+    /// Every problem of the sources and of `[report]`, in file order: an unknown kind,
+    /// an alias or unit for a column the kind does not have, a unit that is not 元, 万元
+    /// or 亿元, a full snapshot of a kind other than enterprise, an empty glob, an
+    /// unknown report format. `Pipeline::from_toml` refuses the first; `townstat
+    /// check` lists them all.
+    pub fn problems(&self) -> Vec<ContentProblem> {
+        let mut out = vec![];
+        let mut at = |message: String, source: Option<usize>, needle: &str| {
+            out.push(ContentProblem {
+                message,
+                source,
+                needle: needle.to_string(),
+            })
+        };
+        for (i, s) in self.sources.iter().enumerate() {
+            let Some(schema) =
+                townstat_domain::schema::table(&s.kind).filter(|t| t.kind == "source")
+            else {
+                at(
+                    format!(
+                        "source {:?}: unknown kind {:?}; known: {}",
+                        s.name,
+                        s.kind,
+                        townstat_domain::schema::SOURCE_KINDS.join(", ")
+                    ),
+                    Some(i),
+                    &s.kind,
+                );
+                continue;
+            };
+            for col in s.aliases.keys().chain(s.units.keys()) {
+                if schema.column(col).is_none() {
+                    at(
+                        format!("source {:?}: {} has no column {col:?}", s.name, s.kind),
+                        Some(i),
+                        col,
+                    );
+                }
+            }
+            for (col, unit) in &s.units {
+                if townstat_domain::number::Unit::parse(unit).is_none() {
+                    at(
+                        format!(
+                            "source {:?}: unit {unit:?} of {col} is not 元, 万元 or 亿元",
+                            s.name
+                        ),
+                        Some(i),
+                        unit,
+                    );
+                }
+            }
+            if s.full_snapshot && s.kind != "enterprise" {
+                at(
+                    format!(
+                        "source {:?}: full_snapshot is for enterprise sources only",
+                        s.name
+                    ),
+                    Some(i),
+                    "full_snapshot",
+                );
+            }
+            if s.glob.is_empty() {
+                at(
+                    format!("source {:?}: glob is empty", s.name),
+                    Some(i),
+                    "glob",
+                );
+            }
+        }
+        if let Some(r) = &self.report
+            && !["xlsx", "html", "both"].contains(&r.format.as_str())
+        {
+            at(
+                format!(
+                    "[report] format {:?}: use \"xlsx\", \"html\" or \"both\"",
+                    r.format
+                ),
+                None,
+                &r.format,
+            );
+        }
+        out
+    }
+}
+
 /// `[report]`: each run writes the yearly report (`townstat report`) into its export
 /// folder, `report/townstat-report-<year>.{xlsx,html}`, published with the marts.
 #[derive(Debug, Clone, Deserialize)]
@@ -154,50 +253,8 @@ impl Pipeline {
             message,
         };
         let file: PipelineFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        if let Some(r) = &file.report
-            && !["xlsx", "html", "both"].contains(&r.format.as_str())
-        {
-            return Err(err(format!(
-                "[report] format {:?}: use \"xlsx\", \"html\" or \"both\"",
-                r.format
-            )));
-        }
-        for s in &file.sources {
-            let Some(schema) =
-                townstat_domain::schema::table(&s.kind).filter(|t| t.kind == "source")
-            else {
-                return Err(err(format!(
-                    "source {:?}: unknown kind {:?}; known: {}",
-                    s.name,
-                    s.kind,
-                    townstat_domain::schema::SOURCE_KINDS.join(", ")
-                )));
-            };
-            for col in s.aliases.keys().chain(s.units.keys()) {
-                if schema.column(col).is_none() {
-                    return Err(err(format!(
-                        "source {:?}: {} has no column {col:?}",
-                        s.name, s.kind
-                    )));
-                }
-            }
-            for (col, unit) in &s.units {
-                if townstat_domain::number::Unit::parse(unit).is_none() {
-                    return Err(err(format!(
-                        "source {:?}: unit {unit:?} of {col} is not 元, 万元 or 亿元",
-                        s.name
-                    )));
-                }
-            }
-            if s.full_snapshot && s.kind != "enterprise" {
-                return Err(err(format!(
-                    "source {:?}: full_snapshot is for enterprise sources only",
-                    s.name
-                )));
-            }
-            if s.glob.is_empty() {
-                return Err(err(format!("source {:?}: glob is empty", s.name)));
-            }
+        if let Some(p) = file.problems().into_iter().next() {
+            return Err(err(p.message));
         }
         let base = path
             .parent()

@@ -193,3 +193,235 @@ mod tests {
         assert_eq!(fixed_folder(Path::new("b.csv")), PathBuf::from("."));
     }
 }
+
+/// A problem `townstat check` reports: the file, the line when it is known, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file it is in.
+    pub file: PathBuf,
+    /// Its line (1-based), when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// The keys a pipeline file may have at the top, in a `[[source]]`, in `[report]`.
+const TOP_KEYS: [&str; 6] = [
+    "enums",
+    "towns",
+    "targets",
+    "evaluation",
+    "source",
+    "report",
+];
+const SOURCE_KEYS: [&str; 10] = [
+    "name",
+    "kind",
+    "glob",
+    "format",
+    "encoding",
+    "delimiter",
+    "sheet",
+    "aliases",
+    "units",
+    "full_snapshot",
+];
+const REPORT_KEYS: [&str; 2] = ["format", "year"];
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `needle` in the `index`-th `[[source]]` (or anywhere, for none): the
+/// first line after the section's header that contains it, else the header's.
+fn line_of(text: &str, source: Option<usize>, needle: &str) -> Option<usize> {
+    let starts: Vec<usize> = text
+        .match_indices("[[source]]")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || text[..i].ends_with('\n'))
+        .collect();
+    let (from, to) = match source {
+        Some(i) => (
+            *starts.get(i)?,
+            starts.get(i + 1).copied().unwrap_or(text.len()),
+        ),
+        None => (0, text.len()),
+    };
+    let section = &text[from..to];
+    let hit = section
+        .find(&format!("{needle} ="))
+        .or_else(|| section.find(&format!("\"{needle}\"")))
+        .or_else(|| section.find(needle));
+    Some(line_at(text, from + hit.unwrap_or(0)))
+}
+
+/// Checks a pipeline file and everything it names without running anything, and
+/// returns every problem found (empty: the run would start). What can be checked on
+/// its own is all checked: the file's syntax, unknown keys anywhere, each source's
+/// kind, columns, units and glob folders, the alias tables, the town registry and its
+/// rosters, the evaluation and targets files. Only when all of those pass are the
+/// marts planned against empty tables (the last step of [`precheck`]).
+pub async fn check_file(path: &Path, as_of: NaiveDate) -> Vec<Problem> {
+    let problem = |file: &Path, line: Option<usize>, message: String| Problem {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return vec![problem(path, None, format!("cannot read: {e}"))],
+    };
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map(|s| line_at(&text, s.start));
+            return vec![problem(path, line, e.message().to_string())];
+        }
+    };
+    let mut out = vec![];
+    let unknown = |table: &toml::Table, known: &[&str], source: Option<usize>, what: &str| {
+        table
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| {
+                problem(
+                    path,
+                    line_of(&text, source, k),
+                    format!("{what}: unknown key {k:?}; known: {}", known.join(", ")),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    out.extend(unknown(&table, &TOP_KEYS, None, "the file"));
+    if let Some(toml::Value::Array(sources)) = table.get("source") {
+        for (i, s) in sources.iter().enumerate() {
+            if let toml::Value::Table(t) = s {
+                out.extend(unknown(
+                    t,
+                    &SOURCE_KEYS,
+                    Some(i),
+                    &format!("source {}", i + 1),
+                ));
+            }
+        }
+    }
+    if let Some(toml::Value::Table(r)) = table.get("report") {
+        out.extend(unknown(r, &REPORT_KEYS, None, "[report]"));
+    }
+    // The rest is checked on the file without its unknown keys, so that one typo
+    // does not hide the other problems.
+    let mut cleaned = table.clone();
+    cleaned.retain(|k, _| TOP_KEYS.contains(&k));
+    if let Some(toml::Value::Array(sources)) = cleaned.get_mut("source") {
+        for s in sources.iter_mut() {
+            if let toml::Value::Table(t) = s {
+                t.retain(|k, _| SOURCE_KEYS.contains(&k));
+            }
+        }
+    }
+    if let Some(toml::Value::Table(r)) = cleaned.get_mut("report") {
+        r.retain(|k, _| REPORT_KEYS.contains(&k));
+    }
+    let file: townstat_ingest::pipeline::PipelineFile = match cleaned.try_into() {
+        Ok(f) => f,
+        Err(e) => {
+            // A missing key or a value of the wrong type: nothing below can be read.
+            let line = toml::from_str::<townstat_ingest::pipeline::PipelineFile>(&text)
+                .err()
+                .and_then(|e| e.span())
+                .map(|s| line_at(&text, s.start));
+            out.push(problem(path, line, e.message().to_string()));
+            return out;
+        }
+    };
+    out.extend(
+        file.problems()
+            .into_iter()
+            .map(|p| problem(path, line_of(&text, p.source, &p.needle), p.message)),
+    );
+    let pipeline = townstat_ingest::Pipeline {
+        path: path.to_path_buf(),
+        base: path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        file,
+    };
+    for (i, s) in pipeline.file.sources.iter().enumerate() {
+        for pattern in &s.glob {
+            let folder = fixed_folder(&pipeline.resolve(pattern));
+            if !folder.is_dir() {
+                out.push(problem(
+                    path,
+                    line_of(&text, Some(i), pattern),
+                    format!(
+                        "source {:?}: the folder {} of glob {pattern:?} does not exist",
+                        s.name,
+                        folder.display()
+                    ),
+                ));
+            }
+        }
+    }
+    // The alias tables' and the registry's errors name their own file (and line).
+    let enums = pipeline.resolve(&pipeline.file.enums);
+    if let Err(e) = townstat_domain::enums::AliasTables::load(&enums) {
+        out.push(problem(
+            path,
+            line_of(&text, None, "enums"),
+            format!("enums: {e}"),
+        ));
+    }
+    let towns = pipeline.resolve(&pipeline.file.towns);
+    if let Err(e) = townstat_domain::town::load_registry(&towns) {
+        out.push(problem(
+            path,
+            line_of(&text, None, "towns"),
+            format!("towns: {e}"),
+        ));
+    }
+    if let Some(p) = &pipeline.file.evaluation
+        && let Err(e) = marts::load_evaluation(&pipeline.resolve(p))
+    {
+        out.push(problem(
+            path,
+            line_of(&text, None, "evaluation"),
+            format!("evaluation = {p:?}: {}", plain(e)),
+        ));
+    }
+    if let Some(p) = &pipeline.file.targets
+        && let Err(e) = marts::load_targets(&pipeline.resolve(p))
+    {
+        out.push(problem(
+            path,
+            line_of(&text, None, "targets"),
+            format!("targets = {p:?}: {}", plain(e)),
+        ));
+    }
+    if out.is_empty()
+        && let Err(e) = precheck(&pipeline, as_of).await
+    {
+        out.push(problem(path, None, e.to_string()));
+    }
+    // In the order of the file.
+    out.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    out
+}
+
+/// A config file's error without the query layer's "output:" prefix.
+fn plain(e: townstat_query::Error) -> String {
+    match e {
+        townstat_query::Error::Output(m) => m,
+        other => other.to_string(),
+    }
+}

@@ -15,6 +15,6 @@ pub mod recover;
 pub mod reference;
 pub mod run;
 
-pub use check::{Checked, precheck};
+pub use check::{Checked, Problem, check_file, precheck};
 pub use error::{Error, Result};
 pub use run::{RunOptions, RunReport, RunStatus, run, run_checked};

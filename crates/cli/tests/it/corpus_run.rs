@@ -344,3 +344,73 @@ fn evaluation_components_may_be_growth_rates() {
          beta,2024,-1.0,50.0,1\n"
     );
 }
+
+/// `townstat check` lists every problem of a pipeline file at once, each with its
+/// file and line, and exits 2: here five different mistakes.
+#[test]
+fn check_lists_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = crate::support::repo();
+    let raw = repo.join("sample-data/raw");
+    let text = format!(
+        "enums = \"{enums}\"\n\
+         towns = \"{raw}/towns.csv\"\n\
+         \n\
+         [[source]]\n\
+         name = \"registry\"\n\
+         kind = \"enterprise\"\n\
+         glob = [\"{raw}/enterprise/*\"]\n\
+         sheeet = \"登记\"\n\
+         \n\
+         [[source]]\n\
+         name = \"annual\"\n\
+         kind = \"enterprise_annuals\"\n\
+         glob = [\"{raw}/enterprise_annual/*\"]\n\
+         \n\
+         [[source]]\n\
+         name = \"patents\"\n\
+         kind = \"patent\"\n\
+         glob = [\"{missing}/*.csv\"]\n\
+         aliases = {{ titel = [\"题名\"] }}\n\
+         \n\
+         [[source]]\n\
+         name = \"money\"\n\
+         kind = \"financing\"\n\
+         glob = [\"{raw}/financing/*\"]\n\
+         units = {{ amount = \"千元\" }}\n",
+        enums = repo.join("pipelines/enums.toml").display(),
+        raw = raw.display(),
+        missing = dir.path().join("no-such-folder").display(),
+    );
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, text).expect("write");
+    let out = townstat(
+        &dir.path().join("wh"),
+        &[
+            "check",
+            file.to_str().expect("utf-8"),
+            "--as-of",
+            "2026-01-15",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = |line: usize, what: &str| {
+        let prefix = format!("{}:{line}: ", file.display());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(what)),
+            "no {what:?} at line {line}:\n{}",
+            out.stdout
+        );
+    };
+    at(8, "unknown key \"sheeet\"");
+    at(12, "unknown kind \"enterprise_annuals\"");
+    at(18, "does not exist");
+    at(19, "has no column \"titel\"");
+    at(25, "unit \"千元\" of amount");
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+    assert!(out.stderr.contains("5 problems"), "{}", out.stderr);
+    assert!(!dir.path().join("wh").exists(), "check wrote a warehouse");
+}
