@@ -39,6 +39,23 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             print_report(&report, &mut std::io::stdout())?;
             Ok(exit_status(&report))
         }
+        Command::Init { dir } => {
+            let pipeline = crate::init::init(&dir)?;
+            let root = pipeline
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."))
+                .display()
+                .to_string();
+            println!("wrote a townstat project to {root} (see {root}/README.txt)");
+            println!("next: put the agencies' files under {root}/raw/<kind>/, then");
+            println!("  townstat check {}", pipeline.display());
+            println!(
+                "  townstat --warehouse {root}/warehouse run {}",
+                pipeline.display()
+            );
+            Ok(0)
+        }
         Command::Check { pipeline, as_of } => {
             let as_of = match as_of.as_deref() {
                 Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")

@@ -5,6 +5,7 @@
 
 mod commands;
 mod demo;
+mod init;
 mod shell;
 
 use std::path::PathBuf;
@@ -62,6 +63,13 @@ pub enum Command {
         /// Build the marts on a Ballista cluster (`df://HOST:PORT`, the scheduler).
         #[arg(long, env = "TOWNSTAT_CLUSTER")]
         cluster: Option<String>,
+    },
+    /// Write a starter project for a real deployment into DIR (new or empty): the
+    /// pipeline with one source per agency, alias tables, evaluation and targets, the
+    /// town registry of the plan's ten towns, raw/<kind>/ folders, a systemd unit.
+    Init {
+        /// The project folder.
+        dir: PathBuf,
     },
     /// Check a pipeline file and everything it names without running it: every
     /// problem is listed at once, with its file and line (exit 2 when there is any).

@@ -414,3 +414,49 @@ fn check_lists_every_problem_with_its_line() {
     assert!(out.stderr.contains("5 problems"), "{}", out.stderr);
     assert!(!dir.path().join("wh").exists(), "check wrote a warehouse");
 }
+
+/// `townstat init` writes a project that `townstat check` accepts as it is, that runs
+/// once the agencies' files are in `raw/`, and it overwrites nothing.
+#[test]
+fn init_writes_a_project_that_checks_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("project");
+    let wh = dir.path().join("wh");
+    let p = project.to_str().expect("utf-8");
+    assert_eq!(townstat(&wh, &["init", p]).code, 0);
+    let pipeline = project.join("pipelines/nightly.toml");
+    let pl = pipeline.to_str().expect("utf-8");
+    let check = townstat(&wh, &["check", pl, "--as-of", "2026-01-15"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let again = townstat(&wh, &["init", p]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+    // The agencies' files (the bundled sample) go under raw/<kind>/.
+    let raw = crate::support::repo().join("sample-data/raw");
+    for kind in [
+        "enterprise",
+        "enterprise_annual",
+        "designation",
+        "employment",
+        "patent",
+        "financing",
+    ] {
+        for f in std::fs::read_dir(raw.join(kind)).expect("raw") {
+            let f = f.expect("entry").path();
+            std::fs::copy(
+                &f,
+                project
+                    .join("raw")
+                    .join(kind)
+                    .join(f.file_name().expect("name")),
+            )
+            .expect("copy");
+        }
+    }
+    let run = townstat(&wh, &["run", pl, "--as-of", "2026-01-15"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(wh.join("export/report/townstat-report-2025.xlsx").is_file());
+    let service =
+        std::fs::read_to_string(project.join("deploy/townstat-nightly.service")).expect("service");
+    assert!(service.contains(&format!("run {pl}")), "{service}");
+}
