@@ -18,16 +18,6 @@ const TOWNS: &str = include_str!("../../../sample-data/raw/towns.csv");
 const SERVICE: &str = include_str!("../../../deploy/townstat-nightly.service");
 const TIMER: &str = include_str!("../../../deploy/townstat-nightly.timer");
 
-/// The agencies' folders under `raw/`, one per source kind of the pipeline.
-const KINDS: [&str; 6] = [
-    "enterprise",
-    "enterprise_annual",
-    "designation",
-    "employment",
-    "patent",
-    "financing",
-];
-
 fn usage(message: String) -> Failure {
     Failure { code: 2, message }
 }
@@ -71,7 +61,8 @@ pub fn init(dir: &Path) -> Result<std::path::PathBuf, Failure> {
     for (rel, text) in files {
         write(rel, text)?;
     }
-    for kind in KINDS {
+    // One folder per source kind, the order a run ingests them.
+    for kind in townstat_domain::schema::SOURCE_KINDS {
         let folder = root.join("raw").join(kind);
         std::fs::create_dir_all(&folder)
             .map_err(|e| Failure::from(format!("{}: {e}", folder.display())))?;
