@@ -21,7 +21,10 @@ fn usage(message: impl Into<String>) -> Failure {
 /// Runs a command; returns the exit status.
 pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
-        Command::Demo { data } => crate::demo::demo(&cli.warehouse, &data).await,
+        Command::Demo { dir, data } => {
+            let wh = cli.warehouse_given.then_some(cli.warehouse.as_str());
+            crate::demo::demo(wh, dir.as_deref(), data.as_deref()).await
+        }
         Command::Run {
             pipeline,
             as_of,

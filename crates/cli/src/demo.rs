@@ -91,18 +91,93 @@ fn demo_pipeline(folder: &Path, data: &Path) -> Result<PathBuf, Failure> {
     Ok(nightly)
 }
 
-pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
+/// Where the demo works: the project folder, the raw files as the file system sees
+/// them, the same as the pipeline (in `folder/pipelines/`) refers to them, and the
+/// warehouse.
+struct Layout {
+    folder: PathBuf,
+    data: PathBuf,
+    data_from_folder: PathBuf,
+    warehouse: String,
+}
+
+fn layout(
+    warehouse: Option<&str>,
+    dir: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<Layout, Failure> {
+    let in_repository =
+        dir.is_none() && data.is_none() && Path::new("pipelines/nightly.toml").exists();
+    if in_repository {
+        return Ok(Layout {
+            folder: PathBuf::from("."),
+            data: PathBuf::from("sample-data/raw"),
+            data_from_folder: PathBuf::from("sample-data/raw"),
+            warehouse: warehouse.unwrap_or("./warehouse").to_string(),
+        });
+    }
+    let folder = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("townstat-demo"));
+    let (data, data_from_folder) = match data {
+        Some(d) => {
+            let abs = std::path::absolute(d)
+                .map_err(|e| usage(format!("--data {}: {e}", d.display())))?;
+            if !abs.join("towns.csv").is_file() {
+                return Err(usage(format!(
+                    "--data {}: no towns.csv there; the folder must look like the sample's \
+                     (towns.csv and one subfolder per source kind)",
+                    d.display()
+                )));
+            }
+            (abs.clone(), abs)
+        }
+        None => (
+            folder.join("sample-data/raw"),
+            PathBuf::from("sample-data/raw"),
+        ),
+    };
+    let warehouse = match warehouse {
+        Some(w) => w.to_string(),
+        None => folder.join("warehouse").display().to_string(),
+    };
+    Ok(Layout {
+        folder,
+        data,
+        data_from_folder,
+        warehouse,
+    })
+}
+
+pub async fn demo(
+    warehouse: Option<&str>,
+    dir: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<u8, Failure> {
+    let Layout {
+        folder,
+        data,
+        data_from_folder,
+        warehouse,
+    } = layout(warehouse, dir, data)?;
     if !data.join("towns.csv").exists() {
         eprintln!("generating sample data in {} ...", data.display());
         townstat_generate::generate(
-            data,
+            &data,
             &townstat_generate::Options {
                 scale: SAMPLE_SCALE,
                 seed: SAMPLE_SEED,
             },
         )?;
     }
-    let pipeline = demo_pipeline(Path::new("."), data)?;
+    let pipeline = demo_pipeline(&folder, &data_from_folder)?;
+    if folder != Path::new(".") {
+        eprintln!(
+            "demo project in {}: pipelines/, the raw files, the warehouse",
+            folder.display()
+        );
+    }
+    let warehouse = warehouse.as_str();
     let report = run(warehouse, &pipeline, None, false, None).await?;
     let mut out = std::io::stdout();
     print_report(&report, &mut out)?;
@@ -120,8 +195,13 @@ pub async fn demo(warehouse: &str, data: &Path) -> Result<u8, Failure> {
         Some(_) => format!("{}/export/", warehouse.trim_end_matches('/')),
         None => format!("{}exports/{}/", wh.root(), report.run_id),
     };
+    let flag = if warehouse == "./warehouse" {
+        String::new()
+    } else {
+        format!(" --warehouse {warehouse}")
+    };
     println!(
-        "\nQuery the warehouse: townstat sql \"SELECT * FROM town_year WHERE year = {year}\"; \
+        "\nQuery the warehouse: townstat{flag} sql \"SELECT * FROM town_year WHERE year = {year}\"; \
          exports for BI tools: {exports}; the yearly report (Excel and a page to open in a \
          browser): {exports}report/"
     );

@@ -28,6 +28,9 @@ pub struct Cli {
     /// Log format on stderr: text or json (for the nightly job).
     #[arg(long, global = true, default_value = "text")]
     pub log_format: LogFormat,
+    /// Whether the warehouse was given (flag or environment), not the default.
+    #[arg(skip)]
+    pub warehouse_given: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,11 +47,19 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate the sample data if absent, run the nightly pipeline, print a summary.
+    /// The main job on sample data: writes a runnable example project (pipeline, alias
+    /// tables, evaluation, targets, town registry, generated raw files) into
+    /// ./townstat-demo/ or --dir, runs it into its warehouse and prints the town table.
+    /// In the repository (a ./pipelines/nightly.toml), without --dir or --data: runs
+    /// the repository's pipeline on the bundled sample into ./warehouse.
     Demo {
-        /// Where the sample raw files are (generated there when absent).
-        #[arg(long, default_value = "sample-data/raw")]
-        data: PathBuf,
+        /// The project folder (default ./townstat-demo, or . in the repository).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Read the raw files from here instead of generating the sample (a folder
+        /// with towns.csv and one subfolder per source kind, as the sample's).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// One nightly run of a pipeline file.
     Run {
@@ -304,7 +315,13 @@ fn init_logging(format: LogFormat) {
 
 /// Parses arguments, runs the command, maps the outcome to an exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    cli.warehouse_given =
+        matches.value_source("warehouse") != Some(clap::parser::ValueSource::DefaultValue);
     init_logging(cli.log_format);
     // Planning and (de)serializing the marts' plans recurses deeply: the Ballista
     // scheduler overflowed tokio's default 2 MiB worker stack on them (debug build).

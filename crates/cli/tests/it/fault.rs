@@ -650,38 +650,72 @@ fn outside_readers_see_only_committed_runs_after_failures() {
     assert_outside_sees(&wh, &day_two, "day two");
 }
 
-#[test]
-fn demo_runs_outside_the_clone() {
-    // An installed binary started in an empty folder: it carries the pipeline.
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// `townstat demo ARGS` started in `dir` with no warehouse in the environment, as an
+/// installed binary would be; asserts exit 0 and returns standard output.
+fn demo_in(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
-        .current_dir(tmp.path())
+        .current_dir(dir)
         .env_remove("TOWNSTAT_WAREHOUSE")
         .env_remove("RUST_LOG")
         .arg("demo")
+        .args(args)
         .output()
         .expect("townstat runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn demo_runs_outside_the_clone() {
+    // An installed binary started in an empty folder: it carries the pipeline.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stdout = demo_in(tmp.path(), &[]);
     assert!(stdout.contains("专业镇"), "{stdout}");
+    // A complete example project in ./townstat-demo: nothing else in the folder.
+    let project = tmp.path().join("townstat-demo");
     for file in [
         "nightly.toml",
         "enums.toml",
         "evaluation.toml",
         "targets.toml",
     ] {
-        assert!(tmp.path().join("pipelines").join(file).is_file(), "{file}");
+        assert!(project.join("pipelines").join(file).is_file(), "{file}");
     }
-    let wh = tmp.path().join("warehouse");
+    assert!(project.join("sample-data/raw/towns.csv").is_file());
+    let entries: Vec<_> = std::fs::read_dir(tmp.path()).expect("dir").collect();
+    assert_eq!(entries.len(), 1, "the demo wrote outside ./townstat-demo");
+    let wh = project.join("warehouse");
     assert!(!wh.join("_run.pending").exists());
     // The town table it printed is the committed one.
     let towns = sql_csv(&wh, "SELECT count(*) AS n FROM town_year");
     assert_ne!(towns, "n\n0\n");
+
+    // --dir and --data: the project where asked, the raw files read from --data (a
+    // copy of the sample without one file, which must then be missing from the run).
+    let data = tmp.path().join("mydata");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(project.join("sample-data/raw"))
+        .arg(&data)
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    std::fs::remove_file(data.join("patent/patent_05_api.ndjson")).expect("rm");
+    demo_in(tmp.path(), &["--dir", "other", "--data", "mydata"]);
+    let files = sql_csv(
+        &tmp.path().join("other/warehouse"),
+        "SELECT count(*) AS n, count(CASE WHEN source_file LIKE '%mydata%' THEN 1 END) AS mine, \
+         count(CASE WHEN source_file LIKE '%patent_05%' THEN 1 END) AS removed FROM ingest_run",
+    );
+    let counts: Vec<&str> = files.lines().nth(1).expect("row").split(',').collect();
+    assert_eq!(counts[0], counts[1], "every file from --data: {files}");
+    assert_eq!(counts[2], "0", "{files}");
 
     // A pipelines/ folder an earlier demo left half-written (nightly.toml and
     // enums.toml only) is completed, and the demo runs.
@@ -691,18 +725,6 @@ fn demo_runs_outside_the_clone() {
     for file in ["nightly.toml", "enums.toml"] {
         std::fs::copy(repo().join("pipelines").join(file), dir.join(file)).expect("copy");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
-        .current_dir(again.path())
-        .env_remove("TOWNSTAT_WAREHOUSE")
-        .env_remove("RUST_LOG")
-        .arg("demo")
-        .output()
-        .expect("townstat runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo_in(again.path(), &[]);
     assert!(dir.join("evaluation.toml").is_file());
 }
