@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: every Rust test (unit, integration, CLI end to end,
 # the bad-input corpus), then the outside readers that read the warehouse the CLI
-# wrote with no townstat code at all.
+# wrote with no townstat code at all. It gets what it needs itself (tests/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -14,16 +14,10 @@ if [ ! -x "$s3s" ]; then
     --features binary
 fi
 
-# DuckDB's delta_scan for the outside-reader checks of the crash tests, in a virtual
-# environment of its own (tests/python/requirements-delta-scan.txt), made once; the
-# crash tests fail if it cannot read.
-venv="${TOWNSTAT_DELTA_VENV:-$HOME/.cache/townstat-delta-scan-venv}"
-if ! "$venv/bin/python" -c "import duckdb_ext, deltalake, polars" 2> /dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r tests/python/requirements-delta-scan.txt
-fi
-export TOWNSTAT_PYTHON="$venv/bin/python" TOWNSTAT_REQUIRE_DELTA_SCAN=1
+# Debian packages and the Python environments the tests need (tests/setup.sh): made
+# once, installed when missing (as root) or named exactly (otherwise).
+# shellcheck source=tests/setup.sh
+source tests/setup.sh
 
 cargo test --workspace
 
@@ -50,7 +44,7 @@ python3 tests/python/report_check.py "$bin" "$work/wh"
 # The benchmark harness at a tiny scale, to prove it still works (timings of a debug
 # build mean nothing; STRICT=1 fails if DuckDB's or Polars' ingest, DuckDB's marts or
 # an ad-hoc answer differ from townstat's). Its data goes to its own temporary folder.
-STRICT=1 PROFILE=debug BENCH_DIR="$work/bench" bash bench/run.sh 0.05 > "$work/bench.txt" \
+SKIP_PIP=1 STRICT=1 PROFILE=debug BENCH_DIR="$work/bench" bash bench/run.sh 0.05 > "$work/bench.txt" \
   || { cat "$work/bench.txt"; exit 1; }
 python3 bench/edge_cases.py --townstat "$bin" > "$work/edge.txt" || { cat "$work/edge.txt"; exit 1; }
 # The PostgreSQL-protocol server through psql, psycopg and SQLAlchemy (this one
