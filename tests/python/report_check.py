@@ -407,6 +407,17 @@ try:
         year = int(re.search(r"(\d{4})\.html$", html_file.name).group(1))
         srun = re.search(r"of run (\S+)", p.stdout).group(1)
         check("html only", not list(sout.glob("*.xlsx")))
+        # A year with returns but before any town was designated: the city figures,
+        # empty town tables, no empty chart.
+        early = work / "early"
+        p = ts(SAMPLE, "report", "--year", "2019", "--out", str(early), ok=False)
+        check("a year before any designation reports", p.returncode == 0
+              and (early / "townstat-report-2019.xlsx").is_file(), (p.returncode, p.stderr))
+        if p.returncode == 0:
+            ewb = openpyxl.load_workbook(early / "townstat-report-2019.xlsx", data_only=True)
+            _, _, erows = named(ewb, "t_towns")
+            check("2019: no towns, a 合计 of nothing", [r[0].value for r in erows] == ["合计"],
+                  [r[0].value for r in erows])
         # The nightly run's [report] wrote the same report into its exports.
         nightly = SAMPLE / "export" / "report" / html_file.name
         check("the nightly run published the report with its exports", nightly.is_file(), nightly)

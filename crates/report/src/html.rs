@@ -134,7 +134,11 @@ fn section(out: &mut String, i: usize, s: &Sheet, report: &Report) {
     if !s.charts.is_empty() {
         out.push_str("<div class=\"charts\">\n");
         for c in &s.charts {
-            if let Some(g) = s.grid(&c.grid) {
+            // As in the workbook: a chart with nothing to draw is left out.
+            if let Some(g) = s.grid(&c.grid)
+                && !g.rows.is_empty()
+                && !c.series.is_empty()
+            {
                 let _ = writeln!(
                     out,
                     "<figure><figcaption>{}</figcaption>\n{}</figure>",

@@ -193,7 +193,9 @@ fn write_sheet(
         else {
             continue;
         };
-        if g.rows.is_empty() {
+        // Nothing to draw (a year before any town was designated): no chart, as
+        // Excel refuses a chart without a series.
+        if g.rows.is_empty() || c.series.is_empty() {
             continue;
         }
         let last = p.first + g.rows.len() as u32 - 1;
