@@ -2,7 +2,9 @@
 """Builds the marts of pipelines/marts with DuckDB over the very Parquet files of a
 townstat warehouse (the Delta files of the last committed run), with the same SQL
 text, and compares the results with townstat's committed town_year, county_year and
-city_year, cell for cell (exit 1 on any difference). It prints DuckDB's wall and CPU
+city_year — and the marts that need no evaluation or targets configuration:
+town_member_year, the *_yoy marts, town_year_structure, town_cluster — cell for cell
+(exit 1 on any difference). It prints DuckDB's wall and CPU
 time for the steps up to city_year (the list in crates/query/src/marts.rs), and each
 step's wall time (steps_s), for the benchmark.
 
@@ -67,9 +69,27 @@ for layer, name in STEPS:
 elapsed = time.perf_counter() - started
 cpu = time.process_time() - cpu_started
 
+# The marts after city_year that need no evaluation or target configuration (同比,
+# growth and structure, cluster strength, with the cluster benchmarks of
+# pipelines/evaluation.toml), built the same way but not timed: they are checked too.
+import tomllib
+cluster = tomllib.loads((ROOT / "pipelines" / "evaluation.toml").read_text()).get("cluster", {})
+defaults = {"lq_min": 1.25, "size_top_share": 0.5, "strong_lq_min": 1.0,
+            "strong_lq_percentile": 0.75, "strong_floor_percentile": 0.25}
+params.update({k: repr(float(cluster.get(k, v))) for k, v in defaults.items()})
+EXTRA = ["town_year_yoy", "town_year_structure", "county_year_yoy", "city_year_yoy", "town_cluster"]
+for name in EXTRA:
+    sql = (ROOT / "pipelines" / "marts" / "marts" / f"{name}.sql").read_text()
+    for k, v in params.items():
+        sql = sql.replace("${" + k + "}", v)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+
 # Same figures as townstat's committed marts?
 diff = {}
-for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, year"), ("city_year", "year")]:
+for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, year"), ("city_year", "year"),
+                  ("town_member_year", "town_id, year, uscc"), ("town_year_yoy", "town_id, year"),
+                  ("town_year_structure", "town_id, year"), ("county_year_yoy", "county_code, year"),
+                  ("city_year_yoy", "year"), ("town_cluster", "town_id, year")]:
     mine = con.execute(f"SELECT * EXCLUDE (run_id) FROM {mart} ORDER BY {key}").fetchall()
     dt = DeltaTable(str(WH / "tables" / mart), version=versions[mart])
     con.register("ts_" + mart, dt.to_pyarrow_table())
