@@ -20,10 +20,10 @@ use townstat_warehouse::Warehouse;
 use crate::Failure;
 use crate::commands::{exit_status, print_report, run};
 
-const NIGHTLY: &str = include_str!("../../../pipelines/nightly.toml");
-const ENUMS: &str = include_str!("../../../pipelines/enums.toml");
-const EVALUATION: &str = include_str!("../../../pipelines/evaluation.toml");
-const TARGETS: &str = include_str!("../../../pipelines/targets.toml");
+pub(crate) const NIGHTLY: &str = include_str!("../../../pipelines/nightly.toml");
+pub(crate) const ENUMS: &str = include_str!("../../../pipelines/enums.toml");
+pub(crate) const EVALUATION: &str = include_str!("../../../pipelines/evaluation.toml");
+pub(crate) const TARGETS: &str = include_str!("../../../pipelines/targets.toml");
 
 /// Where the compiled-in nightly pipeline expects the raw files, relative to itself.
 const BUNDLED_DATA: &str = "../sample-data/raw";

@@ -9,11 +9,8 @@
 use std::path::Path;
 
 use crate::Failure;
+use crate::demo::{ENUMS, EVALUATION, NIGHTLY, TARGETS};
 
-const NIGHTLY: &str = include_str!("../../../pipelines/nightly.toml");
-const ENUMS: &str = include_str!("../../../pipelines/enums.toml");
-const EVALUATION: &str = include_str!("../../../pipelines/evaluation.toml");
-const TARGETS: &str = include_str!("../../../pipelines/targets.toml");
 const TOWNS: &str = include_str!("../../../sample-data/raw/towns.csv");
 const SERVICE: &str = include_str!("../../../deploy/townstat-nightly.service");
 const TIMER: &str = include_str!("../../../deploy/townstat-nightly.timer");

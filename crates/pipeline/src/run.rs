@@ -525,20 +525,11 @@ async fn report_files(
     let report = townstat_report::build(&session, year)
         .await
         .map_err(failed)?;
-    let (xlsx, html) = townstat_report::file_names(year);
-    let mut files = vec![];
-    if formats.xlsx {
-        files.push((
-            format!("report/{xlsx}"),
-            townstat_report::xlsx::workbook(&report).map_err(failed)?,
-        ));
-    }
-    if formats.html {
-        files.push((
-            format!("report/{html}"),
-            townstat_report::html::page(&report).into_bytes(),
-        ));
-    }
+    let files: Vec<(String, Vec<u8>)> = townstat_report::render(&report, formats)
+        .map_err(failed)?
+        .into_iter()
+        .map(|(name, bytes)| (format!("report/{name}"), bytes))
+        .collect();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     let note = format!("report: {} in the run's exports", names.join(", "));
     Ok((files, Some(note)))

@@ -27,8 +27,8 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::Output(format!("xlsx: {e}"))
 }
 
-/// Display width in Excel columns (a CJK character is two).
-fn width(s: &str) -> usize {
+/// Display width of text in Excel columns (a CJK or full-width character is two).
+pub fn width(s: &str) -> usize {
     s.chars()
         .map(|c| if (c as u32) >= 0x2E80 { 2 } else { 1 })
         .sum()

@@ -97,12 +97,25 @@ pub async fn build(session: &Session, year: i32) -> Result<Report> {
     data::build(session, year, env!("CARGO_PKG_VERSION")).await
 }
 
-/// The file names of a year's report.
-pub fn file_names(year: i32) -> (String, String) {
-    (
-        format!("townstat-report-{year}.xlsx"),
-        format!("townstat-report-{year}.html"),
-    )
+/// The report's files in the chosen formats, each as (file name, bytes):
+/// `townstat-report-<year>.xlsx` and `.html`. `write` and the nightly run's `[report]`
+/// both publish these.
+pub fn render(report: &Report, formats: Formats) -> Result<Vec<(String, Vec<u8>)>> {
+    let year = report.meta.year;
+    let mut files = vec![];
+    if formats.xlsx {
+        files.push((
+            format!("townstat-report-{year}.xlsx"),
+            xlsx::workbook(report)?,
+        ));
+    }
+    if formats.html {
+        files.push((
+            format!("townstat-report-{year}.html"),
+            html::page(report).into_bytes(),
+        ));
+    }
+    Ok(files)
 }
 
 /// Checks that `out` is, or can become, a folder; creates it.
@@ -127,14 +140,10 @@ pub fn prepare_out(out: &Path) -> Result<()> {
 /// has changed.
 pub fn write(report: &Report, out: &Path, formats: Formats) -> Result<Vec<PathBuf>> {
     prepare_out(out)?;
-    let (xlsx_name, html_name) = file_names(report.meta.year);
-    let mut files: Vec<(PathBuf, Vec<u8>)> = vec![];
-    if formats.xlsx {
-        files.push((out.join(xlsx_name), xlsx::workbook(report)?));
-    }
-    if formats.html {
-        files.push((out.join(html_name), html::page(report).into_bytes()));
-    }
+    let files: Vec<(PathBuf, Vec<u8>)> = render(report, formats)?
+        .into_iter()
+        .map(|(name, bytes)| (out.join(name), bytes))
+        .collect();
     publish(&files)
 }
 

@@ -22,11 +22,9 @@ fn err(e: rust_xlsxwriter::XlsxError) -> Error {
     Error::Failed(format!("writing the workbook: {e}"))
 }
 
-/// Display width of text in Excel columns: CJK and full-width characters count two.
+/// Display width of text in Excel columns (`townstat_query::xlsx::width`).
 pub fn width(s: &str) -> f64 {
-    s.chars()
-        .map(|c| if (c as u32) >= 0x2E80 { 2.0 } else { 1.0 })
-        .sum()
+    townstat_query::xlsx::width(s) as f64
 }
 
 struct Formats {
