@@ -25,6 +25,9 @@ cargo test --workspace
 # then read it back from Python (deltalake + DuckDB).
 cargo build --quiet -p townstat-cli
 bin="$CARGO_TARGET_DIR/debug/townstat"
+# The systemd units of deploy/ (nightly run, weekly maintenance, the server) through
+# systemd-analyze verify, pointed at the built binary.
+bash tests/deploy_check.sh "$bin"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 set +e
@@ -47,6 +50,17 @@ python3 tests/python/report_check.py "$bin" "$work/wh"
 SKIP_PIP=1 STRICT=1 PROFILE=debug BENCH_DIR="$work/bench" bash bench/run.sh 0.05 > "$work/bench.txt" \
   || { cat "$work/bench.txt"; exit 1; }
 python3 bench/edge_cases.py --townstat "$bin" > "$work/edge.txt" || { cat "$work/edge.txt"; exit 1; }
+# to_char / to_date / to_timestamp with PostgreSQL's patterns, against a real
+# PostgreSQL (a throwaway cluster on a Unix socket).
+python3 tests/python/pg_dates.py "$work/wh" "$bin"
+# The server through psqlODBC (pyodbc): catalog calls, parameters, types, the
+# driver's DEALLOCATE / DISCARD / SET search_path.
+python3 tests/python/odbc_check.py "$work/wh" "$bin"
+# Apache Superset 6 against `townstat serve` (its own environment, made once by
+# tests/superset/install.sh): tables, datasets with the labels, chart data with time
+# ranges, SQL Lab, figures against townstat sql's.
+superset_python=$(bash tests/superset/install.sh)
+"$superset_python" tests/python/superset_check.py "$bin" "$work/wh"
 # The PostgreSQL-protocol server through psql, psycopg and SQLAlchemy (this one
 # commits one more run into the warehouse, so it goes last).
 python3 tests/python/serve_clients.py "$work/wh" "$bin"

@@ -3,8 +3,10 @@
 # tests/run.sh (it exports PATH, TOWNSTAT_PYTHON and TOWNSTAT_REQUIRE_DELTA_SCAN).
 #
 # 1. Debian packages: the server's real clients (psql; pgjdbc with a JDK for the
-#    single-file JDBC check), openssl for a test certificate, GNU time for the
-#    benchmark harness; LibreOffice, Chromium, poppler and CJK fonts for the yearly
+#    single-file JDBC check; psqlODBC with unixODBC), a real PostgreSQL server (the
+#    date functions are compared with its answers), openssl for a test certificate,
+#    GNU time for the benchmark harness, tmux (the shell is driven through it),
+#    systemd-analyze (the deploy/ units are verified); LibreOffice, Chromium, poppler and CJK fonts for the yearly
 #    report. Installed when missing if this runs as root; otherwise the exact apt-get
 #    line is printed and the tests stop.
 # 2. Python: a virtual environment under the target dir with every package the
@@ -41,7 +43,8 @@ install_debs() {
   fi
 }
 
-install_debs "" postgresql-client openssl default-jdk-headless libpostgresql-jdbc-java time
+install_debs "" postgresql-client openssl default-jdk-headless libpostgresql-jdbc-java time \
+  postgresql unixodbc odbc-postgresql tmux systemd
 install_debs "--no-install-recommends" libreoffice-calc-nogui chromium poppler-utils fonts-noto-cjk
 
 venv() {

@@ -14,6 +14,10 @@ use crate::demo::{ENUMS, EVALUATION, NIGHTLY, TARGETS};
 const TOWNS: &str = include_str!("../../../sample-data/raw/towns.csv");
 const SERVICE: &str = include_str!("../../../deploy/townstat-nightly.service");
 const TIMER: &str = include_str!("../../../deploy/townstat-nightly.timer");
+const MAINTAIN: &str = include_str!("../../../deploy/townstat-maintain.service");
+const MAINTAIN_TIMER: &str = include_str!("../../../deploy/townstat-maintain.timer");
+const SERVE: &str = include_str!("../../../deploy/townstat-serve.service");
+const SERVE_ENV: &str = include_str!("../../../deploy/serve.env.example");
 
 fn usage(message: String) -> Failure {
     Failure { code: 2, message }
@@ -37,7 +41,10 @@ pub fn init(dir: &Path) -> Result<std::path::PathBuf, Failure> {
     let pipeline = NIGHTLY.replace("../sample-data/raw", "../raw");
     let shown = root.display().to_string();
     let service = SERVICE.replace("/srv/townstat", &shown);
-    let files: [(&str, &str); 8] = [
+    let maintain = MAINTAIN.replace("/srv/townstat", &shown);
+    let serve = SERVE.replace("/srv/townstat", &shown);
+    let serve_env = SERVE_ENV.replace("/srv/townstat", &shown);
+    let files: [(&str, &str); 12] = [
         ("pipelines/nightly.toml", &pipeline),
         ("pipelines/enums.toml", ENUMS),
         ("pipelines/evaluation.toml", EVALUATION),
@@ -45,6 +52,10 @@ pub fn init(dir: &Path) -> Result<std::path::PathBuf, Failure> {
         ("raw/towns.csv", TOWNS),
         ("deploy/townstat-nightly.service", &service),
         ("deploy/townstat-nightly.timer", TIMER),
+        ("deploy/townstat-maintain.service", &maintain),
+        ("deploy/townstat-maintain.timer", MAINTAIN_TIMER),
+        ("deploy/townstat-serve.service", &serve),
+        ("deploy/serve.env.example", &serve_env),
         ("README.txt", &readme(&shown)),
     ];
     let write = |rel: &str, text: &str| -> Result<(), Failure> {
@@ -80,7 +91,8 @@ fn readme(root: &str) -> String {
          \x20                        designation years and tier targets are SAMPLE values —\n\
          \x20                        replace them with the office's\n\
          raw/<kind>/              put each agency's exports here (CSV, XLSX, NDJSON)\n\
-         deploy/                  systemd service and timer for the nightly run\n\
+         deploy/                  systemd units: the nightly run, the weekly maintenance,\n\
+         \x20                        the PostgreSQL-protocol server (serve.env.example)\n\
          \n\
          Next:\n\
          \x20 townstat check {root}/pipelines/nightly.toml\n\

@@ -310,6 +310,16 @@ async fn run_holding_lock(
     .await
     .map_err(|e| Error::Internal(format!("ingest task: {e}")))??;
     for f in &output.files {
+        // A file rejected whole lost every row it had: the operator must see it.
+        if f.status == townstat_ingest::FileStatus::Rejected {
+            tracing::warn!(
+                file = f.source_file,
+                kind = f.kind,
+                reason = f.message.as_deref().unwrap_or(""),
+                "file rejected whole"
+            );
+            continue;
+        }
         tracing::info!(
             file = f.source_file,
             status = f.status.as_str(),

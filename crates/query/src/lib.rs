@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod error;
 pub mod marts;
 pub mod output;
+pub mod pgdate;
 pub mod session;
 pub mod udf;
 pub mod xlsx;

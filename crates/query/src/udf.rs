@@ -7,6 +7,8 @@
 //! - `top_k_sum(value, k)` — an aggregate: the sum of the k largest non-null decimals
 //!   of a group (null for a group with none). The concentration ratios cr1/cr3/cr5 in
 //!   one pass over the members, with no sort of every member by revenue.
+//! - `to_char`, `to_date`, `to_timestamp` with PostgreSQL's format patterns
+//!   (`'YYYY-MM-DD'`) besides DataFusion's `'%Y-%m-%d'` (`crate::pgdate`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -61,7 +63,7 @@ fn industry_matches(args: &[ColumnarValue]) -> datafusion::error::Result<Columna
 /// The functions, for sessions built elsewhere (the cluster's scheduler and executors
 /// must know them by name to decode a plan that calls them).
 pub fn udfs() -> Vec<ScalarUDF> {
-    vec![
+    let mut out = vec![
         create_udf(
             "scale_tier",
             vec![DataType::Decimal128(20, 2)],
@@ -76,7 +78,10 @@ pub fn udfs() -> Vec<ScalarUDF> {
             Volatility::Immutable,
             Arc::new(industry_matches),
         ),
-    ]
+    ];
+    // to_char / to_date / to_timestamp reading PostgreSQL's patterns too.
+    out.extend(crate::pgdate::udfs());
+    out
 }
 
 /// The aggregate functions, for sessions built elsewhere (as [`udfs`]).

@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::logical_expr::{ColumnarValue, Signature, TypeSignature, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
@@ -227,16 +227,117 @@ async fn replace_descriptions(ctx: &SessionContext, labels: &Labels) -> Result<(
         .map_err(catalog_error)?;
     batches.push(RecordBatch::try_new(schema.clone(), cast).map_err(catalog_error)?);
     let table = Arc::new(MemTable::try_new(schema, vec![batches]).map_err(catalog_error)?);
+    let mut tables: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
+    tables.insert("pg_description", table);
+    for name in ["pg_index", "pg_constraint"] {
+        tables.insert(name, with_arrays(ctx, &inner, name).await?);
+    }
+    tables.insert("pg_attribute", with_type_modifiers(ctx, &inner).await?);
+    tables.insert("pg_class", with_reloptions(ctx, &inner).await?);
     catalog
-        .register_schema(
-            "pg_catalog",
-            Arc::new(WithDescriptions {
-                inner,
-                descriptions: table,
-            }),
-        )
+        .register_schema("pg_catalog", Arc::new(Replaced { inner, tables }))
         .map_err(catalog_error)?;
     Ok(())
+}
+
+/// The columns of `pg_index` and `pg_constraint` that are arrays in PostgreSQL
+/// (`int2vector`, `oidvector`, `int2[]`, `oid[]`), with their element type.
+/// datafusion-pg-catalog keeps them as text (`"1 2"`, `"{1,2}"`), so the inspectors of
+/// SQLAlchemy (Superset), psqlODBC and pgjdbc fail on `unnest(i.indkey)`,
+/// `i.indkey[n]`, `array_lower(conkey, 1)` or `a.attnum = ANY(conkey)` even though the
+/// answer would be "no rows" for every warehouse table.
+const ARRAY_COLUMNS: [(&str, DataType); 12] = [
+    ("indkey", DataType::Int16),
+    ("indoption", DataType::Int16),
+    ("indcollation", DataType::Int32),
+    ("indclass", DataType::Int32),
+    ("conkey", DataType::Int16),
+    ("confkey", DataType::Int16),
+    ("confdelsetcols", DataType::Int16),
+    ("conpfeqop", DataType::Int32),
+    ("conppeqop", DataType::Int32),
+    ("conffeqop", DataType::Int32),
+    ("conexclop", DataType::Int32),
+    ("conincluding", DataType::Int16),
+];
+
+/// A stock catalog table with its array columns as arrays ([`ARRAY_COLUMNS`]); the
+/// rows (the system catalogs' own indexes and constraints) are kept. Warehouse
+/// tables have no index and no constraint, so their lookups answer no rows, which is
+/// the truth.
+async fn with_arrays(
+    ctx: &SessionContext,
+    pg_catalog: &Arc<dyn SchemaProvider>,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::ListArray;
+    use datafusion::arrow::datatypes::{Field, Int16Type, Schema};
+    let stock = pg_catalog
+        .table(name)
+        .await
+        .map_err(catalog_error)?
+        .ok_or_else(|| Error::Catalog(format!("pg_catalog has no {name}")))?;
+    let batches = ctx
+        .read_table(stock.clone())
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let element = |field: &str| {
+        ARRAY_COLUMNS
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, t)| t.clone())
+    };
+    let fields: Vec<Field> = stock
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match element(f.name()) {
+            Some(t) => Field::new(
+                f.name(),
+                DataType::List(Arc::new(Field::new("item", t, true))),
+                true,
+            ),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    // "{1,2}" (arrays) and "1 2" (vectors) as lists; NULL stays NULL.
+    let numbers = |text: &str| -> Vec<i64> {
+        text.trim_matches(|c| c == '{' || c == '}')
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter_map(|n| n.trim().parse::<i64>().ok())
+            .collect()
+    };
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (i, field) in stock.schema().fields().iter().enumerate() {
+            let Some(t) = element(field.name()) else {
+                columns.push(batch.column(i).clone());
+                continue;
+            };
+            let text = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                .map_err(catalog_error)?;
+            let text = text.as_string::<i32>();
+            let rows = text.iter().map(|v| v.map(numbers));
+            let list: ArrayRef = if t == DataType::Int16 {
+                Arc::new(ListArray::from_iter_primitive::<Int16Type, _, _>(
+                    rows.map(|r| r.map(|ns| ns.into_iter().map(|n| Some(n as i16)))),
+                ))
+            } else {
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+                    rows.map(|r| r.map(|ns| ns.into_iter().map(|n| Some(n as i32)))),
+                ))
+            };
+            columns.push(list);
+        }
+        out.push(RecordBatch::try_new(schema.clone(), columns).map_err(catalog_error)?);
+    }
+    Ok(Arc::new(
+        MemTable::try_new(schema, vec![out]).map_err(catalog_error)?,
+    ))
 }
 
 #[cfg(test)]
@@ -271,15 +372,155 @@ mod tests {
     }
 }
 
-/// `pg_catalog` with our `pg_description`; every other table is the stock one.
+/// `pg_attribute` with `atttypmod` of the warehouse's DECIMAL columns:
+/// `((precision << 16) | scale) + 4`, as PostgreSQL stores `numeric(p, s)`.
+/// datafusion-pg-catalog writes -1 ("no modifier") for every column, so drivers
+/// report money as `numeric` of unknown size (psqlODBC: 28 digits, 6 decimals) and
+/// `format_type` says `numeric` where `numeric(20,2)` is the truth. The table is
+/// the stock one's rows, read once for the pinned run (its tables do not change).
+async fn with_type_modifiers(
+    ctx: &SessionContext,
+    pg_catalog: &Arc<dyn SchemaProvider>,
+) -> Result<Arc<dyn TableProvider>> {
+    let stock = pg_catalog
+        .table("pg_attribute")
+        .await
+        .map_err(catalog_error)?
+        .ok_or_else(|| Error::Catalog("pg_catalog has no pg_attribute".into()))?;
+    // (table oid, column name) → modifier, for the public tables' DECIMAL columns.
+    let classes = ctx
+        .sql(
+            "SELECT CAST(c.oid AS INT), c.relname FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public'",
+        )
+        .await
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let mut modifiers: HashMap<(i32, String), i32> = HashMap::new();
+    for b in &classes {
+        let names = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)
+            .map_err(catalog_error)?;
+        let (oids, names) = (
+            b.column(0).as_primitive::<Int32Type>(),
+            names.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            if oids.is_null(i) || names.is_null(i) {
+                continue;
+            }
+            let Ok(table) = ctx.table_provider(names.value(i)).await else {
+                continue;
+            };
+            for f in table.schema().fields() {
+                if let DataType::Decimal128(p, s) = f.data_type() {
+                    let typmod = ((i32::from(*p) << 16) | i32::from(*s as u8)) + 4;
+                    modifiers.insert((oids.value(i), f.name().clone()), typmod);
+                }
+            }
+        }
+    }
+    let schema = stock.schema();
+    let batches = ctx
+        .read_table(stock)
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let index = |name: &str| {
+        schema
+            .index_of(name)
+            .map_err(|e| Error::Catalog(format!("pg_attribute: {e}")))
+    };
+    let (rel, att, typmod) = (index("attrelid")?, index("attname")?, index("atttypmod")?);
+    let mut out = Vec::with_capacity(batches.len());
+    for b in &batches {
+        let rels = datafusion::arrow::compute::cast(b.column(rel), &DataType::Int32)
+            .map_err(catalog_error)?;
+        let names = datafusion::arrow::compute::cast(b.column(att), &DataType::Utf8)
+            .map_err(catalog_error)?;
+        let (rels, names) = (rels.as_primitive::<Int32Type>(), names.as_string::<i32>());
+        let old = b.column(typmod).as_primitive::<Int32Type>();
+        let fixed: Int32Array = (0..b.num_rows())
+            .map(|i| {
+                let key = (rels.is_valid(i) && names.is_valid(i))
+                    .then(|| (rels.value(i), names.value(i).to_string()));
+                key.and_then(|k| modifiers.get(&k).copied())
+                    .or_else(|| old.is_valid(i).then(|| old.value(i)))
+            })
+            .collect();
+        let mut columns = b.columns().to_vec();
+        columns[typmod] = Arc::new(fixed);
+        out.push(RecordBatch::try_new(schema.clone(), columns).map_err(catalog_error)?);
+    }
+    Ok(Arc::new(
+        MemTable::try_new(schema, vec![out]).map_err(catalog_error)?,
+    ))
+}
+
+/// `pg_class` with PostgreSQL's `reloptions` column (storage options, `text[]`):
+/// NULL for every relation, as PostgreSQL has it for a table created without options.
+/// SQLAlchemy's index reflection selects `i.reloptions`; datafusion-pg-catalog's
+/// `pg_class` has no such column. Read once for the pinned run, as `pg_attribute`.
+async fn with_reloptions(
+    ctx: &SessionContext,
+    pg_catalog: &Arc<dyn SchemaProvider>,
+) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let stock = pg_catalog
+        .table("pg_class")
+        .await
+        .map_err(catalog_error)?
+        .ok_or_else(|| Error::Catalog("pg_catalog has no pg_class".into()))?;
+    let stock_schema = stock.schema();
+    if stock_schema.index_of("reloptions").is_ok() {
+        return Ok(stock);
+    }
+    let options = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let mut fields: Vec<Field> = stock_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("reloptions", options.clone(), true));
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        stock_schema.metadata().clone(),
+    ));
+    let batches = ctx
+        .read_table(stock)
+        .map_err(catalog_error)?
+        .collect()
+        .await
+        .map_err(catalog_error)?;
+    let out = batches
+        .iter()
+        .map(|b| {
+            let mut columns = b.columns().to_vec();
+            columns.push(datafusion::arrow::array::new_null_array(
+                &options,
+                b.num_rows(),
+            ));
+            RecordBatch::try_new(schema.clone(), columns).map_err(catalog_error)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(
+        MemTable::try_new(schema, vec![out]).map_err(catalog_error)?,
+    ))
+}
+
+/// `pg_catalog` with our `pg_description`, `pg_index`, `pg_constraint`,
+/// `pg_attribute` and `pg_class`; every other table is the stock one.
 #[derive(Debug)]
-struct WithDescriptions {
+struct Replaced {
     inner: Arc<dyn SchemaProvider>,
-    descriptions: Arc<dyn TableProvider>,
+    tables: HashMap<&'static str, Arc<dyn TableProvider>>,
 }
 
 #[async_trait]
-impl SchemaProvider for WithDescriptions {
+impl SchemaProvider for Replaced {
     fn table_names(&self) -> Vec<String> {
         self.inner.table_names()
     }
@@ -288,8 +529,9 @@ impl SchemaProvider for WithDescriptions {
         &self,
         name: &str,
     ) -> std::result::Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        if name.eq_ignore_ascii_case("pg_description") {
-            return Ok(Some(self.descriptions.clone()));
+        let lower = name.to_ascii_lowercase();
+        if let Some(t) = self.tables.get(lower.as_str()) {
+            return Ok(Some(t.clone()));
         }
         self.inner.table(name).await
     }
@@ -421,8 +663,49 @@ fn json_value(array: &ArrayRef, row: usize) -> serde_json::Value {
     }
 }
 
-/// `obj_description(oid, catalog)` and `col_description(oid, column_number)`, as
-/// PostgreSQL has them.
+/// `generate_subscripts(list, 1)`: `[1, 2, …, n]` for a list of n elements; NULL
+/// for a NULL list (PostgreSQL returns no rows for it, and `unnest(NULL)` none).
+fn subscripts(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    use datafusion::arrow::array::{Int32Builder, ListBuilder};
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let list = &arrays[0];
+    let mut b = ListBuilder::new(Int32Builder::new());
+    let lengths: Vec<Option<usize>> = match list.data_type() {
+        DataType::List(_) => {
+            let l = list.as_list::<i32>();
+            (0..l.len())
+                .map(|i| l.is_valid(i).then(|| l.value(i).len()))
+                .collect()
+        }
+        DataType::LargeList(_) => {
+            let l = list.as_list::<i64>();
+            (0..l.len())
+                .map(|i| l.is_valid(i).then(|| l.value(i).len()))
+                .collect()
+        }
+        DataType::Null => vec![None; list.len()],
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "generate_subscripts takes an array, not {other}"
+            )));
+        }
+    };
+    for n in lengths {
+        match n {
+            Some(n) => {
+                for i in 1..=n {
+                    b.values().append_value(i as i32);
+                }
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
+/// `obj_description(oid[, catalog])`, `col_description(oid, column_number)` and the
+/// other catalog functions clients call, as PostgreSQL has them.
 fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
     let for_tables = labels.clone();
     let obj = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
@@ -487,33 +770,72 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
             ScalarValue::Int64(None),
         ));
     }
-    // SQLAlchemy's column reflection: no column here is backed by a sequence, and
-    // no collation is hidden.
+    // SQLAlchemy's column reflection: no column here is backed by a sequence.
     ctx.register_udf(constant_udf(
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
         ScalarValue::Utf8(None),
     ));
-    ctx.register_udf(constant_udf(
-        "pg_collation_is_visible",
-        vec![DataType::Int32],
-        ScalarValue::Boolean(Some(true)),
-    ));
+    // Every collation and type (pg_catalog's) is on the search path: SQLAlchemy's
+    // enum and domain reflection filter with `pg_type_is_visible`.
+    for name in ["pg_collation_is_visible", "pg_type_is_visible"] {
+        ctx.register_udf(constant_udf(
+            name,
+            vec![DataType::Int32],
+            ScalarValue::Boolean(Some(true)),
+        ));
+    }
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         JsonBuildObject::new(),
     ));
-    ctx.register_udf(create_udf(
-        "obj_description",
-        vec![DataType::Int32, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(obj),
+    // `obj_description(oid)` (one argument, PostgreSQL's older form Superset's
+    // inspector sends) looks in every catalog; oids are unique here, so both forms
+    // find the same comment.
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            "obj_description",
+            Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Int32]),
+                    TypeSignature::Exact(vec![DataType::Int32, DataType::Utf8]),
+                    // An oid written as a number literal: `obj_description(16484, …)`.
+                    TypeSignature::Exact(vec![DataType::Int64]),
+                    TypeSignature::Exact(vec![DataType::Int64, DataType::Utf8]),
+                ],
+                Volatility::Stable,
+            ),
+            DataType::Utf8,
+            Arc::new(obj),
+        ),
     ));
-    ctx.register_udf(create_udf(
-        "col_description",
-        vec![DataType::Int32, DataType::Int32],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(col),
+    // `generate_subscripts(array, 1)`: the subscripts 1..n of a list, as a list (the
+    // rewrite in compat.rs unnests it into rows, as PostgreSQL returns them).
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            "generate_subscripts",
+            Signature::any(2, Volatility::Immutable),
+            DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                "item",
+                DataType::Int32,
+                true,
+            ))),
+            Arc::new(subscripts),
+        ),
+    ));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            "col_description",
+            Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Int32, DataType::Int32]),
+                    TypeSignature::Exact(vec![DataType::Int64, DataType::Int64]),
+                    TypeSignature::Exact(vec![DataType::Int32, DataType::Int64]),
+                    TypeSignature::Exact(vec![DataType::Int64, DataType::Int32]),
+                ],
+                Volatility::Stable,
+            ),
+            DataType::Utf8,
+            Arc::new(col),
+        ),
     ));
 }

@@ -67,6 +67,25 @@ fn projected(select: &mut Select) -> Option<&mut Expr> {
     }
 }
 
+/// `e` → `function(e)`.
+fn wrap_in_call(e: &mut Expr, function: &str) {
+    let inner = std::mem::replace(e, null());
+    *e = Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(function)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+}
+
 fn and(left: Expr, right: Expr) -> Expr {
     Expr::BinaryOp {
         left: Box::new(Expr::Nested(Box::new(left))),
@@ -181,21 +200,7 @@ fn guarded_catalog_lookup(expr: &mut Expr) -> bool {
     let Some(e) = projected(select) else {
         return false;
     };
-    let inner = std::mem::replace(e, null());
-    *e = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("max")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    wrap_in_call(e, "max");
     select.from.extend(joined);
     for guard in guards {
         select.selection = Some(match select.selection.take() {
@@ -235,6 +240,248 @@ pub fn qualify_catalog_regclass(statement: &mut Statement) -> bool {
         ControlFlow::<()>::Continue(())
     });
     changed
+}
+
+/// Boolean columns of the catalog tables that clients compare with `'t'`/`'f'`
+/// (psqlODBC's `SQLPrimaryKeys`: `i.indisprimary = 't'`). PostgreSQL reads the
+/// literal as a boolean; DataFusion will not compare Boolean with Utf8.
+const BOOLEAN_COLUMNS: [&str; 30] = [
+    "indisprimary",
+    "indisunique",
+    "indisclustered",
+    "indisvalid",
+    "indisexclusion",
+    "indimmediate",
+    "indisready",
+    "indislive",
+    "indisreplident",
+    "indcheckxmin",
+    "indnullsnotdistinct",
+    "relhasindex",
+    "relisshared",
+    "relhasrules",
+    "relhastriggers",
+    "relhassubclass",
+    "relrowsecurity",
+    "relforcerowsecurity",
+    "relispopulated",
+    "relispartition",
+    "attnotnull",
+    "atthasdef",
+    "atthasmissing",
+    "attisdropped",
+    "attislocal",
+    "condeferrable",
+    "condeferred",
+    "convalidated",
+    "conislocal",
+    "connoinherit",
+];
+
+/// `'t'`, `'true'`, `'f'`, … as PostgreSQL reads a boolean literal.
+fn boolean_text(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn boolean_column(expr: &Expr) -> bool {
+    let last = match expr {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    BOOLEAN_COLUMNS.contains(&last.to_ascii_lowercase().as_str())
+}
+
+/// `bool_column = 't'` → `bool_column = true` for the catalog's boolean columns.
+fn boolean_literals(expr: &mut Expr) -> bool {
+    let Expr::BinaryOp { left, op, right } = expr else {
+        return false;
+    };
+    if !matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+        return false;
+    }
+    let literal = if boolean_column(left) {
+        right
+    } else if boolean_column(right) {
+        left
+    } else {
+        return false;
+    };
+    if let Expr::Value(ValueWithSpan {
+        value: Value::SingleQuotedString(text),
+        ..
+    }) = literal.as_ref()
+        && let Some(b) = boolean_text(text)
+    {
+        **literal = Expr::Value(ValueWithSpan::from(Value::Boolean(b)));
+        return true;
+    }
+    false
+}
+
+/// `SELECT NULL, NULL, relkind FROM …` (psqlODBC's `SQLTables` listings): PostgreSQL
+/// allows two result columns of the same name, DataFusion does not. The second and
+/// later unnamed expressions whose text repeats get PostgreSQL's name for an unnamed
+/// column, `?column?`, numbered. Clients read these by position.
+fn unique_column_names(statement: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_statements_mut(statement, |s| {
+        if let Statement::Query(q) = s {
+            changed |= unique_names_in(q);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
+}
+
+fn unique_names_in(query: &mut Query) -> bool {
+    fn in_set(body: &mut SetExpr) -> bool {
+        match body {
+            SetExpr::Select(select) => {
+                let mut seen = std::collections::HashSet::new();
+                let mut changed = false;
+                for (n, item) in select.projection.iter_mut().enumerate() {
+                    let SelectItem::UnnamedExpr(e) = &*item else {
+                        continue;
+                    };
+                    let (name, column) = match e {
+                        Expr::Identifier(i) => (i.value.clone(), true),
+                        Expr::CompoundIdentifier(p) => {
+                            (p.last().map(|i| i.value.clone()).unwrap_or_default(), true)
+                        }
+                        other => (other.to_string(), false),
+                    };
+                    if !seen.insert(name) && !column {
+                        let expr = e.clone();
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::with_quote('"', format!("?column?{}", n + 1)),
+                        };
+                        changed = true;
+                    }
+                }
+                changed
+            }
+            SetExpr::Query(q) => unique_names_in(q),
+            SetExpr::SetOperation { left, right, .. } => in_set(left) | in_set(right),
+            _ => false,
+        }
+    }
+    in_set(query.body.as_mut())
+}
+
+/// `a operator(pg_catalog.=) b`, as psqlODBC 17 and later write every comparison of
+/// their catalog queries (so that a user's operators cannot capture them): the
+/// built-in operator itself.
+fn qualified_operator(expr: &mut Expr) -> bool {
+    let Expr::BinaryOp { op, .. } = expr else {
+        return false;
+    };
+    let BinaryOperator::PGCustomBinaryOperator(parts) = op else {
+        return false;
+    };
+    let [schema, symbol] = parts.as_slice() else {
+        return false;
+    };
+    if !schema.eq_ignore_ascii_case("pg_catalog") {
+        return false;
+    }
+    let plain = match symbol.as_str() {
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        ">" => BinaryOperator::Gt,
+        "<=" => BinaryOperator::LtEq,
+        ">=" => BinaryOperator::GtEq,
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "||" => BinaryOperator::StringConcat,
+        _ => return false,
+    };
+    *op = plain;
+    true
+}
+
+/// `'townstat'::name` (psqlODBC's `SQLForeignKeys`): PostgreSQL's `name` type is
+/// text here.
+fn name_type(expr: &mut Expr) -> bool {
+    if let Expr::Cast { data_type, .. } = expr
+        && let datafusion::sql::sqlparser::ast::DataType::Custom(name, modifiers) = data_type
+        && modifiers.is_empty()
+        && matches!(
+            name.to_string().to_ascii_lowercase().as_str(),
+            "name" | "pg_catalog.name"
+        )
+    {
+        *data_type = datafusion::sql::sqlparser::ast::DataType::Text;
+        return true;
+    }
+    false
+}
+
+/// `SELECT …, generate_series(array_lower(conkey, 1), array_upper(conkey, 1)) AS i`
+/// (psqlODBC's `SQLForeignKeys`) and `SELECT unnest(ix.indkey) attnum,
+/// generate_subscripts(ix.indkey, 1) ord` (SQLAlchemy's primary key reflection): in
+/// PostgreSQL a set-returning function in a SELECT list makes one row per value;
+/// DataFusion's `generate_series` there is one list value, and `generate_subscripts`
+/// (see `catalog.rs`) is the list of subscripts. `unnest(…)` of them is the same rows
+/// in DataFusion (several unnests in one list are zipped, as PostgreSQL zips them).
+fn set_returning_projections(statement: &mut Statement) -> bool {
+    fn is_series(e: &Expr) -> bool {
+        matches!(e, Expr::Function(f)
+        if matches!(
+            f.name.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog."),
+            "generate_series" | "generate_subscripts"
+        ))
+    }
+    struct Series(bool);
+    impl datafusion::sql::sqlparser::ast::VisitorMut for Series {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                for item in &mut select.projection {
+                    match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }
+                            if is_series(e) =>
+                        {
+                            wrap_in_call(e, "unnest");
+                            self.0 = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = Series(false);
+    let _ = datafusion::sql::sqlparser::ast::VisitMut::visit(statement, &mut v);
+    v.0
+}
+
+/// The fixes of catalog-only statements, applied after datafusion-pg-catalog's
+/// parser: boolean literals of boolean columns, `operator(pg_catalog.=)` and
+/// `::name`, set-returning functions in SELECT lists, duplicate unnamed columns
+/// named. Whether anything changed.
+pub fn fix_catalog_statement(statement: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        changed |= qualified_operator(expr);
+        changed |= name_type(expr);
+        changed |= boolean_literals(expr);
+        ControlFlow::<()>::Continue(())
+    });
+    changed |= set_returning_projections(statement);
+    changed | unique_column_names(statement)
 }
 
 /// Rewrites a parsed statement in place; whether anything changed.
@@ -312,21 +559,48 @@ mod tests {
     }
 
     #[test]
+    fn catalog_statements_get_booleans_and_unique_names() {
+        let fixed = |sql: &str| {
+            let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
+            let changed = super::fix_catalog_statement(&mut s);
+            (changed, s.to_string())
+        };
+        assert_eq!(
+            fixed(
+                "SELECT a.attname FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a \
+                   WHERE i.indisprimary = 't' AND 'f' <> i.indisunique AND a.relpersistence = 't'"
+            ),
+            (
+                true,
+                "SELECT a.attname FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a \
+                 WHERE i.indisprimary = true AND false <> i.indisunique AND a.relpersistence = 't'"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            fixed("SELECT NULL, NULL, relkind FROM (SELECT 'r' AS relkind UNION SELECT 'v') AS a"),
+            (
+                true,
+                "SELECT NULL, NULL AS \"?column?2\", relkind FROM (SELECT 'r' AS relkind UNION \
+                 SELECT 'v') AS a"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            fixed("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"),
+            (
+                false,
+                "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c".to_string()
+            )
+        );
+    }
+
+    #[test]
     fn user_queries_are_never_rewritten() {
         let user = "SELECT CASE WHEN x.ok THEN (SELECT revenue FROM town_year t \
                     WHERE t.town_id = x.town_id) ELSE NULL END FROM town x";
         assert_eq!(rewritten(user), parsed(user));
-    }
-}
-#[cfg(test)]
-mod debug_tests {
-    #[test]
-    fn show() {
-        let p = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
-        let mut s = p.parse("SELECT a.attname, CASE WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum) ELSE NULL END AS dflt FROM pg_catalog.pg_attribute a LIMIT 2").unwrap();
-        super::rewrite(&mut s[0]);
-        println!("REWRITTEN {}", s[0]);
-        let again = p.parse(&s[0].to_string()).unwrap();
-        println!("AGAIN {}", again[0]);
     }
 }

@@ -16,8 +16,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ContextModifier, Ident, ObjectName, Query, Reset, Set, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
+    ContextModifier, Expr, Ident, ObjectName, Query, Reset, Set, SetExpr, Statement, TableFactor,
+    Value, Visit, Visitor,
 };
 
 /// Insufficient privilege: the statement would change or read outside the warehouse.
@@ -59,6 +59,13 @@ pub enum Verdict {
     /// `RESET name` / `RESET ALL` of session settings: the connection's value is
     /// dropped, so the server's default applies again.
     Reset,
+    /// `DEALLOCATE name`: the connection's prepared statement of that name is dropped
+    /// (psqlODBC deallocates its `_PLAN…` statements this way).
+    Deallocate,
+    /// `DISCARD ALL` (connection pools send it when a connection is given back): the
+    /// session settings are reset and open portals closed. `DISCARD PLANS`,
+    /// `SEQUENCES` and `TEMP` have nothing to discard here and are acknowledged.
+    Discard,
 }
 
 /// A setting's name as PostgreSQL compares it: each part without its quotes and
@@ -97,11 +104,17 @@ pub fn normalize(statement: &mut Statement) {
     let plain = |name: &ObjectName| ObjectName::from(vec![Ident::new(setting_name(name))]);
     match statement {
         Statement::Set(Set::SingleAssignment {
-            scope, variable, ..
+            scope,
+            variable,
+            values,
+            ..
         }) => {
             *variable = plain(variable);
             if *scope == Some(ContextModifier::Session) {
                 *scope = None;
+            }
+            if setting_name(variable) == "search_path" {
+                search_path_as_text(values);
             }
         }
         Statement::Set(Set::ParenthesizedAssignments { variables, .. }) => {
@@ -120,12 +133,64 @@ pub fn normalize(statement: &mut Statement) {
             }
         }
         Statement::ShowVariable { variable } => {
-            for v in variable {
+            for v in variable.iter_mut() {
                 *v = Ident::new(v.value.to_lowercase());
+            }
+            let name: Vec<&str> = variable.iter().map(|v| v.value.as_str()).collect();
+            if let Some((column, value)) = fixed_parameter(&name.join(" "))
+                && let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                    &format!("SELECT '{value}' AS \"{column}\""),
+                )
+                && parsed.len() == 1
+            {
+                *statement = parsed.remove(0);
             }
         }
         _ => {}
     }
+}
+
+/// `SET search_path = "public", pg_catalog` as one text value, `'public, pg_catalog'`:
+/// the form datafusion-postgres keeps for the connection (and reports back with
+/// `SHOW search_path`). Names written as identifiers would otherwise fall through to
+/// DataFusion, which knows no such setting, and log a warning on every query of a
+/// client that sends it (Superset does). Every table is in `public`, so the value
+/// changes nothing else.
+fn search_path_as_text(values: &mut Vec<Expr>) {
+    let names: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Expr::Identifier(ident) => ident.value.clone(),
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        })
+        .collect();
+    *values = vec![Expr::Value(
+        Value::SingleQuotedString(names.join(", ")).with_empty_span(),
+    )];
+}
+
+/// Settings that are the same for every connection here, answered to `SHOW` as
+/// PostgreSQL answers them (column, value). datafusion-postgres answers an empty text
+/// for the first three, and SQLAlchemy, reading `standard_conforming_strings` as off,
+/// would double every backslash in the string literals it sends.
+fn fixed_parameter(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "standard_conforming_strings" => ("standard_conforming_strings", "on"),
+        "server_encoding" => ("server_encoding", "UTF8"),
+        "integer_datetimes" => ("integer_datetimes", "on"),
+        "max_identifier_length" => ("max_identifier_length", "63"),
+        "transaction_isolation" | "transaction isolation level" => {
+            ("transaction_isolation", "read committed")
+        }
+        "default_transaction_read_only" => ("default_transaction_read_only", "on"),
+        "transaction_read_only" => ("transaction_read_only", "on"),
+        _ => return None,
+    })
 }
 
 /// Table functions a query may call: they compute rows and read nothing.
@@ -208,6 +273,8 @@ pub fn check(statement: &Statement) -> Result<Verdict, Refusal> {
         Statement::Rollback {
             savepoint: Some(_), ..
         } => Ok(Verdict::RollbackToSavepoint),
+        Statement::Deallocate { .. } => Ok(Verdict::Deallocate),
+        Statement::Discard { .. } => Ok(Verdict::Discard),
         Statement::Set(set) => check_set(set),
         Statement::Reset(reset) => match &reset.reset {
             Reset::ALL => Ok(Verdict::Reset),
@@ -452,6 +519,8 @@ mod tests {
             Ok(Verdict::IgnoredSetting) => "acknowledged, no effect".into(),
             Ok(Verdict::Acknowledge(_) | Verdict::RollbackToSavepoint) => "acknowledged".into(),
             Ok(Verdict::Reset) => "resets the connection's value".into(),
+            Ok(Verdict::Deallocate) => "drops the prepared statement".into(),
+            Ok(Verdict::Discard) => "resets the session".into(),
             Err(r) => format!("refused, {}", r.code),
         }
     }

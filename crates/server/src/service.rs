@@ -506,6 +506,70 @@ fn reset<C: ClientInfo + ?Sized>(client: &mut C, statement: &Statement) -> Respo
     Response::Execution(Tag::new("RESET"))
 }
 
+/// What datafusion-postgres's hooks answer, as PostgreSQL answers it:
+/// - `FETCH` completes with the tag `FETCH n`, not `SELECT n` (psqlODBC's
+///   declare/fetch mode keeps only a result tagged `FETCH` and drops the rows
+///   otherwise);
+/// - a statement in a failed transaction is SQLSTATE 25P02 ("in failed SQL
+///   transaction"), not 25P01 ("no active SQL transaction").
+fn as_postgresql_answers(
+    statement: &Statement,
+    result: PgWireResult<Response>,
+) -> PgWireResult<Response> {
+    match result {
+        Ok(Response::Query(mut q)) if matches!(statement, Statement::Fetch { .. }) => {
+            q.set_command_tag("FETCH");
+            Ok(Response::Query(q))
+        }
+        Err(PgWireError::UserError(mut info)) if info.code == "25P01" => {
+            info.code = "25P02".to_string();
+            Err(PgWireError::UserError(info))
+        }
+        other => other,
+    }
+}
+
+/// `DEALLOCATE` and `DISCARD`, which act on the connection's own state.
+fn session_statement<C>(
+    client: &mut C,
+    statement: &Statement,
+    verdict: Verdict,
+) -> Option<PgWireResult<Response>>
+where
+    C: ClientInfo + ClientPortalStore + ?Sized,
+    C::PortalStore: PortalStore,
+{
+    match (verdict, statement) {
+        (Verdict::Deallocate, Statement::Deallocate { name, .. }) => {
+            if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("ALL") {
+                // pgwire cannot list a connection's statements; they go with it.
+                return Some(Ok(Response::Execution(Tag::new("DEALLOCATE ALL"))));
+            }
+            let store = client.portal_store();
+            if store.get_statement(&name.value).is_none() {
+                return Some(Err(server_error(
+                    "26000",
+                    format!("prepared statement \"{}\" does not exist", name.value),
+                )));
+            }
+            store.rm_statement(&name.value);
+            Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
+        }
+        (Verdict::Discard, Statement::Discard { object_type }) => {
+            let tag = format!("DISCARD {object_type}");
+            if tag == "DISCARD ALL" {
+                let all = Statement::Reset(datafusion::sql::sqlparser::ast::ResetStatement {
+                    reset: Reset::ALL,
+                });
+                reset(client, &all);
+                client.portal_store().clear_portals();
+            }
+            Some(Ok(Response::Execution(Tag::new(&tag))))
+        }
+        _ => None,
+    }
+}
+
 async fn plan_read_only(ctx: &SessionContext, statement: &Statement) -> PgWireResult<LogicalPlan> {
     let plan = ctx
         .state()
@@ -530,7 +594,11 @@ fn acknowledgement(verdict: Verdict) -> Option<Response> {
         Verdict::Acknowledge(tag) => Some(Response::Execution(Tag::new(tag))),
         // TransactionStart moves pgwire's status from "failed" back to "in transaction".
         Verdict::RollbackToSavepoint => Some(Response::TransactionStart(Tag::new("ROLLBACK"))),
-        Verdict::Run | Verdict::SessionSetting | Verdict::Reset => None,
+        Verdict::Run
+        | Verdict::SessionSetting
+        | Verdict::Reset
+        | Verdict::Deallocate
+        | Verdict::Discard => None,
     }
 }
 
@@ -589,6 +657,10 @@ impl Service {
                 responses.push(reset(client, statement));
                 continue;
             }
+            if let Some(response) = session_statement(client, statement, verdict) {
+                responses.push(response?);
+                continue;
+            }
             if let Some(response) = acknowledgement(verdict) {
                 responses.push(response);
                 continue;
@@ -597,7 +669,7 @@ impl Service {
             let ctx = self.statement_context(&pinned, statement)?;
             for hook in &self.hooks {
                 if let Some(result) = hook.handle_simple_query(statement, &ctx, client).await {
-                    responses.push(result?);
+                    responses.push(as_postgresql_answers(statement, result)?);
                     continue 'statements;
                 }
             }
@@ -678,12 +750,18 @@ impl Parser {
                 for statement in &mut plain {
                     changed |= crate::compat::qualify_catalog_regclass(statement);
                 }
-                if changed {
+                let mut parsed = if changed {
                     let text: Vec<String> = plain.iter().map(ToString::to_string).collect();
                     self.sql.parse(&text.join(";\n"))
                 } else {
                     self.sql.parse(sql)
+                }?;
+                // After datafusion-pg-catalog's substitutions, which match the texts
+                // of known client queries as written.
+                for statement in &mut parsed {
+                    crate::compat::fix_catalog_statement(statement);
                 }
+                Ok(parsed)
             }
             // Client queries only the parser's substitutions make parseable.
             Err(_) => self.sql.parse(sql),
@@ -803,7 +881,9 @@ impl Parser {
             }
         };
         let text = statement.to_string();
-        if acknowledgement(verdict).is_some() {
+        if acknowledgement(verdict).is_some()
+            || matches!(verdict, Verdict::Deallocate | Verdict::Discard)
+        {
             return Ok(Some((text, Some((statement, empty_plan()?)))));
         }
         let pinned = self.source.current().await?;
@@ -903,6 +983,9 @@ impl Service {
         if verdict == Verdict::Reset {
             return Ok(reset(client, statement));
         }
+        if let Some(response) = session_statement(client, statement, verdict) {
+            return response;
+        }
         if let Some(response) = acknowledgement(verdict) {
             return Ok(response);
         }
@@ -915,7 +998,7 @@ impl Service {
                 .handle_extended_query(statement, parsed_plan, &params, &ctx, client)
                 .await
             {
-                return result;
+                return as_postgresql_answers(statement, result);
             }
         }
         // Planned again on the current run: a statement prepared before a nightly run
