@@ -50,6 +50,9 @@ python3 tests/python/report_check.py "$bin" "$work/wh"
 SKIP_PIP=1 STRICT=1 PROFILE=debug BENCH_DIR="$work/bench" bash bench/run.sh 0.05 > "$work/bench.txt" \
   || { cat "$work/bench.txt"; exit 1; }
 python3 bench/edge_cases.py --townstat "$bin" > "$work/edge.txt" || { cat "$work/edge.txt"; exit 1; }
+# The interactive shell typed into through tmux and read off the screen: typo
+# suggestions, SQL types, \x, the pager, Ctrl-C cancelling a statement, history.
+python3 tests/python/shell_tmux.py "$work/wh" "$bin"
 # to_char / to_date / to_timestamp with PostgreSQL's patterns, against a real
 # PostgreSQL (a throwaway cluster on a Unix socket).
 python3 tests/python/pg_dates.py "$work/wh" "$bin"

@@ -123,6 +123,15 @@ pa_table = __import__("pyarrow.parquet", fromlist=["read_table"]).read_table(str
 check("pyarrow reads the export", pa_table.num_rows == len(ts_rows), pa_table.num_rows)
 check("export money stays decimal(20,2)", pa_table.schema.field("revenue").type == pa.decimal128(20, 2),
       pa_table.schema.field("revenue").type)
+# The labels travel with the file: a BI tool reading the Parquet alone can show them.
+field_labels = {f.name: (f.metadata or {}).get(b"label", b"").decode() for f in pa_table.schema}
+check("export fields carry their Chinese labels (Arrow field metadata `label`)",
+      field_labels.get("revenue") == "营业收入(元)" and field_labels.get("town_id") == "专业镇编号"
+      and all(field_labels.values()),
+      [n for n, l in field_labels.items() if not l][:5] or (field_labels.get("revenue"), field_labels.get("town_id")))
+check("export schema carries the table's label",
+      (pa_table.schema.metadata or {}).get(b"label", b"").decode() == "专业镇年度指标",
+      pa_table.schema.metadata)
 
 import polars as pl
 pl_df = pl.read_parquet(f"{export}/*.parquet").sort(["town_id", "year"])

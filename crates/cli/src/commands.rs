@@ -82,10 +82,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Sql {
             query,
-            format,
-            bom,
-            labels,
-            output,
+            out,
             run,
             version,
             as_of,
@@ -93,10 +90,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         } => {
             let selector = selector(run, version, as_of.as_deref())?;
             let out = SqlOutput {
-                format,
-                path: output.as_deref(),
-                bom,
-                labels,
+                format: out.format,
+                path: out.output.as_deref(),
+                bom: out.bom,
+                labels: out.labels,
+                table: None,
             };
             sql(&cli.warehouse, query, out, &selector, cluster.as_deref()).await
         }
@@ -276,6 +274,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 path: None,
                 bom: false,
                 labels: crate::Labels::Names,
+                table: None,
             };
             sql(
                 &cli.warehouse,
@@ -286,22 +285,37 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             )
             .await
         }
-        Command::Quarantine { run } => {
+        Command::Quarantine { run, out } => {
+            let crate::FileOutput {
+                format,
+                bom,
+                labels,
+                output,
+            } = out;
             let warehouse = Warehouse::open(&cli.warehouse)?;
             let session = townstat_query::open_session(&warehouse, None).await?;
             let run_id = match run {
                 Some(r) => r,
                 None => session.run.run_id.clone(),
             };
+            // A file for the agency carries the row's own cells too (`raw`, the
+            // original cells keyed by their header), so it can be corrected and sent
+            // back; the table on a terminal stays narrow.
+            let raw = if format == Format::Table { "" } else { ", raw" };
             let q = format!(
                 "SELECT source_file, row_number, kind, array_to_string(reasons, ',') AS reasons, \
-                 array_to_string(messages, ' | ') AS messages FROM quarantine \
+                 array_to_string(messages, ' | ') AS messages{raw} FROM quarantine \
                  WHERE run_id = '{}' ORDER BY source_file, row_number",
                 run_id.replace('\'', "''")
             );
-            let batches = session.query(&q).await?;
-            output::write(&batches, Format::Table, std::io::stdout())?;
-            Ok(0)
+            let out = SqlOutput {
+                format,
+                path: output.as_deref(),
+                bom,
+                labels,
+                table: Some("quarantine"),
+            };
+            sql(&cli.warehouse, Some(q), out, &RunSelector::Latest, None).await
         }
     }
 }
@@ -434,6 +448,8 @@ struct SqlOutput<'a> {
     path: Option<&'a Path>,
     bom: bool,
     labels: crate::Labels,
+    /// The table whose columns the result is, when it is one table's: its labels win.
+    table: Option<&'static str>,
 }
 
 async fn sql(
@@ -448,6 +464,7 @@ async fn sql(
         path: output_path,
         bom,
         labels,
+        table: out_table,
     } = out;
     if bom && !matches!(format, Format::Csv | Format::CsvRaw) {
         return Err(usage("--bom is for --format csv or csv-raw"));
@@ -476,13 +493,14 @@ async fn sql(
             ),
             None => Box::new(std::io::stdout()),
         };
-        crate::shell::run(&session, format, &mut sink).await?;
+        let paged = output_path.is_none() && std::io::stdout().is_terminal();
+        let code = crate::shell::run(&session, format, paged, &mut sink).await?;
         sink.flush()?;
-        return Ok(0);
+        return Ok(code);
     };
     let mut batches = session.query(&q).await?;
     if labels == crate::Labels::Zh {
-        batches = output::with_labels(&batches)?;
+        batches = output::with_labels_of(&batches, out_table)?;
     }
     let mut bytes: Vec<u8> = vec![];
     if bom {
@@ -498,8 +516,11 @@ async fn sql(
         }
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes)?;
-            stdout.flush()?;
+            match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+                // The reader closed the pipe (`| head`): it has what it wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
         }
     }
     Ok(0)

@@ -40,7 +40,8 @@ pub struct Cli {
 pub enum LogFormat {
     /// Human-readable lines (warnings and errors only, unless RUST_LOG says more).
     Text,
-    /// One JSON object per event, info level and up.
+    /// One JSON object per event: townstat's own at info and up, its dependencies'
+    /// warnings and errors (RUST_LOG overrides), and the failure that ends a command.
     Json,
 }
 
@@ -95,21 +96,8 @@ pub enum Command {
     Sql {
         /// The query; without it, the interactive shell (or a script on standard input).
         query: Option<String>,
-        /// Output format: table, csv (text cells that Excel would run as formulas get a
-        /// leading '), csv-raw (every cell unchanged), json, parquet or xlsx (an Excel
-        /// workbook with typed cells; needs -o).
-        #[arg(long, default_value = "table")]
-        format: townstat_query::output::Format,
-        /// Start CSV with a UTF-8 byte order mark, so Excel on Chinese Windows opens it
-        /// as UTF-8 rather than GBK.
-        #[arg(long)]
-        bom: bool,
-        /// Column headers: names (as in SQL) or zh (the Chinese labels of schemas/).
-        #[arg(long, default_value = "names")]
-        labels: Labels,
-        /// Write the output to a file instead of standard output.
-        #[arg(short = 'o', long)]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        out: FileOutput,
         /// Query the warehouse exactly as this run left it.
         #[arg(long, conflicts_with_all = ["version", "as_of"])]
         run: Option<String>,
@@ -248,12 +236,36 @@ pub enum Command {
     },
     /// What each run did.
     Runs,
-    /// Rows rejected by a run (the last one by default).
+    /// Rows rejected by a run (the last one by default): a table on the terminal, or a
+    /// file to send back to the agency (`--format xlsx --labels zh -o FILE`; every
+    /// format but table adds `raw`, each row's original cells).
     Quarantine {
         /// The run id.
         #[arg(long)]
         run: Option<String>,
+        #[command(flatten)]
+        out: FileOutput,
     },
+}
+
+/// How `townstat sql` and `townstat quarantine` write a result.
+#[derive(Debug, clap::Args)]
+pub struct FileOutput {
+    /// Output format: table, csv (text cells that Excel would run as formulas get a
+    /// leading '), csv-raw (every cell unchanged), json, parquet or xlsx (an Excel
+    /// workbook with typed cells; needs -o).
+    #[arg(long, default_value = "table")]
+    pub format: townstat_query::output::Format,
+    /// Start CSV with a UTF-8 byte order mark, so Excel on Chinese Windows opens it
+    /// as UTF-8 rather than GBK.
+    #[arg(long)]
+    pub bom: bool,
+    /// Column headers: names (as in SQL) or zh (the Chinese labels of schemas/).
+    #[arg(long, default_value = "names")]
+    pub labels: Labels,
+    /// Write the output to a file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Column headers of `townstat sql`.

@@ -22,15 +22,48 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("export {}: {e}", path.display()))
 }
 
+/// A mart's batch with its Chinese labels in the Arrow field metadata (`label`: 镇名,
+/// 营业收入(元) …) and the table's in the schema metadata, so that a BI tool or
+/// pandas/pyarrow reading the Parquet file alone can show them.
+fn labelled(
+    table: &str,
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use std::collections::HashMap;
+    use townstat_domain::schema::{any_column_label, column_label, table_label};
+    let schema = batch.schema();
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut metadata = f.metadata().clone();
+            if let Some(label) =
+                column_label(table, f.name()).or_else(|| any_column_label(f.name()))
+            {
+                metadata.insert("label".to_string(), label.to_string());
+            }
+            f.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    let mut metadata: HashMap<String, String> = schema.metadata().clone();
+    if let Some(label) = table_label(table) {
+        metadata.insert("label".to_string(), label.to_string());
+    }
+    let schema = arrow::datatypes::Schema::new_with_metadata(fields, metadata);
+    RecordBatch::try_new(std::sync::Arc::new(schema), batch.columns().to_vec())
+}
+
 fn write_parquet<W: std::io::Write + Send>(
     out: W,
+    table: &str,
     batch: &RecordBatch,
 ) -> std::result::Result<W, parquet::errors::ParquetError> {
+    let batch = labelled(table, batch)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     let mut w = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
-    w.write(batch)?;
+    w.write(&batch)?;
     w.into_inner()
 }
 
@@ -56,7 +89,7 @@ pub async fn publish_to_store(
     let runs = prefix.clone().join("exports");
     for (name, batch) in marts {
         let key = format!("{run_id}/{name}/{name}.parquet");
-        let bytes = write_parquet(Vec::new(), batch).map_err(|e| fail(&key, &e))?;
+        let bytes = write_parquet(Vec::new(), name, batch).map_err(|e| fail(&key, &e))?;
         let path = runs
             .clone()
             .join(run_id)
@@ -149,7 +182,7 @@ pub fn publish(
         std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
         let path = folder.join(format!("{name}.parquet"));
         let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-        let file = write_parquet(file, batch).map_err(|e| io(&path, e))?;
+        let file = write_parquet(file, name, batch).map_err(|e| io(&path, e))?;
         file.sync_all().map_err(|e| io(&path, e))?;
     }
     for (relative, bytes) in extras {

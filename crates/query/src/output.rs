@@ -70,15 +70,19 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], format: Format, mut out: 
                 .with_header(true)
                 .build(out);
             for b in batches {
+                let b = lists_as_text(b)?;
                 if format == Format::Csv {
-                    w.write(&neutralise_formulas(b)?).map_err(out_err)?;
+                    w.write(&neutralise_formulas(&b)?).map_err(out_err)?;
                 } else {
-                    w.write(b).map_err(out_err)?;
+                    w.write(&b).map_err(out_err)?;
                 }
             }
         }
         Format::Json => {
-            let mut w = arrow::json::ArrayWriter::new(out);
+            // A null is written as `null`, not left out: every object has every key.
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::JsonArray>(out);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
             w.write_batches(&refs).map_err(out_err)?;
             w.finish().map_err(out_err)?;
@@ -104,11 +108,106 @@ pub fn write<W: Write + Send>(batches: &[RecordBatch], format: Format, mut out: 
     Ok(())
 }
 
+/// A batch with its list columns (`quarantine.reasons`, say) as text, the elements
+/// joined with `;` (`R02;R05`): CSV has no lists, and Excel shows one cell per field.
+/// A NULL list stays empty; an element that is NULL is left out.
+pub fn lists_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_)))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let lists: Option<Vec<Option<ArrayRef>>> = match field.data_type() {
+            DataType::List(_) => {
+                let l = column.as_any().downcast_ref::<arrow::array::ListArray>();
+                l.map(|l| l.iter().collect())
+            }
+            DataType::LargeList(_) => {
+                let l = column
+                    .as_any()
+                    .downcast_ref::<arrow::array::LargeListArray>();
+                l.map(|l| l.iter().collect())
+            }
+            _ => None,
+        };
+        let Some(lists) = lists else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        };
+        let options = arrow::util::display::FormatOptions::default();
+        let mut text: Vec<Option<String>> = Vec::with_capacity(lists.len());
+        for list in lists {
+            text.push(match list {
+                None => None,
+                Some(values) => {
+                    let f = arrow::util::display::ArrayFormatter::try_new(&values, &options)
+                        .map_err(out_err)?;
+                    let parts: Vec<String> = (0..values.len())
+                        .filter(|i| values.is_valid(*i))
+                        .map(|i| f.value(i).to_string())
+                        .collect();
+                    Some(parts.join(";"))
+                }
+            });
+        }
+        fields.push(
+            Field::new(field.name(), DataType::Utf8, true).with_metadata(field.metadata().clone()),
+        );
+        columns.push(Arc::new(StringArray::from(text)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(out_err)
+}
+
+/// A column type as SQL names it (PostgreSQL's names, as `\d` in psql shows them):
+/// `text`, `integer`, `numeric(20,2)`, `date`, `timestamp with time zone`, `text[]`.
+pub fn sql_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "text".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 => "bigint".into(),
+        DataType::UInt64 => "numeric(20,0)".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("{}[]", sql_type(f.data_type()))
+        }
+        DataType::Dictionary(_, v) => sql_type(v),
+        DataType::Null => "unknown".into(),
+        other => other.to_string(),
+    }
+}
+
 /// The batches with each column named by its Chinese label (`--labels zh`): the label
 /// of the column name in the catalog or the marts, the name itself when it has none. A
 /// label that two columns would share keeps the column name after it, so no header is
 /// ambiguous.
 pub fn with_labels(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    with_labels_of(batches, None)
+}
+
+/// [`with_labels`] for a result that is one table's columns: that table's labels
+/// first (`quarantine.kind` is 记录类型, where `kind` alone would find another
+/// table's).
+pub fn with_labels_of(batches: &[RecordBatch], table: Option<&str>) -> Result<Vec<RecordBatch>> {
     let Some(first) = batches.first() else {
         return Ok(vec![]);
     };
@@ -121,7 +220,9 @@ pub fn with_labels(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
     let labels: Vec<String> = names
         .iter()
         .map(|n| {
-            townstat_domain::schema::any_column_label(n)
+            table
+                .and_then(|t| townstat_domain::schema::column_label(t, n))
+                .or_else(|| townstat_domain::schema::any_column_label(n))
                 .unwrap_or(n)
                 .to_string()
         })
@@ -326,5 +427,50 @@ mod tests {
         assert_eq!(names[1], "营业收入(元)");
         assert_eq!(names[2], "count(*)");
         assert_ne!(names[3], "designated_year");
+    }
+
+    #[test]
+    fn lists_are_joined_with_semicolons_and_json_keeps_nulls() {
+        let reasons =
+            arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(
+                vec![Some(vec![Some(2), Some(5)]), None, Some(vec![])],
+            );
+        let name = StringArray::from(vec![Some("a"), None, Some("c")]);
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("reasons", reasons.data_type().clone(), true),
+                Field::new("name", DataType::Utf8, true),
+            ])),
+            vec![Arc::new(reasons), Arc::new(name)],
+        )
+        .expect("batch");
+        assert_eq!(csv(&b, Format::Csv), "reasons,name\n2;5,a\n,\n,c\n");
+        assert_eq!(
+            csv(&b, Format::Json),
+            "[{\"reasons\":[2,5],\"name\":\"a\"},{\"reasons\":null,\"name\":null},\
+             {\"reasons\":[],\"name\":\"c\"}]\n"
+        );
+    }
+
+    #[test]
+    fn types_have_their_sql_names() {
+        assert_eq!(sql_type(&DataType::Utf8View), "text");
+        assert_eq!(sql_type(&DataType::Decimal128(20, 2)), "numeric(20,2)");
+        assert_eq!(sql_type(&DataType::Int32), "integer");
+        assert_eq!(
+            sql_type(&DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Microsecond,
+                Some("UTC".into())
+            )),
+            "timestamp with time zone"
+        );
+        assert_eq!(
+            sql_type(&DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Utf8,
+                true
+            )))),
+            "text[]"
+        );
     }
 }

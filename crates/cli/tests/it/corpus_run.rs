@@ -453,3 +453,183 @@ fn init_writes_a_project_that_checks_and_runs() {
         std::fs::read_to_string(project.join("deploy/townstat-nightly.service")).expect("service");
     assert!(service.contains(&format!("run {pl}")), "{service}");
 }
+
+/// Rejected rows go back to the agency as a file: `quarantine --format csv --bom
+/// --labels zh` has Chinese headers, a byte order mark for Excel and each row's
+/// original cells; a list column in CSV is `a;b`; JSON writes nulls; a reader that
+/// closes the pipe early ends the command quietly with status 0.
+#[test]
+fn files_officials_can_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let run = townstat(
+        &wh,
+        &["run", "tests/corpus/pipeline.toml", "--as-of", "2026-01-15"],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let rows = sql_csv(&wh, "SELECT count(*) AS n FROM quarantine");
+    let n: usize = rows.lines().nth(1).expect("count").parse().expect("number");
+    assert!(n > 0);
+
+    let csv = townstat(
+        &wh,
+        &["quarantine", "--format", "csv", "--bom", "--labels", "zh"],
+    );
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert!(
+        csv.stdout.starts_with('\u{feff}'),
+        "a byte order mark first"
+    );
+    let mut reader = csv::Reader::from_reader(csv.stdout.trim_start_matches('\u{feff}').as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "源文件",
+            "行号(XLSX为工作表行, CSV为记录起始物理行, NDJSON为行)",
+            "记录类型",
+            "原因代码",
+            "原因说明",
+            "原始单元格(JSON)"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(records.len(), n, "every quarantined row");
+    assert!(
+        records.iter().all(|r| r[5].starts_with('{')),
+        "the original cells"
+    );
+
+    let workbook = dir.path().join("退回.xlsx");
+    let xlsx = townstat(
+        &wh,
+        &[
+            "quarantine",
+            "--format",
+            "xlsx",
+            "--labels",
+            "zh",
+            "-o",
+            workbook.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(xlsx.code, 0, "{}", xlsx.stderr);
+    assert!(
+        std::fs::read(&workbook)
+            .expect("workbook")
+            .starts_with(b"PK")
+    );
+
+    // The list column itself, in CSV: the reasons joined with ';'.
+    let lists = townstat(
+        &wh,
+        &[
+            "sql",
+            "SELECT reasons FROM quarantine WHERE cardinality(reasons) > 1 ORDER BY source_file, row_number LIMIT 1",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(lists.code, 0, "{}", lists.stderr);
+    let cell = lists.stdout.lines().nth(1).expect("a row with two reasons");
+    assert!(cell.contains(';') && !cell.contains('['), "{cell}");
+
+    let json = townstat(
+        &wh,
+        &[
+            "sql",
+            "SELECT 1 AS a, CAST(NULL AS VARCHAR) AS b",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(json.stdout, "[{\"a\":1,\"b\":null}]\n");
+
+    // `| head`: the reader goes away after the first bytes.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .current_dir(crate::support::repo())
+        .env("TOWNSTAT_WAREHOUSE", &wh)
+        .args([
+            "sql",
+            "SELECT v FROM generate_series(1, 2000000) AS t(v)",
+            "--format",
+            "csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 16];
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("first bytes");
+    let out = child.wait_with_output().expect("exit");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// `--log-format json`: every line is JSON; a file rejected whole is a WARN naming it;
+/// dependencies say nothing below WARN; the failure that ends a command is one JSON
+/// line too.
+#[test]
+fn json_logs_an_operator_can_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let run = townstat(
+        &wh,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "tests/corpus/pipeline.toml",
+            "--as-of",
+            "2026-01-15",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let rejected: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "file rejected whole")
+        .collect();
+    assert!(!rejected.is_empty());
+    assert!(rejected.iter().all(|l| l["level"] == "WARN"
+        && l["fields"]["file"].is_string()
+        && l["fields"]["reason"].is_string()));
+    for l in &lines {
+        let target = l["target"].as_str().unwrap_or("");
+        let level = l["level"].as_str().unwrap_or("");
+        assert!(
+            target.starts_with("townstat") || matches!(level, "WARN" | "ERROR"),
+            "a dependency's {level} line: {l}"
+        );
+    }
+
+    let bad = townstat(
+        &wh,
+        &["--log-format", "json", "run", "no/such/pipeline.toml"],
+    );
+    assert_eq!(bad.code, 2);
+    let line: serde_json::Value = serde_json::from_str(bad.stderr.trim()).expect("one JSON line");
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["fields"]["exit_code"], 2);
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("no/such/pipeline.toml")
+    );
+}
