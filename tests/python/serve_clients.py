@@ -126,6 +126,19 @@ def scram_server_checks(server):
               and columns["town_id"]["comment"] == "专业镇编号", columns.get("revenue"))
         check("SQLAlchemy inspect(): table label",
               insp.get_table_comment("town_year").get("text") == "专业镇年度指标", insp.get_table_comment("town_year"))
+        check("SQLAlchemy inspect(): money is NUMERIC(20, 2)",
+              str(columns["revenue"]["type"]) == "NUMERIC(20, 2)", columns["revenue"]["type"])
+        # Warehouse tables declare no key, index or constraint: the answer is "none",
+        # not an error (Superset reads all four when it makes a dataset).
+        keys = {}
+        for call in ("get_pk_constraint", "get_indexes", "get_foreign_keys", "get_unique_constraints"):
+            try:
+                keys[call] = getattr(insp, call)("town_year")
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                keys[call] = f"error: {e}"[:200]
+        check("SQLAlchemy inspect(): keys, indexes, foreign keys, unique constraints: none",
+              keys == {"get_pk_constraint": {"name": None, "constrained_columns": []},
+                       "get_indexes": [], "get_foreign_keys": [], "get_unique_constraints": []}, keys)
         with engine.connect() as c:
             n = c.execute(sqlalchemy.text("SELECT count(*) FROM town_year WHERE year = :y"), {"y": 2025}).scalar()
         check("SQLAlchemy query with a bound parameter", n == int(townstat_csv(

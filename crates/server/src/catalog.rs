@@ -808,6 +808,17 @@ fn register_functions(ctx: &SessionContext, labels: Arc<Labels>) {
             Arc::new(obj),
         ),
     ));
+    // `pg_get_indexdef(index_oid[, column, pretty])` (SQLAlchemy 2's index
+    // reflection): the warehouse tables have no index, so it is only ever asked about
+    // pg_catalog's own, whose definitions are not kept here: NULL.
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            "pg_get_indexdef",
+            Signature::variadic_any(Volatility::Stable),
+            DataType::Utf8,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+    ));
     // `generate_subscripts(array, 1)`: the subscripts 1..n of a list, as a list (the
     // rewrite in compat.rs unnests it into rows, as PostgreSQL returns them).
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
