@@ -44,6 +44,9 @@ python3 tests/python/readback.py "$work/wh" "$bin"
 # LibreOffice and Chromium (headless) opening, printing and rendering it, its figures
 # against townstat sql's on the sample warehouse.
 python3 tests/python/report_check.py "$bin" "$work/wh"
+# The data catalog (`townstat docs`) in Chromium: every table, lineage against the SQL
+# files read independently, test results, search, no network request.
+python3 tests/python/docs_check.py "$work/wh" "$bin"
 # The benchmark harness at a tiny scale, to prove it still works (timings of a debug
 # build mean nothing; STRICT=1 fails if DuckDB's or Polars' ingest, DuckDB's marts or
 # an ad-hoc answer differ from townstat's). Its data goes to its own temporary folder.

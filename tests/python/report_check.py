@@ -22,20 +22,20 @@ its default report. Usage: report_check.py TOWNSTAT_BINARY [SAMPLE_WAREHOUSE]
 """
 import csv
 import html.parser
-import http.server
 import io
 import os
 import re
 import shutil
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
 
 import openpyxl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import chromium, requests_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = sys.argv[1]
@@ -184,12 +184,6 @@ try:
             check(f"LibreOffice PDF has {s}", s in text, text[:400])
 
     # 4. Chromium renders the page.
-    def chromium(*args, timeout=120):
-        return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                               "--no-first-run", "--disable-background-networking",
-                               "--disable-component-update", *args],
-                              capture_output=True, text=True, timeout=timeout)
-
     pdf = work / "page.pdf"
     png = work / "page.png"
     chromium(f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri())
@@ -204,37 +198,6 @@ try:
         pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
         n = int(re.search(r"Pages:\s+(\d+)", pages).group(1))
         check("one printed page or more per section", n >= 8, n)
-
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        seen = []
-
-        def do_GET(self):
-            Proxy.seen.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def do_CONNECT(self):
-            Proxy.seen.append(self.path)
-            self.send_response(403)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    # Chromium's own background calls (time, updates, accounts) go to these hosts.
-    BROWSER = re.compile(r"^(https?://)?[a-z0-9.-]*\.(google\.com|googleapis\.com|gvt1\.com)(:\d+)?(/|$)")
-
-    def requests_of(url):
-        Proxy.seen = []
-        server = socketserver.TCPServer(("127.0.0.1", 0), Proxy)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            dom = chromium(f"--proxy-server=http://127.0.0.1:{server.server_address[1]}",
-                           "--proxy-bypass-list=<-loopback>", "--dump-dom", url).stdout
-        finally:
-            server.shutdown()
-            server.server_close()
-        return dom, [s for s in Proxy.seen if not BROWSER.match(s)]
 
     control = work / "control.html"
     control.write_text('<html><body><img src="http://townstat-test.invalid/x.png"></body></html>')

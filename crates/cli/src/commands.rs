@@ -285,6 +285,29 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             )
             .await
         }
+        Command::Explain {
+            mart,
+            column,
+            key,
+            run,
+            format,
+            pipeline,
+        } => {
+            explain(
+                &cli.warehouse,
+                (&mart, &column, &key),
+                run.as_deref(),
+                format,
+                pipeline.as_deref(),
+            )
+            .await
+        }
+        Command::Docs { out, run, pipeline } => {
+            docs(&cli.warehouse, &out, run.as_deref(), pipeline.as_deref()).await
+        }
+        Command::Test { run, pipeline } => {
+            test(&cli.warehouse, run.as_deref(), pipeline.as_deref()).await
+        }
         Command::Quarantine { run, out } => {
             let crate::FileOutput {
                 format,
@@ -294,9 +317,18 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             } = out;
             let warehouse = Warehouse::open(&cli.warehouse)?;
             let session = townstat_query::open_session(&warehouse, None).await?;
+            // By default the last run that read its files: a run stopped by its tests
+            // (status `failed`) committed no quarantine of its own.
             let run_id = match run {
                 Some(r) => r,
-                None => session.run.run_id.clone(),
+                None => warehouse
+                    .runs()
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|r| r.status != "failed")
+                    .map(|r| r.run_id)
+                    .unwrap_or_else(|| session.run.run_id.clone()),
             };
             // A file for the agency carries the row's own cells too (`raw`, the
             // original cells keyed by their header), so it can be corrected and sent
@@ -431,7 +463,187 @@ pub fn print_report(report: &RunReport, out: &mut impl Write) -> Result<(), Fail
     if let Some(r) = &report.report {
         writeln!(out, "{r}")?;
     }
+    if !report.tests.is_empty() {
+        use townstat_query::mart_tests;
+        writeln!(
+            out,
+            "tests of the marts: {}",
+            mart_tests::summary(&report.tests)
+        )?;
+        write!(out, "{}", mart_tests::describe_failures(&report.tests, 3))?;
+    }
     Ok(())
+}
+
+/// The evaluation and targets a pipeline names, or the bundled ones without a
+/// pipeline.
+fn mart_settings(
+    pipeline: Option<&Path>,
+) -> Result<townstat_pipeline::docs::MartSettings, Failure> {
+    use townstat_query::marts;
+    let bad = |e: townstat_query::Error| usage(e.to_string());
+    let (evaluation, targets) = match pipeline {
+        Some(p) => {
+            let pipeline = Pipeline::load(p).map_err(|e| usage(e.to_string()))?;
+            let evaluation = match &pipeline.file.evaluation {
+                Some(e) => marts::load_evaluation(&pipeline.resolve(e)).map_err(bad)?,
+                None => Default::default(),
+            };
+            let targets = match &pipeline.file.targets {
+                Some(t) => marts::load_targets(&pipeline.resolve(t)).map_err(bad)?,
+                None => Default::default(),
+            };
+            (evaluation, targets)
+        }
+        None => (
+            marts::parse_evaluation(
+                crate::demo::EVALUATION,
+                Path::new("evaluation.toml (bundled)"),
+            )
+            .map_err(bad)?,
+            marts::parse_targets(crate::demo::TARGETS, Path::new("targets.toml (bundled)"))
+                .map_err(bad)?,
+        ),
+    };
+    let (components, grading, cluster) = evaluation;
+    Ok(townstat_pipeline::docs::MartSettings {
+        components,
+        grading,
+        cluster,
+        targets,
+    })
+}
+
+/// `townstat explain`: one figure, down to the raw records.
+async fn explain(
+    warehouse: &str,
+    (mart, column, key): (&str, &str, &[String]),
+    run: Option<&str>,
+    format: crate::ExplainFormat,
+    pipeline: Option<&Path>,
+) -> Result<u8, Failure> {
+    let settings = mart_settings(pipeline)?;
+    let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let session = townstat_query::open_session(&warehouse, run).await?;
+    let as_of = chrono::DateTime::from_timestamp_micros(session.run.finished_at_micros)
+        .map(|t| t.date_naive())
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let (steps, _) = townstat_pipeline::docs::lineage(&settings, as_of).await?;
+    let explained = townstat_pipeline::explain::explain(&session, &steps, mart, column, key)
+        .await
+        .map_err(|e| match e {
+            townstat_pipeline::Error::Config(m) => usage(m),
+            other => Failure::from(other),
+        })?;
+    let mut out = std::io::stdout();
+    if format == crate::ExplainFormat::Csv {
+        if explained.sources.is_empty() {
+            writeln!(out, "source_table,source_file,source_row,uscc,detail")?;
+        } else {
+            output::write(&explained.sources, Format::CsvRaw, &mut out)?;
+        }
+        return Ok(0);
+    }
+    writeln!(out, "{} = {}", explained.title, explained.value)?;
+    writeln!(out, "run {}", session.run.run_id)?;
+    for line in &explained.definition {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out, "\nSQL steps (pipelines/marts/, in build order):")?;
+    for (layer, name, summary) in &explained.steps {
+        writeln!(out, "  {layer}/{name}.sql  {summary}")?;
+    }
+    let (title, members) = &explained.members;
+    let n: usize = members.iter().map(|b| b.num_rows()).sum();
+    writeln!(out, "\n{title}: {n}")?;
+    if n > 0 {
+        output::write(members, Format::Table, &mut out)?;
+    }
+    let n: usize = explained.sources.iter().map(|b| b.num_rows()).sum();
+    writeln!(out, "\nraw records of those members ({n}):")?;
+    if n > 0 {
+        output::write(&explained.sources, Format::Table, &mut out)?;
+    }
+    Ok(0)
+}
+
+/// `townstat docs`: the data catalog page.
+async fn docs(
+    warehouse: &str,
+    out: &Path,
+    run: Option<&str>,
+    pipeline: Option<&Path>,
+) -> Result<u8, Failure> {
+    let settings = mart_settings(pipeline)?;
+    let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let session = match townstat_query::open_session(&warehouse, run).await {
+        Ok(s) => Some(s),
+        Err(townstat_query::Error::NoRun(_)) if run.is_none() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let as_of = session
+        .as_ref()
+        .and_then(|s| chrono::DateTime::from_timestamp_micros(s.run.finished_at_micros))
+        .map(|t| t.date_naive())
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let page = townstat_pipeline::docs::site(
+        &settings,
+        as_of,
+        session
+            .as_ref()
+            .map(|s| townstat_pipeline::docs::RunView { session: s }),
+    )
+    .await?;
+    std::fs::create_dir_all(out).map_err(|e| Failure::from(format!("{}: {e}", out.display())))?;
+    let path = out.join("index.html");
+    // Whole or not at all: a reader never opens half a page.
+    let tmp = out.join(".index.html.tmp");
+    std::fs::write(&tmp, page).map_err(|e| Failure::from(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Failure::from(format!("{}: {e}", path.display())))?;
+    println!("wrote {}", path.display());
+    Ok(0)
+}
+
+/// `townstat test`: the declared tests of the marts on a committed run.
+async fn test(warehouse: &str, run: Option<&str>, pipeline: Option<&Path>) -> Result<u8, Failure> {
+    use townstat_query::mart_tests::{self, Status};
+    let grading = mart_settings(pipeline)?.grading;
+    let settings = mart_tests::Settings {
+        grades: grading.grades.iter().map(|g| g.name.clone()).collect(),
+    };
+    let warehouse = Warehouse::open(warehouse).map_err(|e| usage(e.to_string()))?;
+    let session = townstat_query::open_session(&warehouse, run).await?;
+    let outcomes = mart_tests::run_all(&session.ctx, &settings).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "run {} ({})", session.run.run_id, session.run.status)?;
+    let w = outcomes
+        .iter()
+        .map(|o| o.case.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$} {:>8} {:>8} {:>12}",
+        "test", "severity", "result", "failing rows"
+    )?;
+    for o in &outcomes {
+        let pad = w + o.case.name.len() - o.case.name.chars().count();
+        writeln!(
+            out,
+            "{:<pad$} {:>8} {:>8} {:>12}",
+            o.case.name,
+            o.case.severity.as_str(),
+            o.status.as_str(),
+            o.failing_rows
+        )?;
+    }
+    write!(out, "{}", mart_tests::describe_failures(&outcomes, 5))?;
+    writeln!(out, "{}", mart_tests::summary(&outcomes))?;
+    if outcomes.iter().any(|o| o.status == Status::Fail) {
+        return Err(Failure::from("an error-level test failed".to_string()));
+    }
+    Ok(0)
 }
 
 /// A session on a cluster; a malformed URL is bad usage.

@@ -236,6 +236,58 @@ pub enum Command {
     },
     /// What each run did.
     Runs,
+    /// Where one published figure comes from: its definition, the SQL steps it passed
+    /// through, the members behind it and their raw records down to source_file and
+    /// source_row (e.g. `townstat explain town_year revenue pingcheng_rail 2025`).
+    Explain {
+        /// The mart (town_year, town_year_structure, …).
+        mart: String,
+        /// The column.
+        column: String,
+        /// The row's key, in the order of the mart's key (town_id year for town_year).
+        #[arg(required = true, num_args = 1..)]
+        key: Vec<String>,
+        /// Explain the figure as this run published it (default: the last run).
+        #[arg(long)]
+        run: Option<String>,
+        /// table (everything, for a person) or csv (the raw records alone, one per
+        /// line: source_table, source_file, source_row, uscc, detail).
+        #[arg(long, default_value = "table")]
+        format: ExplainFormat,
+        /// The pipeline whose evaluation.toml and targets.toml expand the SQL (default:
+        /// the bundled ones).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+    /// Write the data catalog: one self-contained HTML page (DIR/index.html) with
+    /// every table and mart, its columns, labels, definitions, declared tests with the
+    /// last result, row counts of a committed run, and the lineage from the raw files
+    /// to each mart, derived from the SQL.
+    Docs {
+        /// Output folder (created if absent).
+        #[arg(long, default_value = "townstat-docs")]
+        out: PathBuf,
+        /// Report row counts and test results of this run (default: the last one; a
+        /// warehouse without runs gives a catalog without them).
+        #[arg(long)]
+        run: Option<String>,
+        /// The pipeline whose evaluation.toml and targets.toml expand the SQL (default:
+        /// the bundled ones).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+    /// Run the marts' declared tests (schemas/marts.toml) on a committed run, the last
+    /// by default: every test with its result, then the failing rows of each failure.
+    /// Exit 1 when an error-level test fails.
+    Test {
+        /// The run id.
+        #[arg(long)]
+        run: Option<String>,
+        /// The pipeline whose evaluation.toml names the grades (default: the grades of
+        /// the bundled evaluation.toml).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
     /// Rows rejected by a run (the last one by default): a table on the terminal, or a
     /// file to send back to the agency (`--format xlsx --labels zh -o FILE`; every
     /// format but table adds `raw`, each row's original cells).
@@ -266,6 +318,15 @@ pub struct FileOutput {
     /// Write the output to a file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+}
+
+/// Output of `townstat explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainFormat {
+    /// Definition, steps, members and raw records, for a person.
+    Table,
+    /// The raw records alone, as CSV.
+    Csv,
 }
 
 /// Column headers of `townstat sql`.

@@ -2,6 +2,7 @@
 //! needs a table's columns, key, types or Chinese labels asks here, so the TOML files
 //! stay the single statement of the contract.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -168,6 +169,14 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../schemas/ingest_run.toml"),
     ),
     ("run", include_str!("../../../schemas/run.toml")),
+    (
+        "test_result",
+        include_str!("../../../schemas/test_result.toml"),
+    ),
+    (
+        "test_failure",
+        include_str!("../../../schemas/test_failure.toml"),
+    ),
 ];
 
 /// Every table of the catalog. The files are compiled in and checked by a unit test,
@@ -241,14 +250,57 @@ pub struct DerivedLabels {
     pub columns: std::collections::BTreeMap<String, String>,
 }
 
-/// A derived table's label and key.
+/// A derived table's label, key and declared tests.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DerivedTable {
     /// Chinese label.
     pub label: String,
-    /// Grain.
+    /// Grain: tested `unique` and `not_null` on every run.
     pub key: Vec<String>,
+    /// What else must hold before a run publishes the table.
+    #[serde(default)]
+    pub tests: DeclaredTests,
+}
+
+/// The tests declared on a derived table (`[tables.NAME.tests]` of
+/// `schemas/marts.toml`). Each one is a query for the rows that break it; a test
+/// passes when there are none. Besides these, every table's `key` is tested `unique`
+/// and `not_null`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredTests {
+    /// Columns that must never be null.
+    #[serde(default)]
+    pub not_null: Vec<String>,
+    /// Column → the only values it may take (nulls are left to `not_null`).
+    #[serde(default)]
+    pub accepted_values: BTreeMap<String, Vec<String>>,
+    /// Column → `[min, max]`, both inclusive (nulls pass; NaN fails).
+    #[serde(default)]
+    pub range: BTreeMap<String, [f64; 2]>,
+    /// Column → `table.column` every non-null value must occur in.
+    #[serde(default)]
+    pub relationships: BTreeMap<String, String>,
+    /// Tests written as SQL: each returns the rows that break it.
+    #[serde(default)]
+    pub expression: Vec<ExpressionTest>,
+    /// Names of tests (as `townstat test` lists them) that only warn: recorded, and
+    /// a run still publishes when they fail.
+    #[serde(default)]
+    pub warn: Vec<String>,
+}
+
+/// A test written as SQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpressionTest {
+    /// A snake_case name, unique within the table.
+    pub name: String,
+    /// What must hold, in a sentence a statistician can check.
+    pub description: String,
+    /// A query returning the rows that break it (any columns).
+    pub sql: String,
 }
 
 /// The labels of derived tables, compiled in.
@@ -313,6 +365,11 @@ pub struct Definition {
     pub definition: String,
     /// Tables the figure is derived from.
     pub sources: Vec<String>,
+    /// For a figure computed from other columns of the drill-down (a ratio, a share,
+    /// a concentration), those columns: `townstat explain` lists the members whose
+    /// parts are not zero. Empty: the figure is itself a sum over the members.
+    #[serde(default)]
+    pub parts: Vec<String>,
 }
 
 /// The definitions of the marts' columns, compiled in.

@@ -25,6 +25,10 @@ pub enum Error {
     /// Another run holds the warehouse lock.
     #[error("{0}")]
     Locked(String),
+    /// Error-level tests of the marts failed: the run published nothing, and its
+    /// record (status `failed`) names the test tables that keep the failing rows.
+    #[error("{0}")]
+    TestsFailed(Box<crate::run::FailedTests>),
     /// Building a batch failed (a bug).
     #[error("internal error: {0}")]
     Internal(String),

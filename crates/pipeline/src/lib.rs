@@ -6,8 +6,11 @@
 //! Delta directly (that is `townstat-warehouse`). It decides the order of commits.
 
 pub mod check;
+pub mod docs;
 pub mod error;
+pub mod explain;
 pub mod export;
+pub mod fault;
 pub mod history;
 pub mod lock;
 pub mod maintain;
@@ -17,4 +20,4 @@ pub mod run;
 
 pub use check::{Checked, Problem, check_file, precheck};
 pub use error::{Error, Result};
-pub use run::{RunOptions, RunReport, RunStatus, run, run_checked};
+pub use run::{FailedTests, RunOptions, RunReport, RunStatus, run, run_checked};

@@ -6,9 +6,13 @@
 //! 2. ingest every file against that state's registry (nothing written yet);
 //! 3. MERGE the source tables by key, replace the reference tables, append the
 //!    quarantine, warnings and file records;
-//! 4. append the run row naming every table's version: only now do readers move.
+//! 4. build the marts and run their declared tests (`schemas/marts.toml`): an
+//!    error-level failure ends the run here, its tables restored, with a run row of
+//!    status `failed` that names the previous run's tables and the test tables
+//!    holding the failing rows;
+//! 5. append the run row naming every table's version: only now do readers move.
 //!
-//! A run that fails before step 4 restores the tables it wrote to the committed
+//! A run that fails before step 5 restores the tables it wrote to the committed
 //! versions before it releases the lock (one killed outright is restored by the next
 //! run), so outside Delta readers, which read latest versions, are back on the
 //! committed state too. The next run starts from the last committed state,
@@ -24,6 +28,7 @@ use chrono::{NaiveDate, Utc};
 use townstat_domain::schema;
 use townstat_ingest::arrow_out::{arrow_schema, date32};
 use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry};
+use townstat_query::mart_tests::{self, Outcome, Status};
 use townstat_warehouse::Warehouse;
 
 use crate::check::Checked;
@@ -109,6 +114,56 @@ pub struct RunReport {
     /// What became of the yearly report of `[report]`: the files written (relative to
     /// the export folder) or why there is none; empty without `[report]`.
     pub report: Option<String>,
+    /// The marts' declared tests (none failed at error level, or the run would have
+    /// failed).
+    pub tests: Vec<Outcome>,
+}
+
+/// A run stopped by failing error-level tests of its marts.
+#[derive(Debug, Clone)]
+pub struct FailedTests {
+    /// The run's id (its record has status `failed`).
+    pub run_id: String,
+    /// When it started.
+    pub started: chrono::DateTime<Utc>,
+    /// Its run date.
+    pub as_of: NaiveDate,
+    /// The pipeline file.
+    pub pipeline: String,
+    /// Every test's result.
+    pub outcomes: Vec<Outcome>,
+    /// Whether the failed run's record and test rows were committed.
+    pub recorded: bool,
+}
+
+impl std::fmt::Display for FailedTests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failed = self
+            .outcomes
+            .iter()
+            .filter(|o| o.status == Status::Fail)
+            .count();
+        writeln!(
+            f,
+            "run {} failed {failed} error-level test{} of the marts ({}); nothing was \
+             published: readers still see the previous run's figures",
+            self.run_id,
+            if failed == 1 { "" } else { "s" },
+            mart_tests::summary(&self.outcomes)
+        )?;
+        write!(f, "{}", mart_tests::describe_failures(&self.outcomes, 3))?;
+        if self.recorded {
+            write!(
+                f,
+                "every failing row (up to {} per test): townstat sql \"SELECT * FROM \
+                 test_failure WHERE run_id = '{}'\"",
+                mart_tests::SAMPLE_ROWS,
+                self.run_id
+            )
+        } else {
+            write!(f, "the failed run could not be recorded (see the log)")
+        }
+    }
 }
 
 /// A new run id: the UTC start time, sortable, plus a random suffix.
@@ -150,7 +205,7 @@ async fn committed_registry(
 fn run_batch(
     run_id: &str,
     started: chrono::DateTime<Utc>,
-    status: RunStatus,
+    status: &str,
     as_of: NaiveDate,
     pipeline: &str,
     versions: &BTreeMap<String, i64>,
@@ -175,7 +230,7 @@ fn run_batch(
             s(run_id),
             ts(started),
             ts(Utc::now()),
-            s(status.as_str()),
+            s(status),
             Arc::new(d.finish()),
             s(pipeline),
             s(&versions),
@@ -250,8 +305,144 @@ pub async fn run_checked(
             }
         }
     }
+    let report = match report {
+        Err(Error::TestsFailed(mut failed)) => {
+            // The tables are back on the committed run; the failed run's record and
+            // its failing rows go on top of it, for diagnosis.
+            match record_failed_run(warehouse, &failed).await {
+                Ok(()) => failed.recorded = true,
+                Err(e) => tracing::error!(
+                    run_id = failed.run_id,
+                    error = %e,
+                    "could not record the run that failed its tests"
+                ),
+            }
+            Err(Error::TestsFailed(failed))
+        }
+        other => other,
+    };
     lock.release().await;
     report
+}
+
+/// Commits the record of a run stopped by its tests: `test_result` and `test_failure`
+/// rows appended, and a run row of status `failed` naming the last committed run's
+/// versions of every other table. Readers that follow the latest run row therefore see
+/// the same figures as before, and the failing rows beside them. Holding the lock,
+/// after the run's tables were restored.
+async fn record_failed_run(warehouse: &Warehouse, failed: &FailedTests) -> Result<()> {
+    let runs = warehouse.runs().await?;
+    let committed: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    let mut versions = runs.last().map(|r| r.versions.clone()).unwrap_or_default();
+    crate::recover::mark(warehouse, &failed.run_id).await?;
+    let (results, failures) = test_batches(&failed.run_id, &failed.outcomes)?;
+    versions.insert(
+        "test_result".to_string(),
+        warehouse
+            .append_for_run("test_result", results, &committed)
+            .await?,
+    );
+    versions.insert(
+        "test_failure".to_string(),
+        warehouse
+            .append_for_run("test_failure", failures, &committed)
+            .await?,
+    );
+    let record = run_batch(
+        &failed.run_id,
+        failed.started,
+        "failed",
+        failed.as_of,
+        &failed.pipeline,
+        &versions,
+    )?;
+    warehouse.append("run", record).await?;
+    if let Err(e) = crate::recover::clear(warehouse).await {
+        tracing::warn!(error = %e, "could not remove the pending marker");
+    }
+    tracing::error!(
+        run_id = failed.run_id,
+        failed = failed
+            .outcomes
+            .iter()
+            .filter(|o| o.status == Status::Fail)
+            .count(),
+        "run failed its tests; recorded with status failed, the previous run stays visible"
+    );
+    Ok(())
+}
+
+/// The `test_result` rows (one per test) and `test_failure` rows (the sample of
+/// failing rows of each failed or warning test) of a run.
+pub fn test_batches(run_id: &str, outcomes: &[Outcome]) -> Result<(RecordBatch, RecordBatch)> {
+    use arrow::array::Int64Builder;
+    let schema_of = |name: &str| {
+        schema::table(name)
+            .map(arrow_schema)
+            .ok_or_else(|| Error::Internal(format!("no {name} schema")))
+    };
+    let text = |values: Vec<&str>| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for v in values {
+            b.append_value(v);
+        }
+        Arc::new(b.finish())
+    };
+    let n = outcomes.len();
+    let mut failing = Int64Builder::new();
+    for o in outcomes {
+        failing.append_value(o.failing_rows as i64);
+    }
+    let results = RecordBatch::try_new(
+        schema_of("test_result")?,
+        vec![
+            text(vec![run_id; n]),
+            text(outcomes.iter().map(|o| o.case.name.as_str()).collect()),
+            text(outcomes.iter().map(|o| o.case.table.as_str()).collect()),
+            text(outcomes.iter().map(|o| o.case.kind).collect()),
+            text(outcomes.iter().map(|o| o.case.severity.as_str()).collect()),
+            text(outcomes.iter().map(|o| o.status.as_str()).collect()),
+            Arc::new(failing.finish()),
+            text(
+                outcomes
+                    .iter()
+                    .map(|o| o.case.description.as_str())
+                    .collect(),
+            ),
+            text(outcomes.iter().map(|o| o.case.sql.as_str()).collect()),
+        ],
+    )
+    .map_err(|e| Error::Internal(format!("test_result rows: {e}")))?;
+    let rows: Vec<(&Outcome, usize, &str)> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.sample
+                .iter()
+                .enumerate()
+                .map(move |(i, r)| (o, i + 1, r.as_str()))
+        })
+        .collect();
+    let mut numbers = Int64Builder::new();
+    for (_, i, _) in &rows {
+        numbers.append_value(*i as i64);
+    }
+    let failures = RecordBatch::try_new(
+        schema_of("test_failure")?,
+        vec![
+            text(vec![run_id; rows.len()]),
+            text(rows.iter().map(|(o, _, _)| o.case.name.as_str()).collect()),
+            text(rows.iter().map(|(o, _, _)| o.case.table.as_str()).collect()),
+            text(
+                rows.iter()
+                    .map(|(o, _, _)| o.case.severity.as_str())
+                    .collect(),
+            ),
+            Arc::new(numbers.finish()),
+            text(rows.iter().map(|(_, _, r)| *r).collect()),
+        ],
+    )
+    .map_err(|e| Error::Internal(format!("test_failure rows: {e}")))?;
+    Ok((results, failures))
 }
 
 async fn run_holding_lock(
@@ -425,6 +616,46 @@ async fn run_holding_lock(
         elapsed_ms = marts_clock.elapsed().as_millis() as u64,
         "marts built"
     );
+    let mut marts = marts;
+    crate::fault::corrupt_marts(&mut marts)?;
+    say("testing marts");
+    let tests_clock = std::time::Instant::now();
+    let settings = mart_tests::Settings {
+        grades: checked
+            .grading
+            .grades
+            .iter()
+            .map(|g| g.name.clone())
+            .collect(),
+    };
+    let outcomes = test_marts(warehouse, &versions, &marts, &settings).await?;
+    for o in outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Fail | Status::Warn))
+    {
+        tracing::warn!(
+            test = o.case.name,
+            severity = o.case.severity.as_str(),
+            failing_rows = o.failing_rows,
+            first = o.sample.first().map(String::as_str).unwrap_or(""),
+            "mart test failed"
+        );
+    }
+    tracing::info!(
+        elapsed_ms = tests_clock.elapsed().as_millis() as u64,
+        result = mart_tests::summary(&outcomes),
+        "marts tested"
+    );
+    if mart_tests::blocking(&outcomes) {
+        return Err(Error::TestsFailed(Box::new(FailedTests {
+            run_id: run_id.clone(),
+            started,
+            as_of: opts.as_of,
+            pipeline: pipeline.path.display().to_string(),
+            outcomes,
+            recorded: false,
+        })));
+    }
     for (name, batch) in &marts {
         versions.insert(
             name.clone(),
@@ -432,10 +663,13 @@ async fn run_holding_lock(
         );
     }
     pause("after_marts")?;
+    let (test_results, test_failures) = test_batches(&run_id, &outcomes)?;
     let system = [
         ("quarantine", output.quarantine_batch(&run_id)?),
         ("ingest_warning", output.warning_batch(&run_id)?),
         ("ingest_run", output.ingest_run_batch(&run_id)?),
+        ("test_result", test_results),
+        ("test_failure", test_failures),
     ];
     for (name, batch) in system {
         versions.insert(
@@ -456,7 +690,7 @@ async fn run_holding_lock(
     let record = run_batch(
         &run_id,
         started,
-        status,
+        status.as_str(),
         opts.as_of,
         &pipeline.path.display().to_string(),
         &versions,
@@ -509,7 +743,33 @@ async fn run_holding_lock(
         reasons,
         loaded,
         report: report_note,
+        tests: outcomes,
     })
+}
+
+/// Runs the marts' declared tests on the marts a run just built (in memory, not yet
+/// written) and the tables it committed so far (sources, history, reference).
+async fn test_marts(
+    warehouse: &Warehouse,
+    versions: &BTreeMap<String, i64>,
+    marts: &[(String, RecordBatch)],
+    settings: &mart_tests::Settings,
+) -> Result<Vec<Outcome>> {
+    let ctx = townstat_query::session::context();
+    let committed: BTreeMap<String, i64> = versions
+        .iter()
+        .filter(|(name, _)| !marts.iter().any(|(m, _)| m == *name))
+        .map(|(n, v)| (n.clone(), *v))
+        .collect();
+    warehouse.register(&ctx, &committed).await?;
+    for (name, batch) in marts {
+        let table =
+            datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])
+                .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
+        ctx.register_table(name.as_str(), Arc::new(table))
+            .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
+    }
+    Ok(mart_tests::run_all(&ctx, settings).await?)
 }
 
 /// The yearly report of a committed run as export files (`report/<name>`), and a line

@@ -6,6 +6,7 @@
 
 pub mod bounded;
 pub mod error;
+pub mod mart_tests;
 pub mod marts;
 pub mod output;
 pub mod pgdate;

@@ -415,7 +415,12 @@ fn config_err(path: &Path, message: impl std::fmt::Display) -> Error {
 /// cluster benchmarks.
 pub fn load_evaluation(path: &Path) -> Result<(Vec<Component>, Grading, ClusterRule)> {
     let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
-    let file: EvaluationFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
+    parse_evaluation(&text, path)
+}
+
+/// Parses the text of an `evaluation.toml` (`path` names it in errors).
+pub fn parse_evaluation(text: &str, path: &Path) -> Result<(Vec<Component>, Grading, ClusterRule)> {
+    let file: EvaluationFile = toml::from_str(text).map_err(|e| config_err(path, e))?;
     let grading = Grading {
         grades: file.grade,
         review_grade: file.review_grade,
@@ -516,7 +521,12 @@ fn grading_sql(g: &Grading) -> (String, String) {
 /// Loads `targets.toml`.
 pub fn load_targets(path: &Path) -> Result<TargetsFile> {
     let text = std::fs::read_to_string(path).map_err(|e| config_err(path, e))?;
-    let file: TargetsFile = toml::from_str(&text).map_err(|e| config_err(path, e))?;
+    parse_targets(&text, path)
+}
+
+/// Parses the text of a `targets.toml` (`path` names it in errors).
+pub fn parse_targets(text: &str, path: &Path) -> Result<TargetsFile> {
+    let file: TargetsFile = toml::from_str(text).map_err(|e| config_err(path, e))?;
     for t in &file.target {
         if t.comparison != ">=" && t.comparison != "<=" {
             return Err(config_err(
@@ -664,39 +674,7 @@ pub async fn build(
     let mut marts = vec![];
     let last_use = last_uses();
     for (step, (layer, name, sql)) in STEPS.iter().enumerate() {
-        let text = sql
-            .replace("${run_id}", &config.run_id.replace('\'', "''"))
-            .replace("${run_year}", &config.run_year.to_string())
-            .replace("${first_year}", &first.to_string())
-            .replace(
-                "${baseline_year}",
-                &config.targets.baseline_year.to_string(),
-            )
-            .replace(
-                "${tier_target_year}",
-                &config.targets.tier_target_year.to_string(),
-            )
-            .replace("${components}", &components)
-            .replace("${grade}", &grade)
-            .replace("${lq_min}", &format!("{:?}", config.cluster.lq_min))
-            .replace(
-                "${size_top_share}",
-                &format!("{:?}", config.cluster.size_top_share),
-            )
-            .replace(
-                "${strong_lq_min}",
-                &format!("{:?}", config.cluster.strong_lq_min),
-            )
-            .replace(
-                "${strong_lq_percentile}",
-                &format!("{:?}", config.cluster.strong_lq_percentile),
-            )
-            .replace(
-                "${strong_floor_percentile}",
-                &format!("{:?}", config.cluster.strong_floor_percentile),
-            )
-            .replace("${review_flag}", &review)
-            .replace("${targets}", &targets);
+        let text = expand(sql, config, first, &components, &grade, &review, &targets);
         let step_clock = std::time::Instant::now();
         let df = ctx
             .sql(&text)
@@ -764,6 +742,72 @@ pub async fn build(
         }
     }
     Ok(marts)
+}
+
+/// A step's SQL with the run's values and the configuration's expansions in place of
+/// its `${...}` placeholders.
+fn expand(
+    sql: &str,
+    config: &MartConfig,
+    first: i32,
+    components: &str,
+    grade: &str,
+    review: &str,
+    targets: &str,
+) -> String {
+    sql.replace("${run_id}", &config.run_id.replace('\'', "''"))
+        .replace("${run_year}", &config.run_year.to_string())
+        .replace("${first_year}", &first.to_string())
+        .replace(
+            "${baseline_year}",
+            &config.targets.baseline_year.to_string(),
+        )
+        .replace(
+            "${tier_target_year}",
+            &config.targets.tier_target_year.to_string(),
+        )
+        .replace("${components}", components)
+        .replace("${grade}", grade)
+        .replace("${lq_min}", &format!("{:?}", config.cluster.lq_min))
+        .replace(
+            "${size_top_share}",
+            &format!("{:?}", config.cluster.size_top_share),
+        )
+        .replace(
+            "${strong_lq_min}",
+            &format!("{:?}", config.cluster.strong_lq_min),
+        )
+        .replace(
+            "${strong_lq_percentile}",
+            &format!("{:?}", config.cluster.strong_lq_percentile),
+        )
+        .replace(
+            "${strong_floor_percentile}",
+            &format!("{:?}", config.cluster.strong_floor_percentile),
+        )
+        .replace("${review_flag}", review)
+        .replace("${targets}", targets)
+}
+
+/// Every step with its SQL as a run with this configuration executes it (first mart
+/// year `first`): what the lineage of `townstat docs` is derived from.
+pub fn expanded_steps(
+    config: &MartConfig,
+    first: i32,
+) -> Result<Vec<(&'static str, &'static str, String)>> {
+    let components = components_sql(&config.components)?;
+    let (grade, review) = grading_sql(&config.grading);
+    let targets = targets_sql(&config.targets.target)?;
+    Ok(STEPS
+        .iter()
+        .map(|(layer, name, sql)| {
+            (
+                *layer,
+                *name,
+                expand(sql, config, first, &components, &grade, &review, &targets),
+            )
+        })
+        .collect())
 }
 
 /// Whether `TOWNSTAT_EXPLAIN_STEPS` asks for each step's executed plan in the log.

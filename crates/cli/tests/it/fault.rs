@@ -28,7 +28,7 @@ pub fn dataset(dir: &Path) -> PathBuf {
 
 /// The second day's files: E1's 2023 revenue corrected to 4亿, a new deal, and P1
 /// corrected to one applicant (the university removed).
-fn second_day(dir: &Path) {
+pub(crate) fn second_day(dir: &Path) {
     let patents = std::fs::read_to_string(dir.join("patent.csv")).expect("patent");
     std::fs::write(
         dir.join("patent.csv"),
@@ -515,24 +515,16 @@ fn assert_outside_sees(wh: &Path, expected: &std::collections::BTreeMap<String, 
 }
 
 fn fail_at(wh: &Path, pipeline: &Path, point: &str) -> crate::support::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
-        .current_dir(repo())
-        .env("TOWNSTAT_WAREHOUSE", wh)
-        .env("TOWNSTAT_FAIL_AT", point)
-        .env_remove("RUST_LOG")
-        .args([
+    crate::support::townstat_env(
+        wh,
+        &[("TOWNSTAT_FAIL_AT", point)],
+        &[
             "run",
             pipeline.to_str().expect("utf-8"),
             "--as-of",
             "2024-06-30",
-        ])
-        .output()
-        .expect("townstat runs");
-    crate::support::Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        ],
+    )
 }
 
 #[test]

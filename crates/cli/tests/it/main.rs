@@ -3,6 +3,7 @@
 
 mod corpus_run;
 mod fault;
+mod gate;
 mod generated_run;
 mod history_run;
 mod hostile;

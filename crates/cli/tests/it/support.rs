@@ -20,9 +20,15 @@ pub struct Output {
 
 /// Runs `townstat` with arguments in the repository root against a warehouse.
 pub fn townstat(warehouse: &Path, args: &[&str]) -> Output {
+    townstat_env(warehouse, &[], args)
+}
+
+/// [`townstat`] with environment variables set (fault switches, say).
+pub fn townstat_env(warehouse: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_townstat"))
         .current_dir(repo())
         .env("TOWNSTAT_WAREHOUSE", warehouse)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .args(args)
         .output()
