@@ -390,8 +390,10 @@ pub fn test_batches(run_id: &str, outcomes: &[Outcome]) -> Result<(RecordBatch, 
     };
     let n = outcomes.len();
     let mut failing = Int64Builder::new();
+    let mut elapsed = Int64Builder::new();
     for o in outcomes {
         failing.append_value(o.failing_rows as i64);
+        elapsed.append_value(o.elapsed_ms as i64);
     }
     let results = RecordBatch::try_new(
         schema_of("test_result")?,
@@ -403,6 +405,7 @@ pub fn test_batches(run_id: &str, outcomes: &[Outcome]) -> Result<(RecordBatch, 
             text(outcomes.iter().map(|o| o.case.severity.as_str()).collect()),
             text(outcomes.iter().map(|o| o.status.as_str()).collect()),
             Arc::new(failing.finish()),
+            Arc::new(elapsed.finish()),
             text(
                 outcomes
                     .iter()
@@ -756,9 +759,17 @@ async fn test_marts(
     settings: &mart_tests::Settings,
 ) -> Result<Vec<Outcome>> {
     let ctx = townstat_query::session::context();
+    // Only the committed tables some test reads are opened (the registry, code lists,
+    // history): opening every table costs more than most tests.
+    let cases = mart_tests::declared(settings)?;
+    let read_by_tests = |name: &str| {
+        cases
+            .iter()
+            .any(|c| c.table == name || townstat_query::marts::mentions(&c.sql, name))
+    };
     let committed: BTreeMap<String, i64> = versions
         .iter()
-        .filter(|(name, _)| !marts.iter().any(|(m, _)| m == *name))
+        .filter(|(name, _)| !marts.iter().any(|(m, _)| m == *name) && read_by_tests(name))
         .map(|(n, v)| (n.clone(), *v))
         .collect();
     warehouse.register(&ctx, &committed).await?;

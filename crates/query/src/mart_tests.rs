@@ -97,6 +97,8 @@ pub struct Outcome {
     pub failing_rows: u64,
     /// The first [`SAMPLE_ROWS`] of them, each a JSON object.
     pub sample: Vec<String>,
+    /// How long the test took (tests run a few at a time).
+    pub elapsed_ms: u64,
 }
 
 fn quote(ident: &str) -> String {
@@ -269,12 +271,14 @@ pub fn declared(settings: &Settings) -> Result<Vec<TestCase>> {
 
 /// Runs one test: counts the rows that break it and keeps the first few.
 pub async fn run_case(ctx: &SessionContext, case: &TestCase) -> Result<Outcome> {
+    let clock = std::time::Instant::now();
     if !ctx.table_exist(case.table.as_str())? {
         return Ok(Outcome {
             case: case.clone(),
             status: Status::Absent,
             failing_rows: 0,
             sample: vec![],
+            elapsed_ms: 0,
         });
     }
     let failed =
@@ -304,16 +308,30 @@ pub async fn run_case(ctx: &SessionContext, case: &TestCase) -> Result<Outcome> 
         status,
         failing_rows,
         sample,
+        elapsed_ms: clock.elapsed().as_millis() as u64,
     })
 }
 
-/// Runs every declared test over the tables of a context.
+/// Runs every declared test over the tables of a context, a few at a time (most are
+/// small queries whose planning costs more than their scan), results in declared
+/// order.
 pub async fn run_all(ctx: &SessionContext, settings: &Settings) -> Result<Vec<Outcome>> {
-    let mut out = vec![];
-    for case in declared(settings)? {
-        out.push(run_case(ctx, &case).await?);
-    }
-    Ok(out)
+    let cases = declared(settings)?;
+    let at_once = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4);
+    type Running<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome>> + Send + 'a>>;
+    let running: Vec<Running<'_>> = cases
+        .iter()
+        .map(|case| Box::pin(run_case(ctx, case)) as Running<'_>)
+        .collect();
+    futures::stream::iter(running)
+        .buffered(at_once)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Each row as one JSON object with every key (nulls written as `null`).

@@ -836,7 +836,7 @@ fn last_uses() -> Vec<usize> {
 
 /// Whether SQL text names a table: the name with no identifier character on either
 /// side (`stg_year` is not found in `stg_year_x`).
-fn mentions(sql: &str, name: &str) -> bool {
+pub fn mentions(sql: &str, name: &str) -> bool {
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     sql.match_indices(name).any(|(at, _)| {
         let before = sql[..at].chars().next_back();
