@@ -28,6 +28,9 @@ bin="$CARGO_TARGET_DIR/debug/townstat"
 # The systemd units of deploy/ (nightly run, weekly maintenance, the server) through
 # systemd-analyze verify, pointed at the built binary.
 bash tests/deploy_check.sh "$bin"
+# A newcomer's first hour: the README's demo in a fresh clone, and the binary installed
+# with `cargo install` run from an empty folder outside it, print the same town table.
+bash tests/newcomer.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 set +e
