@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import psycopg
@@ -24,6 +25,7 @@ import sqlalchemy
 WAREHOUSE, BIN = sys.argv[1], sys.argv[2]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 USER, PASSWORD = "alice", "Tr0ub4dor&3 with spaces"
+OTHER_USER, OTHER_PASSWORD = "bob", "another one"
 results = {"passed": 0, "failed": 0}
 
 
@@ -47,8 +49,8 @@ class Server:
             raise RuntimeError(f"the server did not start: {line!r}")
         self.port = int(line.split("127.0.0.1:")[1].split()[0])
 
-    def dsn(self, password=PASSWORD, **extra):
-        parts = dict(host="127.0.0.1", port=self.port, user=USER, password=password,
+    def dsn(self, password=PASSWORD, user=USER, **extra):
+        parts = dict(host="127.0.0.1", port=self.port, user=user, password=password,
                      dbname="townstat", connect_timeout=10, **extra)
         return " ".join(f"{k}='{v}'" for k, v in parts.items())
 
@@ -74,7 +76,7 @@ def sqlstate_of(fn):
 def users_file(tmp):
     path = os.path.join(tmp, "users")
     with open(path, "w") as f:
-        f.write(f"# townstat serve users\n{USER}:{PASSWORD}\n")
+        f.write(f"# townstat serve users\n{USER}:{PASSWORD}\n{OTHER_USER}:{OTHER_PASSWORD}\n")
     os.chmod(path, 0o600)
     return path
 
@@ -194,6 +196,56 @@ def scram_server_checks(server):
     conn.close()
 
 
+def stop_query(server):
+    """Superset's "Stop query": it reads pg_backend_pid() on the connection running the
+    query and calls pg_terminate_backend(pid) from another; psql users call
+    pg_cancel_backend the same way. Only the same user's statements can be stopped."""
+    a = psycopg.connect(server.dsn(), autocommit=True)
+    b = psycopg.connect(server.dsn(), autocommit=True)
+    other = psycopg.connect(server.dsn(user=OTHER_USER, password=OTHER_PASSWORD), autocommit=True)
+    pid_a = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+    pid_b = b.execute("SELECT pg_backend_pid()").fetchone()[0]
+    check("each connection has its own backend pid", pid_a != pid_b and pid_a != 1, (pid_a, pid_b))
+    check("pg_backend_pid() is the pid of the connection's cancel key",
+          pid_a == a.info.backend_pid, (pid_a, a.info.backend_pid))
+    long_query = "SELECT count(*) FROM generate_series(1, 50000000000)"
+    # Superset's own statement (superset/db_engine_specs/postgres.py, cancel_query).
+    superset = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid='{pid_a}'"
+    for label, caller, sql, stops in [
+            ("Superset's pg_terminate_backend over pg_stat_activity", b, superset, True),
+            ("pg_cancel_backend", b, f"SELECT pg_cancel_backend({pid_a})", True),
+            ("pg_cancel_backend from another user", other, f"SELECT pg_cancel_backend({pid_a})", False)]:
+        outcome = {}
+
+        def run():
+            outcome["state"] = sqlstate_of(lambda: a.execute(long_query).fetchall())
+
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(1.5)
+        started = time.monotonic()
+        answer = caller.execute(sql).fetchall()
+        if stops:
+            t.join(30)
+            check(f"{label} answers true", answer == [(True,)], answer)
+            check(f"{label} stops the running statement with 57014",
+                  outcome.get("state") == "57014" and time.monotonic() - started < 20, outcome)
+        else:
+            t.join(2)
+            check(f"{label} answers false", answer == [(False,)], answer)
+            check(f"{label} leaves the statement running", t.is_alive(), outcome)
+            b.execute(f"SELECT pg_cancel_backend({pid_a})")
+            t.join(30)
+        check(f"the connection is usable after {label}", a.execute("SELECT 2").fetchone()[0] == 2)
+    listed = {r[0] for r in b.execute("SELECT pid FROM pg_stat_activity").fetchall()}
+    check("pg_stat_activity lists the user's connections, not another user's",
+          {pid_a, pid_b} <= listed and other.info.backend_pid not in listed, (listed, pid_a, pid_b))
+    check("pg_cancel_backend of an unknown pid answers false",
+          b.execute("SELECT pg_cancel_backend(%s)", (987654321,)).fetchone()[0] is False)
+    for c in (a, b, other):
+        c.close()
+
+
 def jdbc(server):
     """pgjdbc, as DBeaver and Metabase use it: DatabaseMetaData.getTables/getColumns
     with the labels as REMARKS, a prepared statement, a refusal (tests/jdbc)."""
@@ -276,6 +328,7 @@ def main():
         server = Server("--users-file", users_file(tmp))
         try:
             scram_server_checks(server)
+            stop_query(server)
             jdbc(server)
             fifty_clients(server)
             freshness(server)

@@ -331,6 +331,14 @@ pub async fn run_checked(
 /// the same figures as before, and the failing rows beside them. Holding the lock,
 /// after the run's tables were restored.
 async fn record_failed_run(warehouse: &Warehouse, failed: &FailedTests) -> Result<()> {
+    // A marker still there means the restore failed: the tables are not on the
+    // committed run, and the marker must stay for the next run to restore them. A
+    // record on top would clear it.
+    if let Some(left) = crate::recover::pending(warehouse).await? {
+        return Err(Error::Internal(format!(
+            "the run's tables were not restored ({left}); the next run restores them"
+        )));
+    }
     let runs = warehouse.runs().await?;
     let committed: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
     let mut versions = runs.last().map(|r| r.versions.clone()).unwrap_or_default();

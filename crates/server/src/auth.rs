@@ -205,8 +205,8 @@ pub(crate) struct Cancels {
     by_pid: Mutex<HashMap<i32, Registered>>,
 }
 
-/// A connection's secret key (as bytes) and its cancel signal.
-type Registered = (Vec<u8>, watch::Sender<u64>);
+/// A connection's secret key (as bytes), its cancel signal and its user.
+type Registered = (Vec<u8>, watch::Sender<u64>, String);
 
 /// A connection's cancel signal; removed from [`Cancels`] when the connection ends.
 pub(crate) struct CancelSlot {
@@ -216,6 +216,16 @@ pub(crate) struct CancelSlot {
 }
 
 impl CancelSlot {
+    /// The connection's backend process id (what `pg_backend_pid()` answers).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Every connection's cancel signal, for `pg_cancel_backend(pid)`.
+    pub(crate) fn cancels(&self) -> Arc<Cancels> {
+        self.cancels.clone()
+    }
+
     /// A receiver that fires on the next cancel request, not on earlier ones.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         let mut rx = self.sender.subscribe();
@@ -236,9 +246,14 @@ impl Cancels {
     fn register<C: ClientInfo>(self: &Arc<Self>, client: &C) {
         let (pid, key) = client.pid_and_secret_key();
         let (sender, _) = watch::channel(0u64);
+        let user = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
         if let Ok(mut map) = self.by_pid.lock() {
             // Compared as bytes: a protocol 3.0 key is sent back as 4 raw bytes.
-            map.insert(pid, (key.to_bytes().to_vec(), sender.clone()));
+            map.insert(pid, (key.to_bytes().to_vec(), sender.clone(), user));
         }
         client.session_extensions().insert(CancelSlot {
             pid,
@@ -252,7 +267,38 @@ impl Cancels {
             return false;
         };
         match map.get(&pid) {
-            Some((k, sender)) if k[..] == key.to_bytes()[..] => {
+            Some((k, sender, _)) if k[..] == key.to_bytes()[..] => {
+                sender.send_modify(|n| *n += 1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The connections of `user`, by backend pid (what `pg_stat_activity` lists).
+    pub(crate) fn of_user(&self, user: &str) -> Vec<(i32, String)> {
+        let Ok(map) = self.by_pid.lock() else {
+            return vec![];
+        };
+        let mut out: Vec<(i32, String)> = map
+            .iter()
+            .filter(|(_, (_, _, owner))| owner == user)
+            .map(|(pid, (_, _, owner))| (*pid, owner.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// `pg_cancel_backend(pid)` from a session of `user`: cancels the statement the
+    /// connection `pid` is running when that connection is the same user's (as
+    /// PostgreSQL allows without pg_signal_backend); false for another user's or an
+    /// unknown pid, as PostgreSQL answers an unknown one.
+    pub(crate) fn signal(&self, pid: i32, user: &str) -> bool {
+        let Ok(map) = self.by_pid.lock() else {
+            return false;
+        };
+        match map.get(&pid) {
+            Some((_, sender, owner)) if owner == user => {
                 sender.send_modify(|n| *n += 1);
                 true
             }

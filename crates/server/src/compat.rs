@@ -499,6 +499,96 @@ pub fn rewrite(statement: &mut Statement) -> bool {
     changed
 }
 
+/// `pg_stat_activity`, which Superset's "Stop query" reads (`SELECT
+/// pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = '…'`): each reference
+/// becomes a derived table of the given connections, `(pid, usename, datname,
+/// state)`. Built per statement from the server's connections (the caller's user's
+/// only, as PostgreSQL shows other users' rows without their details). Whether
+/// anything changed.
+pub fn stat_activity(statement: &mut Statement, rows: impl FnOnce() -> Vec<(i32, String)>) -> bool {
+    use datafusion::sql::sqlparser::ast::TableAlias;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    fn subquery(rows: &[(i32, String)]) -> Option<Box<Query>> {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(pid, user)| {
+                format!(
+                    "(CAST({pid} AS INT), '{}', 'townstat', 'active')",
+                    user.replace('\'', "''")
+                )
+            })
+            .collect();
+        let sql = if values.is_empty() {
+            "SELECT CAST(NULL AS INT) AS pid, CAST(NULL AS TEXT) AS usename, \
+             CAST(NULL AS TEXT) AS datname, CAST(NULL AS TEXT) AS state WHERE false"
+                .to_string()
+        } else {
+            format!(
+                "SELECT * FROM (VALUES {}) AS a(pid, usename, datname, state)",
+                values.join(", ")
+            )
+        };
+        match Parser::parse_sql(&PostgreSqlDialect {}, &sql).map(|mut v| v.pop()) {
+            Ok(Some(Statement::Query(q))) => Some(q),
+            _ => None,
+        }
+    }
+    fn is_activity(name: &ObjectName) -> bool {
+        let last = name.0.last().map(|p| p.to_string().to_ascii_lowercase());
+        let schema_ok = name.0.len() == 1
+            || (name.0.len() == 2 && name.0[0].to_string().eq_ignore_ascii_case("pg_catalog"));
+        schema_ok && last.as_deref() == Some("pg_stat_activity")
+    }
+    struct Activity<F> {
+        rows: Option<F>,
+        subquery: Option<Box<Query>>,
+        changed: bool,
+    }
+    impl<F: FnOnce() -> Vec<(i32, String)>> datafusion::sql::sqlparser::ast::VisitorMut
+        for Activity<F>
+    {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table { name, alias, .. } = factor else {
+                return ControlFlow::Continue(());
+            };
+            if !is_activity(name) {
+                return ControlFlow::Continue(());
+            }
+            if self.subquery.is_none()
+                && let Some(rows) = self.rows.take()
+            {
+                self.subquery = subquery(&rows());
+            }
+            let Some(q) = &self.subquery else {
+                return ControlFlow::Continue(());
+            };
+            let alias = alias.clone().unwrap_or(TableAlias {
+                name: Ident::new("pg_stat_activity"),
+                columns: vec![],
+                explicit: true,
+                at: None,
+            });
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: q.clone(),
+                alias: Some(alias),
+                sample: None,
+            };
+            self.changed = true;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = Activity {
+        rows: Some(rows),
+        subquery: None,
+        changed: false,
+    };
+    let _ = datafusion::sql::sqlparser::ast::VisitMut::visit(statement, &mut v);
+    v.changed
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -602,5 +692,30 @@ mod tests {
         let user = "SELECT CASE WHEN x.ok THEN (SELECT revenue FROM town_year t \
                     WHERE t.town_id = x.town_id) ELSE NULL END FROM town x";
         assert_eq!(rewritten(user), parsed(user));
+    }
+
+    #[test]
+    fn pg_stat_activity_becomes_the_given_connections() {
+        let mut statements = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = '7'",
+        )
+        .unwrap();
+        let changed = super::stat_activity(&mut statements[0], || {
+            vec![(7, "alice".to_string()), (9, "alice".to_string())]
+        });
+        assert!(changed);
+        let text = statements[0].to_string();
+        assert!(
+            text.contains(
+                "VALUES (CAST(7 AS INT), 'alice', 'townstat', 'active'), (CAST(9 AS INT)"
+            ) && text.contains("AS pg_stat_activity"),
+            "{text}"
+        );
+        // A statement without it is left alone, and the rows are never asked for.
+        let mut other = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT 1 FROM town").unwrap();
+        assert!(!super::stat_activity(&mut other[0], || panic!(
+            "not needed"
+        )));
     }
 }

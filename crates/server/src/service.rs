@@ -234,8 +234,9 @@ impl Service {
     /// On a cluster, a statement that reads warehouse tables runs there (each
     /// executor has its own memory pool); catalog statements run here, where the
     /// PostgreSQL catalog is.
-    fn statement_context(
+    fn statement_context<C: ClientInfo + ?Sized>(
         &self,
+        client: &C,
         pinned: &Pinned,
         statement: &Statement,
     ) -> PgWireResult<SessionContext> {
@@ -260,7 +261,9 @@ impl Service {
             .options_mut()
             .execution
             .sort_spill_reservation_bytes = (memory / 8).min(10 << 20);
-        Ok(SessionContext::new_with_state(state))
+        let ctx = SessionContext::new_with_state(state);
+        session_functions(client, &ctx);
+        Ok(ctx)
     }
 
     /// Runs a query: planning, optimizing, physical planning and the start of the
@@ -280,7 +283,11 @@ impl Service {
         let (registration, evicted) = self.ceiling.register(ctx.runtime_env().memory_pool.clone());
         stops.evicted = Some((evicted, self.ceiling.limit(), registration));
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let (ctx, statement, format) = (ctx.clone(), statement.clone(), format.clone());
+        let (ctx, statement, format) = (
+            ctx.clone(),
+            with_session_relations(client, statement),
+            format.clone(),
+        );
         let start = async move {
             let plan = plan_read_only(&ctx, &statement).await?;
             let plan = match params {
@@ -327,6 +334,80 @@ fn deadline<C: ClientInfo + ?Sized>(limits: &Limits, client: &C) -> (Instant, Du
         .map(|c| c.min(limits.statement_timeout))
         .unwrap_or(limits.statement_timeout);
     (Instant::now() + limit, limit)
+}
+
+/// The functions whose answer depends on the connection: `pg_backend_pid()` (this
+/// connection's backend process id, the one its cancel key names), and
+/// `pg_cancel_backend(pid)` / `pg_terminate_backend(pid)`, which cancel the statement
+/// another connection of the same user is running, as a cancel request would. That is
+/// how Superset's "Stop query" works: it reads pg_backend_pid() on the connection that
+/// runs the query, and calls pg_terminate_backend with it from another. A terminated
+/// connection is not closed here: its statement stops with SQLSTATE 57014 and the
+/// connection stays usable (the server keeps no session state worth a reconnect).
+fn session_functions<C: ClientInfo + ?Sized>(client: &C, ctx: &SessionContext) {
+    use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let Some(slot) = client.session_extensions().get::<CancelSlot>() else {
+        return;
+    };
+    let pid = slot.pid();
+    let cancels = slot.cancels();
+    let user = client
+        .metadata()
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_default();
+    ctx.register_udf(create_udf(
+        "pg_backend_pid",
+        vec![],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::Int32(Some(pid)),
+            ))
+        }),
+    ));
+    for name in ["pg_cancel_backend", "pg_terminate_backend"] {
+        let (cancels, user) = (cancels.clone(), user.clone());
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Volatile,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let pids = ColumnarValue::values_to_arrays(args)?;
+                let pids = datafusion::arrow::compute::cast(&pids[0], &DataType::Int64)?;
+                let pids = pids.as_primitive::<Int64Type>();
+                let answers: BooleanArray = (0..pids.len())
+                    .map(|i| {
+                        pids.is_valid(i).then(|| {
+                            i32::try_from(pids.value(i))
+                                .is_ok_and(|target| cancels.signal(target, &user))
+                        })
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(answers)))
+            }),
+        ));
+    }
+}
+
+/// The statement with the relations that depend on the connection in place:
+/// `pg_stat_activity` lists the caller's user's connections (`compat::stat_activity`).
+fn with_session_relations<C: ClientInfo + ?Sized>(client: &C, statement: &Statement) -> Statement {
+    let mut statement = statement.clone();
+    if let Some(slot) = client.session_extensions().get::<CancelSlot>() {
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        let cancels = slot.cancels();
+        crate::compat::stat_activity(&mut statement, move || cancels.of_user(&user));
+    }
+    statement
 }
 
 /// Marks the connection busy (not idle) while the guard lives.
@@ -666,7 +747,7 @@ impl Service {
                 continue;
             }
             let deadline = self.deadline(client);
-            let ctx = self.statement_context(&pinned, statement)?;
+            let ctx = self.statement_context(client, &pinned, statement)?;
             for hook in &self.hooks {
                 if let Some(result) = hook.handle_simple_query(statement, &ctx, client).await {
                     responses.push(as_postgresql_answers(statement, result)?);
@@ -895,8 +976,9 @@ impl Parser {
                 return Ok(Some((text, Some((statement, plan?)))));
             }
         }
-        let ctx = pinned.ctx.clone();
-        let to_plan = statement.clone();
+        let ctx = SessionContext::new_with_state(pinned.ctx.state());
+        session_functions(client, &ctx);
+        let to_plan = with_session_relations(client, &statement);
         let plan = off_thread(
             async move { plan_read_only(&ctx, &to_plan).await },
             deadline(&self.limits, client),
@@ -991,7 +1073,7 @@ impl Service {
         }
         let deadline = self.deadline(client);
         let pinned = self.source.current().await?;
-        let ctx = self.statement_context(&pinned, statement)?;
+        let ctx = self.statement_context(client, &pinned, statement)?;
         let params = parameter_values(portal, parsed_plan)?;
         for hook in &self.hooks {
             if let Some(result) = hook
