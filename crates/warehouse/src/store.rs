@@ -249,6 +249,42 @@ impl Warehouse {
             .map_err(delta(name))
     }
 
+    /// The batch with the field metadata (the Chinese label, `comment`) the existing
+    /// table has for each of its columns. A label edited in `schemas/` between two
+    /// releases must not stop the nightly run on a warehouse the older release made:
+    /// delta-rs refuses to merge two values of one metadata key ("Cannot merge metadata
+    /// with different values for key comment"). The stored table keeps its labels;
+    /// readers get the current ones from `schemas/` anyway (`\d`, the server's
+    /// comments, the exports). A table not created yet takes the batch as it is.
+    fn aligned(name: &str, table: &DeltaTable, batch: RecordBatch) -> Result<RecordBatch> {
+        let Ok(snapshot) = table.snapshot() else {
+            return Ok(batch);
+        };
+        let stored = snapshot.snapshot().arrow_schema();
+        let schema = batch.schema();
+        let mut changed = false;
+        let fields: Vec<arrow::datatypes::Field> = schema
+            .fields()
+            .iter()
+            .map(|f| match stored.field_with_name(f.name()) {
+                Ok(s) if s.metadata() != f.metadata() => {
+                    changed = true;
+                    f.as_ref().clone().with_metadata(s.metadata().clone())
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        if !changed {
+            return Ok(batch);
+        }
+        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        ));
+        RecordBatch::try_new(schema, batch.columns().to_vec())
+            .map_err(|e| Error::RunRecord(format!("{name}: aligning the labels: {e}")))
+    }
+
     fn commit_version(name: &str, table: &DeltaTable) -> Result<i64> {
         table
             .version()
@@ -267,9 +303,9 @@ impl Warehouse {
     }
 
     async fn write(&self, name: &str, batch: RecordBatch, mode: SaveMode) -> Result<i64> {
-        let table = self
-            .handle(name)
-            .await?
+        let table = self.handle(name).await?;
+        let batch = Self::aligned(name, &table, batch)?;
+        let table = table
             .write(vec![batch])
             .with_save_mode(mode)
             .await
@@ -287,6 +323,7 @@ impl Warehouse {
         if batch.num_rows() == 0 {
             return Self::commit_version(name, &table);
         }
+        let batch = Self::aligned(name, &table, batch)?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch.clone()).map_err(query(name))?;
         let predicate = key
@@ -571,6 +608,7 @@ impl Warehouse {
 
     /// Appends a batch to an open table; the version committed.
     async fn append_to(name: &str, table: DeltaTable, batch: RecordBatch) -> Result<i64> {
+        let batch = Self::aligned(name, &table, batch)?;
         let table = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)

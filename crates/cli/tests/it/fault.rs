@@ -720,3 +720,42 @@ fn demo_runs_outside_the_clone() {
     demo_in(again.path(), &[]);
     assert!(dir.join("evaluation.toml").is_file());
 }
+
+/// A warehouse written by an older release, whose tables carry other labels (the
+/// Chinese `comment` of each field, edited in `schemas/` since): the next run must
+/// still commit. delta-rs refuses a batch whose field metadata differs from the
+/// table's, so the writes take the stored labels (`Warehouse::aligned`).
+#[test]
+fn a_warehouse_with_older_labels_takes_the_next_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = dataset(&tmp.path().join("data"));
+    let p = pipeline.to_str().expect("utf-8");
+    let wh = tmp.path().join("wh");
+    assert_eq!(townstat(&wh, &["run", p, "--as-of", "2024-06-30"]).code, 0);
+    let figures = sql_csv(&wh, FIGURES);
+    // Every label of every table as an older release would have written it.
+    let mut edited = 0;
+    for table in std::fs::read_dir(wh.join("tables")).expect("tables") {
+        let log = table.expect("table").path().join("_delta_log");
+        for entry in std::fs::read_dir(&log).expect("log") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                if text.contains("\\\"comment\\\":\\\"") {
+                    let older = text.replace("\\\"comment\\\":\\\"", "\\\"comment\\\":\\\"旧版 ");
+                    std::fs::write(&path, older).expect("write");
+                    edited += 1;
+                }
+            }
+        }
+    }
+    assert!(edited > 10, "labels found in {edited} logs");
+    let again = townstat(&wh, &["run", p, "--as-of", "2024-06-30", "--force"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(sql_csv(&wh, FIGURES), figures);
+    assert_eq!(
+        sql_csv(&wh, "SELECT count(*) AS n FROM run"),
+        "n\n2\n",
+        "both runs committed"
+    );
+}
