@@ -594,12 +594,10 @@ async fn docs(
             .map(|s| townstat_pipeline::docs::RunView { session: s }),
     )
     .await?;
-    std::fs::create_dir_all(out).map_err(|e| Failure::from(format!("{}: {e}", out.display())))?;
+    // Whole or not at all, as the report's files: a reader never opens half a page.
+    townstat_report::prepare_out(out).map_err(|e| usage(e.to_string()))?;
     let path = out.join("index.html");
-    // Whole or not at all: a reader never opens half a page.
-    let tmp = out.join(".index.html.tmp");
-    std::fs::write(&tmp, page).map_err(|e| Failure::from(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Failure::from(format!("{}: {e}", path.display())))?;
+    townstat_report::publish(&[(path.clone(), page.into_bytes())])?;
     println!("wrote {}", path.display());
     Ok(0)
 }

@@ -167,7 +167,7 @@ fn layer_title(layer: &str) -> &'static str {
 }
 
 /// The leading `--` comment of a step's SQL, as prose.
-fn header_comment(sql: &str) -> String {
+pub(crate) fn header_comment(sql: &str) -> String {
     sql.lines()
         .take_while(|l| l.trim_start().starts_with("--"))
         .map(|l| l.trim_start().trim_start_matches("--").trim())

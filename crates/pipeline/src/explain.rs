@@ -211,12 +211,13 @@ pub async fn explain(
             }
         }
     }
+    // A step's title: the first line of its SQL header.
     let summary = |sql: &str| -> String {
-        sql.lines()
-            .take_while(|l| l.trim_start().starts_with("--"))
+        crate::docs::header_comment(sql)
+            .lines()
             .next()
-            .map(|l| l.trim_start().trim_start_matches("--").trim().to_string())
             .unwrap_or_default()
+            .to_string()
     };
     let step_list: Vec<(String, String, String)> = steps
         .iter()

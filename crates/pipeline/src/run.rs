@@ -788,7 +788,7 @@ async fn test_marts(
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
     }
-    Ok(mart_tests::run_all(&ctx, settings).await?)
+    Ok(mart_tests::run_cases(&ctx, &cases).await?)
 }
 
 /// The yearly report of a committed run as export files (`report/<name>`), and a line

@@ -316,7 +316,11 @@ pub async fn run_case(ctx: &SessionContext, case: &TestCase) -> Result<Outcome> 
 /// small queries whose planning costs more than their scan), results in declared
 /// order.
 pub async fn run_all(ctx: &SessionContext, settings: &Settings) -> Result<Vec<Outcome>> {
-    let cases = declared(settings)?;
+    run_cases(ctx, &declared(settings)?).await
+}
+
+/// Runs the given tests, as [`run_all`] runs every declared one.
+pub async fn run_cases(ctx: &SessionContext, cases: &[TestCase]) -> Result<Vec<Outcome>> {
     let at_once = std::thread::available_parallelism()
         .map(|n| n.get() * 2)
         .unwrap_or(4);
