@@ -297,7 +297,13 @@ impl Warehouse {
         self.write(name, batch, SaveMode::Append).await
     }
 
-    /// Replaces the table's rows (reference tables). Returns the new version.
+    /// Replaces the table's rows (reference tables, marts). Returns the new version.
+    ///
+    /// The new version takes the batch's schema: a table replaced whole has the
+    /// columns of the release that wrote it, so a release that adds a column to a
+    /// mart or a reference table runs on a warehouse an older one made (delta-rs
+    /// refuses a changed schema otherwise). Earlier versions keep their own schema
+    /// for readers pinned to an older run.
     pub async fn overwrite(&self, name: &str, batch: RecordBatch) -> Result<i64> {
         self.write(name, batch, SaveMode::Overwrite).await
     }
@@ -305,11 +311,11 @@ impl Warehouse {
     async fn write(&self, name: &str, batch: RecordBatch, mode: SaveMode) -> Result<i64> {
         let table = self.handle(name).await?;
         let batch = Self::aligned(name, &table, batch)?;
-        let table = table
-            .write(vec![batch])
-            .with_save_mode(mode)
-            .await
-            .map_err(delta(name))?;
+        let mut write = table.write(vec![batch]).with_save_mode(mode);
+        if mode == SaveMode::Overwrite {
+            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        }
+        let table = write.await.map_err(delta(name))?;
         Self::commit_version(name, &table)
     }
 
@@ -855,4 +861,60 @@ pub fn text_column(batch: &RecordBatch, i: usize) -> Result<StringArray> {
     let cast = arrow::compute::cast(batch.column(i), &DataType::Utf8)
         .map_err(|e| Error::RunRecord(format!("column {i} is not text: {e}")))?;
     Ok(cast.as_string::<i32>().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{Field, Schema};
+
+    fn batch(columns: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(*c, DataType::Int64, true))
+                .collect::<Vec<_>>(),
+        ));
+        let arrays = columns
+            .iter()
+            .map(|_| Arc::new(Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef)
+            .collect();
+        RecordBatch::try_new(schema, arrays).expect("batch")
+    }
+
+    /// A table replaced whole (a mart, a reference table) takes the columns of the
+    /// release that writes it: a release that adds a column runs on a warehouse an
+    /// older one made, and the older version keeps its own schema.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replaced_table_takes_a_new_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("open");
+        let v0 = wh
+            .overwrite("city_year", batch(&["year", "towns_total"]))
+            .await
+            .expect("v0");
+        let v1 = wh
+            .overwrite("city_year", batch(&["year", "towns_total", "towns_city"]))
+            .await
+            .expect("a new column");
+        let fields = |t: &DeltaTable| -> Vec<String> {
+            t.snapshot()
+                .expect("snapshot")
+                .snapshot()
+                .arrow_schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        assert_eq!(
+            fields(&wh.at_version("city_year", v1).await.expect("v1")).len(),
+            3
+        );
+        assert_eq!(
+            fields(&wh.at_version("city_year", v0).await.expect("v0")),
+            vec!["year", "towns_total"]
+        );
+    }
 }
