@@ -3,7 +3,8 @@
 townstat warehouse (the Delta files of the last committed run), with the same SQL
 text, and compares the results with townstat's committed town_year, county_year and
 city_year — and the marts that need no evaluation or targets configuration:
-town_member_year, the *_yoy marts, town_year_structure, town_cluster — cell for cell
+town_member_year, the *_yoy marts, town_year_structure, town_cluster,
+town_designation_year, enterprise_size_year — cell for cell
 (exit 1 on any difference). It prints DuckDB's wall and CPU
 time for the steps up to city_year (the list in crates/query/src/marts.rs), and each
 step's wall time (steps_s), for the benchmark.
@@ -35,7 +36,7 @@ THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 STEPS = mart_steps()
 SOURCES = ["enterprise", "enterprise_history", "enterprise_annual", "designation",
            "employment", "patent", "patent_applicant", "financing", "town", "town_roster",
-           "industry_code", "division"]
+           "industry_code", "division", "town_history", "above_size_rule", "size_class_rule"]
 
 con = duckdb.connect()
 con.execute(f"SET threads = {THREADS}")
@@ -89,7 +90,8 @@ diff = {}
 for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, year"), ("city_year", "year"),
                   ("town_member_year", "town_id, year, uscc"), ("town_year_yoy", "town_id, year"),
                   ("town_year_structure", "town_id, year"), ("county_year_yoy", "county_code, year"),
-                  ("city_year_yoy", "year"), ("town_cluster", "town_id, year")]:
+                  ("city_year_yoy", "year"), ("town_cluster", "town_id, year"),
+                  ("town_designation_year", "town_id, year"), ("enterprise_size_year", "uscc, year")]:
     mine = con.execute(f"SELECT * EXCLUDE (run_id) FROM {mart} ORDER BY {key}").fetchall()
     dt = DeltaTable(str(WH / "tables" / mart), version=versions[mart])
     con.register("ts_" + mart, dt.to_pyarrow_table())

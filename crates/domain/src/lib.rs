@@ -16,9 +16,12 @@ pub mod industry;
 pub mod number;
 pub mod patent;
 pub mod reason;
+mod reference_csv;
 pub mod schema;
+pub mod size_rule;
 pub mod text;
 pub mod town;
+pub mod town_history;
 pub mod uscc;
 
 pub use error::{Error, Result};

@@ -148,6 +148,18 @@ const FILES: &[(&str, &str)] = &[
     ("financing", include_str!("../../../schemas/financing.toml")),
     ("town", include_str!("../../../schemas/town.toml")),
     (
+        "town_history",
+        include_str!("../../../schemas/town_history.toml"),
+    ),
+    (
+        "above_size_rule",
+        include_str!("../../../schemas/above_size_rule.toml"),
+    ),
+    (
+        "size_class_rule",
+        include_str!("../../../schemas/size_class_rule.toml"),
+    ),
+    (
         "town_roster",
         include_str!("../../../schemas/town_roster.toml"),
     ),

@@ -64,21 +64,6 @@ pub struct Town {
 /// a path (relative to the registry) of a CSV whose first column is `uscc`.
 pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
     let text = read(path)?;
-    let bad = |line: usize, message: String| Error::Reference {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, l)| {
-            l.trim_start_matches('\u{feff}')
-                .split(',')
-                .map(str::trim)
-                .collect()
-        })
-        .unwrap_or_default();
     const COLUMNS: [&str; 8] = [
         "town_id",
         "name",
@@ -89,24 +74,13 @@ pub fn load_registry(path: &Path) -> Result<Vec<Town>> {
         "tier_target",
         "roster",
     ];
-    if header != COLUMNS {
-        return Err(bad(1, format!("header must be {}", COLUMNS.join(","))));
-    }
+    let r = crate::reference_csv::rows(path, &text, &COLUMNS)?;
+    let bad = |line: usize, message: String| r.bad(line, message);
     let divisions = crate::division::Divisions::datong();
     let industries = crate::industry::Industries::gbt4754_2017();
     let mut towns: Vec<Town> = vec![];
-    for (i, line) in lines {
-        let n = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        if f.len() != COLUMNS.len() {
-            return Err(bad(
-                n,
-                format!("{} fields, expected {}", f.len(), COLUMNS.len()),
-            ));
-        }
+    for (n, f) in &r.rows {
+        let n = *n;
         if divisions.county_name(f[2]).is_none() {
             return Err(bad(
                 n,

@@ -95,6 +95,16 @@ pub struct PipelineFile {
     pub enums: String,
     /// The town registry CSV.
     pub towns: String,
+    /// The registry's dated events (申报/认定/晋级/摘牌); when absent, a
+    /// `town_events.csv` beside the registry is used if there is one.
+    #[serde(default)]
+    pub town_events: Option<String>,
+    /// The 规上/限上 thresholds by sector; the compiled-in table when absent.
+    #[serde(default)]
+    pub above_size_thresholds: Option<String>,
+    /// The 2017 size classes by sector; the compiled-in table when absent.
+    #[serde(default)]
+    pub size_classes: Option<String>,
     /// Targets of the plan (marts).
     #[serde(default)]
     pub targets: Option<String>,
@@ -270,6 +280,21 @@ impl Pipeline {
     /// A path of the pipeline resolved against its folder.
     pub fn resolve(&self, relative: &str) -> PathBuf {
         self.base.join(relative)
+    }
+
+    /// The registry's events file: `town_events` when the pipeline names it, else a
+    /// `town_events.csv` beside the registry when there is one.
+    pub fn town_events(&self) -> Option<PathBuf> {
+        match &self.file.town_events {
+            Some(p) => Some(self.resolve(p)),
+            None => {
+                let sibling = self
+                    .resolve(&self.file.towns)
+                    .parent()
+                    .map(|d| d.join("town_events.csv"))?;
+                sibling.is_file().then_some(sibling)
+            }
+        }
     }
 
     /// Every regular source file with its source, in path order, each file once.

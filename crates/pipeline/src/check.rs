@@ -32,6 +32,10 @@ use crate::error::{Error, Result};
 pub struct Checked {
     /// The town registry with its rosters.
     pub towns: Vec<Town>,
+    /// The towns' designation history (from the events file, else the registry).
+    pub town_history: Vec<townstat_domain::town_history::TownVersion>,
+    /// The 规上/限上 thresholds and the size classes.
+    pub size_rules: townstat_domain::size_rule::SizeRules,
     /// The evaluation components (`evaluation.toml`; none when not configured).
     pub components: Vec<marts::Component>,
     /// The evaluation's grades and review rule (none when not configured).
@@ -53,6 +57,7 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
     let enums = pipeline.resolve(&pipeline.file.enums);
     townstat_domain::enums::AliasTables::load(&enums)?;
     let towns = townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))?;
+    let (town_history, size_rules) = registry_rules(pipeline, &towns)?;
     for s in &pipeline.file.sources {
         for pattern in &s.glob {
             let folder = fixed_folder(&pipeline.resolve(pattern));
@@ -89,6 +94,9 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
     crate::reference::divisions()?;
     crate::reference::towns(&towns)?;
     crate::reference::rosters(&towns)?;
+    crate::reference::town_history(&town_history)?;
+    crate::reference::above_size_rules(&size_rules)?;
+    crate::reference::size_class_rules(&size_rules)?;
     dry_marts(&components, &grading, &targets, as_of)
         .await
         .map_err(|e| {
@@ -99,12 +107,46 @@ pub async fn precheck(pipeline: &Pipeline, as_of: NaiveDate) -> Result<Checked> 
         })?;
     Ok(Checked {
         towns,
+        town_history,
+        size_rules,
         components,
         grading,
         cluster,
         targets,
         files,
     })
+}
+
+/// The registry's history (its events file when there is one) and the classification
+/// rules (the pipeline's files, else the compiled-in ones). Their errors name the file
+/// and line.
+fn registry_rules(
+    pipeline: &Pipeline,
+    towns: &[Town],
+) -> Result<(
+    Vec<townstat_domain::town_history::TownVersion>,
+    townstat_domain::size_rule::SizeRules,
+)> {
+    use townstat_domain::town_history;
+    let events = match pipeline.town_events() {
+        Some(p) => town_history::load_events(&p, towns)?,
+        None => vec![],
+    };
+    let rules = townstat_domain::size_rule::SizeRules::load(
+        pipeline
+            .file
+            .above_size_thresholds
+            .as_deref()
+            .map(|p| pipeline.resolve(p))
+            .as_deref(),
+        pipeline
+            .file
+            .size_classes
+            .as_deref()
+            .map(|p| pipeline.resolve(p))
+            .as_deref(),
+    )?;
+    Ok((town_history::history(towns, &events), rules))
 }
 
 /// The folder part of a glob before its first wildcard component (`.` for none).
@@ -390,12 +432,17 @@ pub async fn check_file(path: &Path, as_of: NaiveDate) -> Vec<Problem> {
         ));
     }
     let towns = pipeline.resolve(&pipeline.file.towns);
-    if let Err(e) = townstat_domain::town::load_registry(&towns) {
-        out.push(problem(
+    match townstat_domain::town::load_registry(&towns) {
+        Err(e) => out.push(problem(
             path,
             line_of(&text, None, "towns"),
             format!("towns: {e}"),
-        ));
+        )),
+        Ok(towns) => {
+            if let Err(e) = registry_rules(&pipeline, &towns) {
+                out.push(problem(path, line_of(&text, None, "towns"), e.to_string()));
+            }
+        }
     }
     if let Some(p) = &pipeline.file.evaluation
         && let Err(e) = marts::load_evaluation(&pipeline.resolve(p))

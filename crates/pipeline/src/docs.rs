@@ -263,7 +263,12 @@ pub async fn site(
         (
             "raw/towns",
             "专业镇名录文件",
-            "The town registry (towns = in the pipeline file) and the rosters it names.",
+            "The town registry (towns = in the pipeline file), the rosters it names and its dated events (town_events.csv beside it, or town_events = in the pipeline file).",
+        ),
+        (
+            "raw/size_rules",
+            "规上标准与大中小微划分标准(内置或 pipeline 指定)",
+            "The 规上/限上 thresholds by sector and the 2017 size classes, compiled into the binary (sample-data/reference) unless the pipeline names its own files (above_size_thresholds =, size_classes =).",
         ),
         (
             "raw/gbt4754",
@@ -293,7 +298,8 @@ pub async fn site(
     for t in schema::catalog() {
         let reads = match t.name.as_str() {
             "patent_applicant" => vec!["raw/patent".to_string()],
-            "town" | "town_roster" => vec!["raw/towns".to_string()],
+            "town" | "town_roster" | "town_history" => vec!["raw/towns".to_string()],
+            "above_size_rule" | "size_class_rule" => vec!["raw/size_rules".to_string()],
             "industry_code" => vec!["raw/gbt4754".to_string()],
             "division" => vec!["raw/gbt2260".to_string()],
             n if t.kind == "source" => vec![format!("raw/{n}")],

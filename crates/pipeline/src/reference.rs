@@ -1,15 +1,22 @@
 //! The reference tables every run republishes: GB/T 4754-2017 (`industry_code`),
 //! Datong's divisions (`division`), the town registry (`town`) and its rosters
-//! (`town_roster`). They are small and replaced whole.
+//! (`town_roster`), the registry's designation history (`town_history`) and the
+//! bureau's classification rules (`above_size_rule`, `size_class_rule`). They are
+//! small and replaced whole.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Array, Decimal128Array, Int32Builder, Int64Array, ListBuilder,
+    StringBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use townstat_domain::division::Divisions;
 use townstat_domain::industry::Industries;
+use townstat_domain::size_rule::SizeRules;
 use townstat_domain::town::Town;
-use townstat_ingest::arrow_out::{catalog_batch, strings};
+use townstat_domain::town_history::TownVersion;
+use townstat_ingest::arrow_out::{catalog_batch, date32, strings};
 
 use crate::error::Result;
 
@@ -95,6 +102,65 @@ pub fn rosters(towns: &[Town]) -> Result<RecordBatch> {
         vec![
             strings(pairs.iter().map(|p| Some(p.0))),
             strings(pairs.iter().map(|p| Some(p.1))),
+        ],
+    )
+}
+
+/// The `town_history` table.
+pub fn town_history(history: &[TownVersion]) -> Result<RecordBatch> {
+    batch(
+        "town_history",
+        vec![
+            strings(history.iter().map(|v| Some(v.town_id.as_str()))),
+            strings(history.iter().map(|v| Some(v.status))),
+            strings(history.iter().map(|v| Some(v.level.as_str()))),
+            Arc::new(Date32Array::from_iter_values(
+                history.iter().map(|v| date32(v.valid_from)),
+            )),
+            Arc::new(Date32Array::from_iter(
+                history.iter().map(|v| v.valid_to.map(date32)),
+            )),
+            strings(history.iter().map(|v| Some(v.event.as_str()))),
+            strings(history.iter().map(|v| v.document_no.as_deref())),
+            strings(history.iter().map(|v| Some(v.origin))),
+        ],
+    )
+}
+
+/// The `above_size_rule` table: one row per industry prefix.
+pub fn above_size_rules(rules: &SizeRules) -> Result<RecordBatch> {
+    let t = &rules.thresholds;
+    let revenue = Decimal128Array::from_iter(t.iter().map(|r| r.revenue_min_cents))
+        .with_precision_and_scale(20, 2)
+        .map_err(|e| crate::error::Error::Config(format!("above_size_rule: {e}")))?;
+    batch(
+        "above_size_rule",
+        vec![
+            strings(t.iter().map(|r| Some(r.scope.as_str()))),
+            strings(t.iter().map(|r| Some(r.category.as_str()))),
+            strings(t.iter().map(|r| Some(r.industry_prefix.as_str()))),
+            Arc::new(revenue),
+            strings(t.iter().map(|r| Some(r.basis.as_str()))),
+        ],
+    )
+}
+
+/// The `size_class_rule` table: one row per industry prefix, indicator and class.
+pub fn size_class_rules(rules: &SizeRules) -> Result<RecordBatch> {
+    let b = &rules.bands;
+    batch(
+        "size_class_rule",
+        vec![
+            strings(b.iter().map(|r| Some(r.sector.as_str()))),
+            strings(b.iter().map(|r| Some(r.industry_prefix.as_str()))),
+            strings(b.iter().map(|r| Some(r.indicator.as_str()))),
+            strings(b.iter().map(|r| Some(r.class.as_str()))),
+            Arc::new(Int64Array::from_iter_values(
+                b.iter().map(|r| r.class_order),
+            )),
+            Arc::new(Int64Array::from_iter_values(b.iter().map(|r| r.lower))),
+            Arc::new(Int64Array::from_iter(b.iter().map(|r| r.upper))),
+            strings(b.iter().map(|r| Some(r.unit.as_str()))),
         ],
     )
 }

@@ -595,6 +595,18 @@ async fn run_holding_lock(
         ("division", reference::divisions()?),
         ("town", reference::towns(towns)?),
         ("town_roster", reference::rosters(towns)?),
+        (
+            "town_history",
+            reference::town_history(&checked.town_history)?,
+        ),
+        (
+            "above_size_rule",
+            reference::above_size_rules(&checked.size_rules)?,
+        ),
+        (
+            "size_class_rule",
+            reference::size_class_rules(&checked.size_rules)?,
+        ),
     ];
     // The registry and the code lists go out with the marts, so that BI tools reading
     // the Parquet exports get names (towns, counties, industries), not just ids.

@@ -50,8 +50,18 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
+        "int_industry_rule",
+        include_str!("../../../pipelines/marts/intermediate/int_industry_rule.sql"),
+    ),
+    (
+        "intermediate",
         "int_above_size",
         include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
+    ),
+    (
+        "intermediate",
+        "int_size_class",
+        include_str!("../../../pipelines/marts/intermediate/int_size_class.sql"),
     ),
     (
         "intermediate",
@@ -75,6 +85,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "town_designation_year",
+        include_str!("../../../pipelines/marts/marts/town_designation_year.sql"),
+    ),
+    (
+        "marts",
         "town_membership",
         include_str!("../../../pipelines/marts/marts/town_membership.sql"),
     ),
@@ -87,6 +102,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
         "marts",
         "town_year",
         include_str!("../../../pipelines/marts/marts/town_year.sql"),
+    ),
+    (
+        "marts",
+        "enterprise_size_year",
+        include_str!("../../../pipelines/marts/marts/enterprise_size_year.sql"),
     ),
     (
         "marts",
@@ -581,17 +601,21 @@ fn components_sql(components: &[Component]) -> Result<String> {
         .iter()
         .map(|c| {
             if !ident_ok(&c.indicator) {
-                return Err(Error::Output(format!("evaluation indicator {:?} is not a column name", c.indicator)));
+                return Err(Error::Output(format!(
+                    "evaluation indicator {:?} is not a column name",
+                    c.indicator
+                )));
             }
             // A component names a column of town_year, of town_year_yoy (同比) or of
             // town_year_structure (CAGR, productivity …): the names do not overlap.
             Ok(format!(
                 "SELECT ty.town_id, ty.year, {ind} AS indicator, CAST({col} AS DOUBLE) AS value, \
                  CAST({w} AS DOUBLE) AS weight, {hib} AS higher_is_better \
-                 FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
+                 FROM town_year ty \
+                 JOIN town_designation_year dy ON dy.town_id = ty.town_id AND dy.year = ty.year \
                  LEFT JOIN town_year_yoy yoy ON yoy.town_id = ty.town_id AND yoy.year = ty.year \
                  LEFT JOIN town_year_structure st ON st.town_id = ty.town_id AND st.year = ty.year \
-                 WHERE t.designated_year IS NOT NULL AND t.designated_year <= ty.year AND {col} IS NOT NULL",
+                 WHERE dy.designated AND {col} IS NOT NULL",
                 ind = sql_str(&c.indicator),
                 col = c.indicator,
                 w = c.weight,

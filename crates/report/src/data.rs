@@ -270,8 +270,9 @@ fn grid(id: &str, title: &str, cols: Vec<Col>, rows: Vec<Vec<Value>>, ids: Vec<S
     }
 }
 
-const LEVEL_ZH: &str =
-    "CASE t.level WHEN 'provincial' THEN '省级' WHEN 'city' THEN '市级' ELSE t.level END";
+/// The level a town held at the report year's 12-31 (town_designation_year), in Chinese.
+const LEVEL_ZH: &str = "CASE dy.designation_level WHEN 'provincial' THEN '省级' \
+     WHEN 'city' THEN '市级' ELSE dy.designation_level END";
 
 const TIERS: [&str; 7] = [
     "200亿级",
@@ -286,7 +287,8 @@ const TIERS: [&str; 7] = [
 /// Reads the report of `year` from the session's run.
 pub async fn build(session: &Session, year: i32, version: &str) -> Result<Report> {
     let meta = meta(session, year, version).await?;
-    // The towns the report covers: designated by the report year (as the evaluation).
+    // The towns the report covers: designated as the registry stood at the report
+    // year's 12-31 (town_designation_year), as the evaluation.
     let towns = query(
         session,
         &format!(
@@ -297,12 +299,12 @@ pub async fn build(session: &Session, year: i32, version: &str) -> Result<Report
                     y.financing_total_yoy, \
                     st.revenue_cagr_3y, st.productivity, st.profit_margin \
              FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
+             JOIN town_designation_year dy ON dy.town_id = ty.town_id AND dy.year = ty.year \
              LEFT JOIN town_year_structure st ON st.town_id = ty.town_id AND st.year = ty.year \
              LEFT JOIN division d ON d.code = t.county_code \
              LEFT JOIN town_year_yoy y ON y.town_id = ty.town_id AND y.year = ty.year \
              LEFT JOIN town_evaluation e ON e.town_id = ty.town_id AND e.year = ty.year \
-             WHERE ty.year = {year} AND t.designated_year IS NOT NULL \
-               AND t.designated_year <= {year} \
+             WHERE ty.year = {year} AND dy.designated \
              ORDER BY e.rank NULLS LAST, ty.revenue DESC, ty.town_id"
         ),
     )
@@ -315,8 +317,9 @@ pub async fn build(session: &Session, year: i32, version: &str) -> Result<Report
                     y.revenue_yoy, y.entities_end_yoy, y.above_size_count_yoy, y.insured_avg_yoy, \
                     y.patents_applied_yoy, y.patents_granted_yoy, y.invention_granted_yoy, \
                     y.financing_total_yoy, \
-                    (SELECT count(*) FROM town t WHERE t.county_code = c.county_code \
-                       AND t.designated_year IS NOT NULL AND t.designated_year <= {year}) AS town_count \
+                    (SELECT count(*) FROM town t JOIN town_designation_year dy \
+                       ON dy.town_id = t.town_id AND dy.year = {year} \
+                       WHERE t.county_code = c.county_code AND dy.designated) AS town_count \
              FROM county_year c \
              LEFT JOIN county_year_yoy y ON y.county_code = c.county_code AND y.year = c.year \
              WHERE c.year = {year} ORDER BY c.revenue DESC, c.county_code"
@@ -481,11 +484,12 @@ async fn overview(session: &Session, year: i32, counties: &Rows) -> Result<Sheet
         session,
         &format!(
             "SELECT ty.scale_tier, \
-                    sum(CASE WHEN t.level = 'provincial' THEN 1 ELSE 0 END) AS provincial, \
-                    sum(CASE WHEN t.level = 'provincial' THEN 0 ELSE 1 END) AS city_level, \
+                    sum(CASE WHEN dy.designation_level = 'provincial' THEN 1 ELSE 0 END) AS provincial, \
+                    sum(CASE WHEN dy.designation_level = 'provincial' THEN 0 ELSE 1 END) AS city_level, \
                     count(*) AS towns \
-             FROM town_year ty JOIN town t ON t.town_id = ty.town_id \
-             WHERE ty.year = {year} AND t.designated_year IS NOT NULL AND t.designated_year <= {year} \
+             FROM town_year ty \
+             JOIN town_designation_year dy ON dy.town_id = ty.town_id AND dy.year = ty.year \
+             WHERE ty.year = {year} AND dy.designated \
              GROUP BY ty.scale_tier"
         ),
     )

@@ -1,21 +1,24 @@
 -- city_year — grain: one row per year, the whole city (every entity that existed in Y).
--- Sources: int_group_year (city and town rows), town.
--- Adds the programme counts: towns_total (registry towns with designated_year ≤ Y, any
--- level; a town without designated_year is not designated), towns_provincial, and
--- towns_tier_N — towns designated by Y whose revenue in Y reaches N亿 (their
--- scale_tier is at least that tier).
+-- Sources: int_group_year (city and town rows), town_designation_year.
+-- Adds the programme counts, each over the towns designated in Y as the registry stood
+-- at Y-12-31 (town_designation_year; for a registry without events: designated_year ≤ Y,
+-- a town without designated_year is not designated): towns_total (any level),
+-- towns_provincial and towns_city (the level held at Y-12-31), and towns_tier_N — the
+-- designated towns whose revenue in Y reaches N亿 (their scale_tier is at least that
+-- tier).
 WITH towns AS (
     SELECT g.year,
-           SUM(CASE WHEN t.designated_year <= g.year THEN 1 ELSE 0 END) AS towns_total,
-           SUM(CASE WHEN t.designated_year <= g.year AND t.level = 'provincial' THEN 1 ELSE 0 END) AS towns_provincial,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(500000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_5,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(1000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_10,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(2000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_20,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(5000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_50,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(10000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_100,
-           SUM(CASE WHEN t.designated_year <= g.year AND g.revenue >= CAST(20000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_200
+           SUM(CASE WHEN s.designated THEN 1 ELSE 0 END) AS towns_total,
+           SUM(CASE WHEN s.designated AND s.designation_level = 'provincial' THEN 1 ELSE 0 END) AS towns_provincial,
+           SUM(CASE WHEN s.designated AND s.designation_level = 'city' THEN 1 ELSE 0 END) AS towns_city,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(500000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_5,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(1000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_10,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(2000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_20,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(5000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_50,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(10000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_100,
+           SUM(CASE WHEN s.designated AND g.revenue >= CAST(20000000000 AS DECIMAL(20, 2)) THEN 1 ELSE 0 END) AS towns_tier_200
     FROM int_group_year g
-    JOIN town t ON g.group_type = 'town' AND t.town_id = g.group_id
+    JOIN town_designation_year s ON g.group_type = 'town' AND s.town_id = g.group_id AND s.year = g.year
     GROUP BY g.year
 )
 SELECT g.year,
@@ -39,6 +42,7 @@ SELECT g.year,
        CAST(COALESCE(t.towns_tier_50, 0) AS BIGINT) AS towns_tier_50,
        CAST(COALESCE(t.towns_tier_100, 0) AS BIGINT) AS towns_tier_100,
        CAST(COALESCE(t.towns_tier_200, 0) AS BIGINT) AS towns_tier_200,
+       CAST(COALESCE(t.towns_city, 0) AS BIGINT) AS towns_city,
        '${run_id}' AS run_id
 FROM int_group_year g
 LEFT JOIN towns t ON t.year = g.year

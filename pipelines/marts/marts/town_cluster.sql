@@ -1,6 +1,6 @@
 -- town_cluster — grain: one row per town and mart year in which the town is designated
--- (designated_year ≤ Y), as the evaluation.
--- Sources: town_year, county_year, town, industry_code; the benchmarks of the [cluster]
+-- (town_designation_year: the registry as it stood at Y-12-31), as the evaluation.
+-- Sources: town_year, county_year, town, town_designation_year, industry_code; the benchmarks of the [cluster]
 -- table of evaluation.toml (defaults below), never literals here.
 -- Whether a town is a real industrial cluster, after the US Cluster Mapping project's
 -- classification, each measure on insured employment (insured_avg) as town_year's
@@ -25,8 +25,9 @@ WITH designated AS (
            t.county_code, COALESCE(ic.section, t.industry_codes[1]) AS industry_group
     FROM town_year ty
     JOIN town t ON t.town_id = ty.town_id
+    JOIN town_designation_year s ON s.town_id = ty.town_id AND s.year = ty.year
     LEFT JOIN industry_code ic ON ic.code = t.industry_codes[1]
-    WHERE t.designated_year IS NOT NULL AND t.designated_year <= ty.year
+    WHERE s.designated
 ),
 lq AS (
     SELECT town_id, year,

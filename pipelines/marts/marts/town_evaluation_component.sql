@@ -1,7 +1,9 @@
 -- town_evaluation_component — grain: one row per designated town, year and indicator
 -- with a non-null value.
--- Sources: town_year, town; the components of pipelines/evaluation.toml, expanded
--- into one SELECT per indicator (the components placeholder below).
+-- Sources: town_year, town_designation_year (a town is evaluated in the years it is
+-- designated as the registry stood at Y-12-31), town_year_yoy, town_year_structure;
+-- the components of pipelines/evaluation.toml, expanded into one SELECT per indicator
+-- (the components placeholder below).
 -- percentile = 100·(rank − 0.5)/N with rank 1 the worst (lowest value when higher is
 -- better, highest when lower is better); tied values share their average rank.
 WITH v AS (

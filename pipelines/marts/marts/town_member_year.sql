@@ -1,5 +1,5 @@
 -- town_member_year — grain: one row per town, mart year and member (as town_membership).
--- Sources: int_town_member, int_entity_year, enterprise.
+-- Sources: int_town_member, int_entity_year, int_size_class, enterprise.
 -- The drill-down behind town_year: which enterprises make up a town's figures, why each
 -- is a member (basis: `roster`, named by the town's roster, or `rule`, its county and
 -- industry class match the town's), and what each contributes. Every figure column has
@@ -14,6 +14,10 @@
 --   without one (a town's sum counts a missing return as nothing).
 -- * above_size_count 1 when above designated size in Y, above_size_new 1 when also not
 --   in Y-1.
+-- * size_class: the member's 2017 size class in Y from its annual return (null without
+--   a return or when it cannot be decided: int_size_class); four_above_count 1 when the
+--   return is in the 四上 statistics (int_size_class), feeding
+--   town_year_structure.four_above_count.
 -- * srdi_count … rd_institution_count: 1 when the member holds a designation of that
 --   kind valid in Y.
 -- * insured_avg = the year's insured head counts / 12; wage_total, new_hires,
@@ -38,6 +42,8 @@ SELECT m.town_id, m.year, m.uscc, e.name, m.county_code, m.industry_code, m.enti
        CAST(COALESCE(f.employees, 0) AS BIGINT) AS reported_employees,
        CAST(f.above AS BIGINT) AS above_size_count,
        CAST(f.above_new AS BIGINT) AS above_size_new,
+       sc.size_class,
+       CAST(CASE WHEN sc.four_above THEN 1 ELSE 0 END AS BIGINT) AS four_above_count,
        CAST(f.srdi AS BIGINT) AS srdi_count,
        CAST(f.little_giant AS BIGINT) AS little_giant_count,
        CAST(f.single_champion AS BIGINT) AS single_champion_count,
@@ -59,5 +65,6 @@ SELECT m.town_id, m.year, m.uscc, e.name, m.county_code, m.industry_code, m.enti
        '${run_id}' AS run_id
 FROM int_town_member m
 JOIN int_entity_year f ON f.uscc = m.uscc AND f.year = m.year
+LEFT JOIN int_size_class sc ON sc.uscc = m.uscc AND sc.year = m.year
 LEFT JOIN enterprise e ON e.uscc = m.uscc
 ORDER BY m.town_id, m.year, m.uscc

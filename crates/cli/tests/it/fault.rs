@@ -378,11 +378,51 @@ fn break_config(dir: &Path, how: &str) -> &'static str {
             edit("glob = [\"financing.csv\"]", "glob = [\"finance/*.csv\"]");
             "finance"
         }
+        "a registry event out of order" => {
+            // Found beside the registry without a pipeline key.
+            std::fs::write(
+                dir.join("town_events.csv"),
+                "town_id,event,level,effective_on,document_no\n\
+                 alpha,designated,city,2022-03-01,\n\
+                 alpha,withdrawn,,2021-05-01,\n",
+            )
+            .expect("write");
+            "town_events.csv: line 3: alpha: withdrawn on 2021-05-01 before it was designated"
+        }
+        "an unknown level in a registry event" => {
+            std::fs::write(
+                dir.join("events.csv"),
+                "town_id,event,level,effective_on,document_no\n\
+                 alpha,认定,县级,2022-03-01,\n",
+            )
+            .expect("write");
+            edit(
+                "towns = \"towns.csv\"",
+                "towns = \"towns.csv\"\ntown_events = \"events.csv\"",
+            );
+            "events.csv: line 2: level \"县级\""
+        }
+        "a size class table with a gap" => {
+            std::fs::write(
+                dir.join("sizes.csv"),
+                "sector,industry_prefixes,indicator,class,lower,upper,unit\n\
+                 零售业,52,revenue,微型,0,100,万元\n\
+                 零售业,52,revenue,小型,100,500,万元\n\
+                 零售业,52,revenue,中型,600,20000,万元\n\
+                 零售业,52,revenue,大型,20000,,万元\n",
+            )
+            .expect("write");
+            edit(
+                "towns = \"towns.csv\"",
+                "towns = \"towns.csv\"\nsize_classes = \"sizes.csv\"",
+            );
+            "sizes.csv: line 4: 零售业 revenue: 中型 starts at 600 but 小型 ends at 500 (a gap)"
+        }
         other => panic!("no breakage {other}"),
     }
 }
 
-const BREAKAGES: [&str; 8] = [
+const BREAKAGES: [&str; 11] = [
     "missing evaluation.toml",
     "missing targets.toml",
     "an indicator that is no column",
@@ -391,6 +431,9 @@ const BREAKAGES: [&str; 8] = [
     "missing towns file",
     "missing roster",
     "a glob into a missing folder",
+    "a registry event out of order",
+    "an unknown level in a registry event",
+    "a size class table with a gap",
 ];
 
 #[test]
@@ -708,6 +751,47 @@ fn demo_runs_outside_the_clone() {
     let counts: Vec<&str> = files.lines().nth(1).expect("row").split(',').collect();
     assert_eq!(counts[0], counts[1], "every file from --data: {files}");
     assert_eq!(counts[2], "0", "{files}");
+
+    // The registry's dated events (sample-data/examples/town_events.csv) put beside the
+    // registry are read without a setting: 云冈 upgraded to provincial on 2025-06-18
+    // counts as provincial in 2025, 云州纸业 withdrawn on 2025-11-30 is no longer
+    // designated in 2025 nor evaluated; 2024 is as before.
+    let towns = |wh: &Path| {
+        sql_csv(
+            wh,
+            "SELECT c.year, c.towns_total, c.towns_provincial, c.towns_city, \
+                    (SELECT count(*) FROM town_evaluation e WHERE e.year = c.year) AS evaluated \
+             FROM city_year c WHERE c.year IN (2024, 2025) ORDER BY c.year",
+        )
+    };
+    assert_eq!(
+        towns(&tmp.path().join("other/warehouse")),
+        "year,towns_total,towns_provincial,towns_city,evaluated\n2024,10,3,7,10\n2025,10,3,7,10\n"
+    );
+    std::fs::copy(
+        repo().join("sample-data/examples/town_events.csv"),
+        data.join("town_events.csv"),
+    )
+    .expect("copy the events");
+    demo_in(tmp.path(), &["--dir", "third", "--data", "mydata"]);
+    let wh3 = tmp.path().join("third/warehouse");
+    assert_eq!(
+        towns(&wh3),
+        "year,towns_total,towns_provincial,towns_city,evaluated\n2024,10,3,7,10\n2025,9,4,5,9\n"
+    );
+    assert_eq!(
+        sql_csv(
+            &wh3,
+            "SELECT town_id, status, level, event FROM town_history \
+             WHERE origin = 'events' ORDER BY town_id, valid_from",
+        ),
+        "town_id,status,level,event\n\
+         yungang_coal_machinery,applied,city,applied\n\
+         yungang_coal_machinery,designated,city,designated\n\
+         yungang_coal_machinery,designated,provincial,upgraded\n\
+         yunzhou_paper,designated,city,designated\n\
+         yunzhou_paper,withdrawn,city,withdrawn\n"
+    );
 
     // A pipelines/ folder an earlier demo left half-written (nightly.toml and
     // enums.toml only) is completed, and the demo runs.

@@ -71,9 +71,21 @@ impl sqllogictest::AsyncDB for Db {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marts_match_hand_computed_values() {
+    run_dataset("tests/slt/data/pipeline.toml", "tests/slt", 5).await;
+}
+
+/// The registry's designation history (an upgrade mid-year, a withdrawal, a town
+/// without events) and the bureau's classification rules (size classes, 四上
+/// thresholds) on their own hand-made data: `tests/slt/registry`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_history_and_size_rules_match_hand_computed_values() {
+    run_dataset("tests/slt/registry/pipeline.toml", "tests/slt/registry", 2).await;
+}
+
+async fn run_dataset(pipeline: &str, slt_dir: &str, min_files: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("warehouse");
-    let pipeline = Pipeline::load(&repo().join("tests/slt/data/pipeline.toml")).expect("pipeline");
+    let pipeline = Pipeline::load(&repo().join(pipeline)).expect("pipeline");
     let report = run(
         &warehouse,
         &pipeline,
@@ -132,13 +144,13 @@ async fn marts_match_hand_computed_values() {
         }
     }
 
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/slt"))
-        .expect("tests/slt")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(slt_dir))
+        .expect(slt_dir)
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "slt files found: {files:?}");
+    assert!(files.len() >= min_files, "slt files found: {files:?}");
     for file in files {
         let wh = warehouse.clone();
         let mut runner = sqllogictest::Runner::new(move || {
