@@ -184,6 +184,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             query_memory,
             memory_ceiling,
             cluster,
+            result_cache,
         } => {
             let duration = |flag: &str, text: &str| {
                 townstat_server::config::parse_duration(text)
@@ -213,6 +214,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     .ok_or_else(|| usage("--memory-ceiling: expected e.g. 16GiB, or 0 for none"))?,
                 None => townstat_server::ceiling::default_ceiling(),
             };
+            let result_cache = match result_cache.as_str() {
+                "0" => 0,
+                text => townstat_query::session::parse_size(text)
+                    .ok_or_else(|| usage("--result-cache: expected e.g. 256MiB, or 0 for none"))?,
+            };
             let config = townstat_server::ServeConfig {
                 warehouse: cli.warehouse.clone(),
                 listen,
@@ -234,6 +240,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 query_memory,
                 memory_ceiling,
                 cluster,
+                result_cache,
             };
             let on_listening: townstat_server::OnListening = Box::new(|address, auth| {
                 // Tests and scripts read the bound port from this line.

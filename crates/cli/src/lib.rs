@@ -213,6 +213,11 @@ pub enum Command {
         /// Run queries of warehouse tables on a Ballista cluster (`df://HOST:PORT`).
         #[arg(long, env = "TOWNSTAT_CLUSTER")]
         cluster: Option<String>,
+        /// Memory for the answers of repeated statements (a dashboard's charts) on
+        /// the current run, sent again without executing until the next run commits
+        /// (e.g. 256MiB; 0 turns it off).
+        #[arg(long, default_value = "256MiB")]
+        result_cache: String,
     },
     /// The yearly report (专业镇年度评估与进展报告): an Excel workbook and a
     /// self-contained HTML page with charts, read only from one committed run's marts.

@@ -157,6 +157,9 @@ pub struct ServeConfig {
     /// A Ballista scheduler (`df://HOST:PORT`) to run queries of warehouse tables
     /// on; catalog queries stay in the server.
     pub cluster: Option<String>,
+    /// Bytes of answers kept for repeated statements on the current run (`cache`);
+    /// 0 turns the result cache off.
+    pub result_cache: usize,
 }
 
 impl ServeConfig {
@@ -241,6 +244,7 @@ mod tests {
             query_memory: 1 << 20,
             memory_ceiling: 0,
             cluster: None,
+            result_cache: 0,
         };
         assert!(c.check().is_err());
         c.listen = "127.0.0.1:5433".parse().unwrap();

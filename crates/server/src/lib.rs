@@ -22,6 +22,7 @@
 //! - **labelled**: the Chinese labels are table and column comments (`catalog`).
 
 mod auth;
+mod cache;
 pub mod catalog;
 pub mod ceiling;
 mod compat;

@@ -190,7 +190,7 @@ pub async fn serve(config: ServeConfig, on_listening: OnListening) -> Result<()>
         tls_required: tls.is_some(),
     });
     let shared = Arc::new(Shared {
-        service: Arc::new(Service::new(source, limits)),
+        service: Arc::new(Service::new(source, limits, config.result_cache)),
         credentials: Credentials::new(&config.users, config.auth),
         canceller: Arc::new(Canceller {
             cancels,

@@ -183,13 +183,15 @@ pub(crate) struct Limits {
 pub(crate) struct Service {
     source: Arc<Source>,
     limits: Limits,
+    /// Answers of repeated statements on the current run (`cache`); none when off.
+    cache: Option<Arc<crate::cache::ResultCache>>,
     ceiling: Arc<Ceiling>,
     hooks: Vec<Arc<dyn QueryHook>>,
     parser: Arc<Parser>,
 }
 
 impl Service {
-    pub(crate) fn new(source: Arc<Source>, limits: Limits) -> Service {
+    pub(crate) fn new(source: Arc<Source>, limits: Limits, result_cache: usize) -> Service {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
@@ -217,6 +219,7 @@ impl Service {
             }),
             source,
             limits,
+            cache: crate::cache::ResultCache::new(result_cache),
             ceiling: Ceiling::start(limits.memory_ceiling),
             hooks,
         }
@@ -272,7 +275,7 @@ impl Service {
     async fn execute<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
-        ctx: &SessionContext,
+        (run_id, ctx): (&str, &SessionContext),
         statement: &Statement,
         params: Option<ParamValues>,
         format: &Format,
@@ -288,8 +291,28 @@ impl Service {
             with_session_relations(client, statement),
             format.clone(),
         );
+        let (cache, run_id) = (self.cache.clone(), run_id.to_string());
         let start = async move {
+            // The statement as printed from its parse tree, and the parameters: the
+            // key of its answer on this run. An answer is only ever stored for a
+            // statement that was planned, found read-only and found to depend on
+            // nothing but the run (`cache::cacheable`), so a repeat is answered
+            // before planning: the same text on the same run plans the same.
+            let key = cache.map(|c| {
+                (
+                    c,
+                    crate::cache::Key::new(statement.to_string(), format!("{params:?}")),
+                )
+            });
+            if let Some((cache, key)) = &key
+                && let Some((schema, batches)) = cache.get(&run_id, key)
+            {
+                tracing::debug!(run_id = %run_id, "result cache hit");
+                let rows = futures::stream::iter(batches.into_iter().map(Ok));
+                return encode_rows(&schema, rows, &format, options);
+            }
             let plan = plan_read_only(&ctx, &statement).await?;
+            let key = key.filter(|_| crate::cache::cacheable(&plan));
             let plan = match params {
                 Some(params) => plan
                     .replace_params_with_values(&params)
@@ -297,7 +320,19 @@ impl Service {
                 None => plan,
             };
             let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
-            df::encode_dataframe(df, &format, Some(options)).await
+            let schema: datafusion::arrow::datatypes::SchemaRef =
+                Arc::new(df.schema().as_arrow().clone());
+            let stream = df.execute_stream().await.map_err(engine_error)?;
+            match key {
+                Some((cache, key)) => {
+                    let (kept_schema, limit) = (schema.clone(), cache.entry_limit());
+                    let done =
+                        Box::new(move |batches| cache.put(&run_id, key, kept_schema, batches));
+                    let tee = crate::cache::Tee::new(stream, limit, done);
+                    encode_rows(&schema, tee, &format, options)
+                }
+                None => encode_rows(&schema, stream, &format, options),
+            }
         };
         let response = off_thread(start, deadline, &mut stops).await?;
         Ok(Response::Query(bounded(
@@ -668,6 +703,42 @@ async fn plan_read_only(ctx: &SessionContext, statement: &Statement) -> PgWireRe
     Ok(plan)
 }
 
+/// The rows of a result as PostgreSQL data rows in the client's format (what
+/// arrow-pg's `encode_dataframe` does, for any stream of batches: an execution, or
+/// the answer the result cache kept).
+fn encode_rows<S>(
+    schema: &Schema,
+    batches: S,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<QueryResponse>
+where
+    S: futures::Stream<
+            Item = datafusion::error::Result<datafusion::arrow::record_batch::RecordBatch>,
+        > + Send
+        + 'static,
+{
+    let fields = Arc::new(arrow_schema_to_pg_fields(schema, format, Some(options))?);
+    let fields_ref = fields.clone();
+    let rows = batches
+        .map(move |batch| {
+            let rows: Box<
+                dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync,
+            > = match batch {
+                Ok(batch) => Box::new(
+                    datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
+                        fields_ref.clone(),
+                        batch,
+                    ),
+                ),
+                Err(e) => Box::new(std::iter::once(Err(PgWireError::ApiError(e.into())))),
+            };
+            futures::stream::iter(rows)
+        })
+        .flatten();
+    Ok(QueryResponse::new(fields, rows))
+}
+
 /// The answer to a statement acknowledged without the engine, if it is one.
 fn acknowledgement(verdict: Verdict) -> Option<Response> {
     match verdict {
@@ -757,7 +828,7 @@ impl Service {
             responses.push(
                 self.execute(
                     client,
-                    &ctx,
+                    (&pinned.run_id, &ctx),
                     statement,
                     None,
                     &Format::UnifiedText,
@@ -1087,7 +1158,7 @@ impl Service {
         // reads the new run when executed after it.
         self.execute(
             client,
-            &ctx,
+            (&pinned.run_id, &ctx),
             statement,
             Some(params),
             &portal.result_column_format,

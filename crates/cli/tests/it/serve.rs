@@ -265,6 +265,100 @@ async fn serve_with_a_real_client() {
     drop(open);
 }
 
+/// A dashboard's repeated statements are answered from the result cache, in both
+/// protocols, with the rows an execution gives; the first statement after a new run
+/// commits reads the new run, never the older run's cached answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_statements_are_answered_from_the_run_they_read() {
+    let dir = warehouse();
+    let wh = dir.path().join("wh");
+    let (server, logs) = start_with(&wh, &[], Some("townstat_server=debug"));
+    let client = connect(server.port, PASSWORD).await.expect("connect");
+    let hits = || {
+        logs.lock()
+            .expect("logs")
+            .iter()
+            .filter(|l| l.contains("result cache hit"))
+            .count()
+    };
+    let summary = "SELECT max(year) AS last_year, count(*) AS town_years, \
+                   CAST(sum(revenue) AS VARCHAR) AS revenue FROM town_year";
+    let simple = |rows: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<String> {
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = simple(client.simple_query(summary).await.expect("first"));
+    assert_eq!(hits(), 0, "a first execution is no hit");
+    // The same statement with other spacing and keyword case is the same statement.
+    let again = simple(
+        client
+            .simple_query(&summary.replace("SELECT", "select").replace(", ", ",  "))
+            .await
+            .expect("again"),
+    );
+    assert_eq!(again, first);
+    assert_eq!(hits(), 1);
+    // Extended protocol: the parameters are part of the key.
+    let by_year = "SELECT town_id, entities_end FROM town_year WHERE year = $1 ORDER BY town_id";
+    let rows = |year: i64| {
+        let client = &client;
+        async move {
+            client
+                .query(by_year, &[&year])
+                .await
+                .expect("by year")
+                .iter()
+                .map(|r| format!("{}:{}", r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let y2024 = rows(2024).await;
+    let y2025 = rows(2025).await;
+    assert_ne!(y2024, y2025);
+    assert_eq!(rows(2024).await, y2024);
+    assert_eq!(rows(2025).await, y2025);
+    assert_eq!(hits(), 3);
+    // Not cached: an answer that depends on the moment.
+    let clock = "SELECT count(*) AS n, CAST(now() AS VARCHAR) AS at FROM town_year";
+    simple(client.simple_query(clock).await.expect("clock"));
+    simple(client.simple_query(clock).await.expect("clock"));
+    assert_eq!(hits(), 3, "now() is never served from the cache");
+
+    // A new run commits (a later run date: one more mart year, more rows loaded).
+    let out = townstat(
+        &wh,
+        &[
+            "run",
+            "pipelines/nightly.toml",
+            "--as-of",
+            "2027-01-15",
+            "--force",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = simple(client.simple_query(summary).await.expect("after"));
+    assert_ne!(after, first, "the new run's figures, not the cached ones");
+    assert!(after[0].starts_with("2027,"), "{after:?}");
+    assert_eq!(hits(), 3, "the first statement on the new run executes");
+    assert_eq!(
+        simple(client.simple_query(summary).await.expect("repeat")),
+        after
+    );
+    assert_eq!(hits(), 4);
+    // What `townstat sql` computes on the new run.
+    let expected = sql_csv(&wh, summary);
+    assert_eq!(expected.lines().nth(1), Some(after[0].as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_spill_within_their_memory_and_fail_cleanly_beyond() {
     let dir = warehouse();

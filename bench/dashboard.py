@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""A dashboard load on `townstat serve`, with DuckDB as the anchor.
+
+    usage: dashboard.py WAREHOUSE [TOWNSTAT_BINARY] [CLIENTS] [ROUNDS]
+
+A Superset dashboard of the programme fires a dozen chart queries per viewer, and
+between two nightly runs every answer is the same. CLIENTS viewers (default 50) each
+run the 12 chart queries below ROUNDS times (default 10), all at once, over their own
+psycopg connection (one thread each). Measured three ways in the same run, on the same
+files:
+
+  townstat      `townstat serve` as shipped (result cache on, 256MiB);
+  townstat_nc   `townstat serve --result-cache 0` (every statement executed);
+  duckdb        one DuckDB process over the same Parquet files (the last committed
+                run's Delta files, bench/warehouse_files.py), a thread and a cursor per
+                client: the engine a statistician would otherwise put behind a
+                dashboard.
+
+Each query's latency is taken in the client, from send to the last row decoded (so it
+includes Python's decoding, for all three). Before the load every chart query runs
+once, alone: its first execution (`first_ms`, the cold statement; the cache cannot
+help it). Prints one JSON object: per engine q/s, p50/p95/p99/max in ms, and the
+first-execution times; nothing is asserted (bench/README.md).
+"""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from warehouse_files import register  # noqa: E402
+
+WAREHOUSE = sys.argv[1]
+BIN = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", str(Path(__file__).resolve().parent.parent / "target")),
+    "release", "townstat")
+CLIENTS = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+PASSWORD = "bench-only-password"
+TABLES = ["town", "town_year", "county_year", "city_year", "town_year_yoy",
+          "town_evaluation", "town_member_year", "town_year_structure", "town_cluster"]
+
+
+def charts(year: int) -> dict:
+    """The dashboard: 12 charts, literals in the SQL as Superset sends them."""
+    y = year
+    return {
+        "revenue_trend": "SELECT town_id, year, revenue FROM town_year ORDER BY town_id, year",
+        "ranking": f"SELECT t.name, e.rank, e.score FROM town_evaluation e JOIN town t ON t.town_id = e.town_id WHERE e.year = {y} ORDER BY e.rank",
+        "city_kpis": "SELECT year, entities_end, revenue, towns_total, towns_provincial FROM city_year ORDER BY year",
+        "counties": f"SELECT county_code, revenue, entities_end FROM county_year WHERE year = {y} ORDER BY revenue DESC",
+        "above_size": f"SELECT town_id, above_size_count, above_size_new FROM town_year WHERE year = {y} ORDER BY above_size_count DESC",
+        "patents": "SELECT year, sum(patents_granted) AS granted, sum(invention_granted) AS inventions FROM town_year GROUP BY year ORDER BY year",
+        "financing": "SELECT year, sum(loan_total) AS loans, sum(equity_total) AS equity, sum(bond_total) AS bonds FROM town_year GROUP BY year ORDER BY year",
+        "employment": f"SELECT town_id, insured_avg, avg_wage FROM town_year WHERE year = {y} ORDER BY insured_avg DESC",
+        "yoy": f"SELECT town_id, revenue_yoy, entities_end_yoy FROM town_year_yoy WHERE year = {y} ORDER BY town_id",
+        "members": f"SELECT town_id, count(*) AS members, sum(revenue) AS revenue FROM town_member_year WHERE year = {y} GROUP BY town_id ORDER BY town_id",
+        "sizes": f"SELECT town_id, four_above_count, size_large, size_medium, size_small, size_micro FROM town_year_structure WHERE year = {y} ORDER BY town_id",
+        "clusters": f"SELECT town_id, location_quotient, strong FROM town_cluster WHERE year = {y} ORDER BY town_id",
+    }
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(latencies, wall):
+    ms = [x * 1000 for x in latencies]
+    return {"queries": len(ms), "qps": round(len(ms) / wall, 1),
+            "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2),
+            "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(max(ms), 2)}
+
+
+def load(make_cursor, queries):
+    """Every client runs every chart ROUNDS times, all clients at once."""
+    barrier = threading.Barrier(CLIENTS)
+    names = list(queries)
+
+    def client(i):
+        cur = make_cursor()
+        out = []
+        barrier.wait()
+        for r in range(ROUNDS):
+            for k in range(len(names)):
+                sql = queries[names[(i + r + k) % len(names)]]
+                t = time.perf_counter()
+                cur.execute(sql)
+                cur.fetchall()
+                out.append(time.perf_counter() - t)
+        return out
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(client, range(CLIENTS)))
+    wall = time.perf_counter() - start
+    return summary([x for r in results for x in r], wall)
+
+
+def first_run(cur, queries):
+    first = {}
+    for name, sql in queries.items():
+        t = time.perf_counter()
+        cur.execute(sql)
+        cur.fetchall()
+        first[name] = round((time.perf_counter() - t) * 1000, 2)
+    return first
+
+
+def serve(extra):
+    env = dict(os.environ, TOWNSTAT_WAREHOUSE=WAREHOUSE, TOWNSTAT_PG_USER="bench",
+               TOWNSTAT_PG_PASSWORD=PASSWORD)
+    env.pop("RUST_LOG", None)
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0",
+                             "--max-connections", str(CLIENTS + 5), *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    return proc, int(line.split("127.0.0.1:")[1].split()[0])
+
+
+def townstat(extra):
+    proc, port = serve(extra)
+    dsn = f"host=127.0.0.1 port={port} user=bench password={PASSWORD} dbname=townstat"
+    try:
+        conns = []
+        lock = threading.Lock()
+
+        def cursor():
+            c = psycopg.connect(dsn, autocommit=True)
+            with lock:
+                conns.append(c)
+            return c.cursor()
+
+        with psycopg.connect(dsn, autocommit=True) as c:
+            year = c.execute("SELECT max(year) FROM town_evaluation").fetchone()[0]
+            queries = charts(year)
+            first = first_run(c.cursor(), queries)
+        result = load(cursor, queries)
+        for c in conns:
+            c.close()
+        result["first_ms"] = first
+        return result, queries
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main():
+    on, queries = townstat([])
+    off, _ = townstat(["--result-cache", "0"])
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    register(con, Path(WAREHOUSE), TABLES)
+    first = first_run(con.cursor(), queries)
+    anchor = load(con.cursor, queries)
+    anchor["first_ms"] = first
+    print(json.dumps({"clients": CLIENTS, "rounds": ROUNDS, "charts": len(queries),
+                      "townstat": on, "townstat_nc": off, "duckdb": anchor,
+                      "p99_vs_duckdb": round(on["p99_ms"] / anchor["p99_ms"], 3),
+                      "qps_vs_duckdb": round(on["qps"] / anchor["qps"], 3)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+//! The result cache: between two nightly runs the warehouse does not change, so a
+//! statement a dashboard repeats — the same statement text (as parsed and printed
+//! again, so spacing and keyword case do not matter), the same parameter values, the
+//! same committed run — has the same answer, and the server sends it from memory.
+//!
+//! - **Keyed on the run.** Every entry belongs to the run its statement read. The
+//!   server checks the run record before every statement (`Source::current`); the
+//!   first statement after a new run commits reads the new run, misses, and the entry
+//!   it stores clears every entry of the older run. A row of an older run is never
+//!   sent once a newer run is visible.
+//! - **Only what cannot differ.** A statement is cached only when its plan reads
+//!   warehouse tables and nothing else: no catalog table (`pg_catalog`,
+//!   `information_schema`: they answer per connection), no literal row set (the
+//!   connection's `pg_stat_activity` is rewritten into one), and no function whose
+//!   answer may change between two calls (`now()`, `random()`, `current_user`,
+//!   `pg_backend_pid()` — anything not immutable).
+//! - **Bounded in bytes.** `--result-cache` (default 256MiB, 0 turns it off) bounds
+//!   the Arrow memory of all entries; one answer larger than an eighth of it is not
+//!   kept. The least recently used entries go first. An answer is stored only when
+//!   every row was produced: a statement cancelled, timed out or failed stores
+//!   nothing.
+//! - **Before planning.** The statement is parsed and passes the server's policy as
+//!   every statement does; then a stored answer is sent without planning or
+//!   executing it. Only statements that were planned, found read-only and cacheable
+//!   have answers stored, and the same text with the same parameter values on the
+//!   same run plans the same.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use futures::Stream;
+
+/// What identifies an answer within one run: the statement as printed from its parse
+/// tree, and the parameter values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    statement: String,
+    params: String,
+}
+
+impl Key {
+    pub(crate) fn new(statement: String, params: String) -> Key {
+        Key { statement, params }
+    }
+}
+
+struct Entry {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    run_id: String,
+    entries: HashMap<Key, Entry>,
+    bytes: usize,
+    clock: u64,
+}
+
+/// The answers of recent statements on the current run, bounded in bytes.
+pub(crate) struct ResultCache {
+    limit: usize,
+    inner: Mutex<Inner>,
+}
+
+impl ResultCache {
+    /// A cache of at most `limit` bytes; `None` when `limit` is 0 (off).
+    pub(crate) fn new(limit: usize) -> Option<Arc<ResultCache>> {
+        (limit > 0).then(|| {
+            Arc::new(ResultCache {
+                limit,
+                inner: Mutex::new(Inner::default()),
+            })
+        })
+    }
+
+    /// The largest answer kept.
+    pub(crate) fn entry_limit(&self) -> usize {
+        self.limit / 8
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while the lock was held leaves a consistent map (every update is a
+        // single insert or remove): keep using it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored answer of `key` on `run_id`, if there is one.
+    pub(crate) fn get(&self, run_id: &str, key: &Key) -> Option<(SchemaRef, Vec<RecordBatch>)> {
+        let mut inner = self.lock();
+        if inner.run_id != run_id {
+            return None;
+        }
+        inner.clock += 1;
+        let now = inner.clock;
+        let entry = inner.entries.get_mut(key)?;
+        entry.used = now;
+        Some((entry.schema.clone(), entry.batches.clone()))
+    }
+
+    /// Stores the complete answer of `key` on `run_id`. An answer of a newer run
+    /// clears the older run's; an answer of an older run than the cache holds (a
+    /// statement that started before a run committed and finished after) is dropped.
+    pub(crate) fn put(&self, run_id: &str, key: Key, schema: SchemaRef, batches: Vec<RecordBatch>) {
+        let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        if bytes > self.entry_limit() {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.run_id != run_id {
+            if !inner.run_id.is_empty() && run_id < inner.run_id.as_str() {
+                return;
+            }
+            inner.entries.clear();
+            inner.bytes = 0;
+            inner.run_id = run_id.to_string();
+        }
+        if let Some(old) = inner.entries.remove(&key) {
+            inner.bytes -= old.bytes;
+        }
+        while inner.bytes + bytes > self.limit {
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = inner.entries.remove(&oldest) {
+                inner.bytes -= e.bytes;
+            }
+        }
+        inner.clock += 1;
+        let used = inner.clock;
+        inner.bytes += bytes;
+        inner.entries.insert(
+            key,
+            Entry {
+                schema,
+                batches,
+                bytes,
+                used,
+            },
+        );
+    }
+
+    /// Entries and bytes held (tests, logs).
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.bytes)
+    }
+}
+
+/// Whether a statement's answer depends only on the run: its plan (subqueries
+/// included) scans at least one table, every table it scans is a warehouse table,
+/// it has no literal row set, and every function it calls is immutable.
+pub(crate) fn cacheable(plan: &LogicalPlan) -> bool {
+    let mut scans = 0;
+    let mut ok = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) => {
+                scans += 1;
+                let warehouse = scan.table_name.schema().is_none_or(|s| s == "public")
+                    && scan.table_name.catalog().is_none_or(|c| c == "datafusion");
+                if !warehouse {
+                    ok = false;
+                }
+            }
+            LogicalPlan::Values(_) => ok = false,
+            _ => {}
+        }
+        let _ = node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    ok = false;
+                }
+                Ok(if ok {
+                    TreeNodeRecursion::Continue
+                } else {
+                    TreeNodeRecursion::Stop
+                })
+            })
+        });
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok && scans > 0
+}
+
+/// A record batch stream that keeps a copy of what passes (up to `limit` bytes) and,
+/// when the stream ends without an error, hands the copy to `done`.
+pub(crate) struct Tee {
+    inner: SendableRecordBatchStream,
+    kept: Option<Vec<RecordBatch>>,
+    bytes: usize,
+    limit: usize,
+    done: Option<Box<dyn FnOnce(Vec<RecordBatch>) + Send>>,
+}
+
+impl Tee {
+    pub(crate) fn new(
+        inner: SendableRecordBatchStream,
+        limit: usize,
+        done: Box<dyn FnOnce(Vec<RecordBatch>) + Send>,
+    ) -> Tee {
+        Tee {
+            inner,
+            kept: Some(vec![]),
+            bytes: 0,
+            limit,
+            done: Some(done),
+        }
+    }
+}
+
+impl Stream for Tee {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let next = this.inner.as_mut().poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(batch))) => {
+                this.bytes += batch.get_array_memory_size();
+                if this.bytes > this.limit {
+                    this.kept = None;
+                } else if let Some(kept) = &mut this.kept {
+                    kept.push(batch.clone());
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.kept = None,
+            Poll::Ready(None) => {
+                if let (Some(kept), Some(done)) = (this.kept.take(), this.done.take()) {
+                    done(kept);
+                }
+            }
+            Poll::Pending => {}
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for Tee {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::SessionContext;
+
+    fn batch(rows: usize) -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..rows as i64))],
+        )
+        .expect("batch");
+        (schema, b)
+    }
+
+    fn key(s: &str) -> Key {
+        Key::new(s.into(), String::new())
+    }
+
+    #[test]
+    fn a_newer_run_clears_the_older_one_and_bytes_stay_bounded() {
+        let (schema, b) = batch(1000);
+        let size = b.get_array_memory_size();
+        let cache = ResultCache::new(size * 8).expect("on");
+        cache.put("run-1", key("a"), schema.clone(), vec![b.clone()]);
+        assert!(cache.get("run-1", &key("a")).is_some());
+        // Another run's statement never sees run-1's answer.
+        assert!(cache.get("run-2", &key("a")).is_none());
+        cache.put("run-2", key("b"), schema.clone(), vec![b.clone()]);
+        assert!(cache.get("run-1", &key("a")).is_none(), "cleared");
+        assert_eq!(cache.size().0, 1);
+        // A statement of the older run finishing late stores nothing.
+        cache.put("run-1", key("a"), schema.clone(), vec![b.clone()]);
+        assert!(cache.get("run-1", &key("a")).is_none());
+        // The bound: the least recently used goes first.
+        for k in ["c", "d", "e", "f", "g", "h", "i", "j", "k"] {
+            cache.put("run-2", key(k), schema.clone(), vec![b.clone()]);
+            assert!(
+                cache.get("run-2", &key("b")).is_some(),
+                "b is used, so kept"
+            );
+        }
+        let (entries, bytes) = cache.size();
+        assert!(bytes <= size * 8, "{bytes}");
+        assert_eq!(entries, 8, "eight answers of one eighth each");
+        assert!(
+            cache.get("run-2", &key("c")).is_none(),
+            "c was the least recent"
+        );
+        // An answer larger than an eighth of the cache is not kept.
+        let (_, big) = batch(100_000);
+        cache.put("run-2", key("big"), schema, vec![big]);
+        assert!(cache.get("run-2", &key("big")).is_none());
+        assert!(ResultCache::new(0).is_none(), "0 is off");
+    }
+
+    #[tokio::test]
+    async fn only_statements_of_warehouse_tables_with_immutable_functions() {
+        let ctx = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_information_schema(true),
+        );
+        let (_, b) = batch(3);
+        ctx.register_batch("town_year", b).expect("register");
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.state()
+                    .create_logical_plan(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        };
+        for (sql, expected) in [
+            ("SELECT sum(n) FROM town_year WHERE n > 1", true),
+            (
+                "SELECT abs(n) FROM town_year WHERE n IN (SELECT n FROM town_year)",
+                true,
+            ),
+            ("SELECT n, now() FROM town_year", false),
+            ("SELECT n FROM town_year WHERE random() < 0.5", false),
+            ("SELECT 1", false),
+            ("SELECT * FROM (VALUES (1), (2)) AS v(n)", false),
+            ("SELECT table_name FROM information_schema.tables", false),
+        ] {
+            assert_eq!(cacheable(&plan(sql).await), expected, "{sql}");
+        }
+    }
+}
