@@ -70,7 +70,7 @@ pub fn init(dir: &Path) -> Result<std::path::PathBuf, Failure> {
         write(rel, text)?;
     }
     // One folder per source kind, the order a run ingests them.
-    for kind in townstat_domain::schema::SOURCE_KINDS {
+    for kind in townstat_domain::schema::source_kind_names() {
         let folder = root.join("raw").join(kind);
         std::fs::create_dir_all(&folder)
             .map_err(|e| Failure::from(format!("{}: {e}", folder.display())))?;

@@ -93,6 +93,77 @@ pub struct ColumnSchema {
     pub nullable: Option<bool>,
 }
 
+/// The rules a source kind declares in its schema (`[source]`): how it is ingested,
+/// beyond each column's own rule. The code knows a kind through this value, never by
+/// comparing its name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRules {
+    /// Where the kind comes in a run: the registry first, since the others reference
+    /// it.
+    pub order: u32,
+    /// The kind is the registry of market entities: its names resolve the other
+    /// kinds' name references, a pipeline may mark its files full snapshots, and the
+    /// run keeps its history (`enterprise_history`).
+    #[serde(default)]
+    pub registry: bool,
+    /// Rows reference the registry (`uscc`, or the enterprise's name under one of
+    /// the name headers): an unknown USCC is `orphan_reference`, a name that matches
+    /// no or several enterprises `orphan_reference` / `ambiguous_reference`.
+    #[serde(default)]
+    pub references_registry: bool,
+    /// A rule set written in code, for checks a declaration cannot state.
+    #[serde(default)]
+    pub rules: Option<RuleSet>,
+    /// Row checks across columns (`[[source.checks]]`).
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// The rule sets written in code (crates/ingest validate.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleSet {
+    /// The registry's: entity kind from the USCC, dates of establishment and
+    /// deregistration, county from the division code.
+    Enterprise,
+    /// Patents': number check digit, type against the number, year, applicants.
+    Patent,
+    /// Financing's: a deal id derived from the deal's fields when it has none.
+    Financing,
+}
+
+/// A row check across columns, declared in a kind's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    /// A year column is at least `min` (`invalid_date`); the message says `why`.
+    MinYear {
+        /// The year column.
+        column: String,
+        /// The first year accepted.
+        min: i32,
+        /// Why, as the rejection message ends: "year 1985 is before 1990, <why>".
+        why: String,
+    },
+    /// `later` is not before `earlier` when both are present (`date_order`).
+    Order {
+        /// The column that comes first.
+        earlier: String,
+        /// The column that must not be before it.
+        later: String,
+        /// The rejection message: `{later}` and `{earlier}` stand for the values.
+        message: String,
+    },
+    /// An empty `column` takes `value`.
+    Default {
+        /// The column.
+        column: String,
+        /// Its value when the file leaves it empty.
+        value: String,
+    },
+}
+
 /// One table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +178,9 @@ pub struct TableSchema {
     pub key: Vec<String>,
     /// The columns, in stored order.
     pub columns: Vec<ColumnSchema>,
+    /// How a source kind is ingested (`kind = "source"` only).
+    #[serde(default)]
+    pub source: Option<SourceRules>,
 }
 
 impl TableSchema {
@@ -211,16 +285,40 @@ pub fn table(name: &str) -> Option<&'static TableSchema> {
     catalog().iter().find(|t| t.name == name)
 }
 
-/// The source kinds, in the order a run ingests them (the registry first, since every
-/// other kind references it).
-pub const SOURCE_KINDS: [&str; 6] = [
-    "enterprise",
-    "enterprise_annual",
-    "designation",
-    "employment",
-    "patent",
-    "financing",
-];
+/// The source kinds, in the order a run ingests them (their schemas' `source.order`:
+/// the registry first, since every other kind references it).
+pub fn source_kinds() -> &'static [&'static TableSchema] {
+    static KINDS: OnceLock<Vec<&'static TableSchema>> = OnceLock::new();
+    KINDS.get_or_init(|| {
+        let mut kinds: Vec<&TableSchema> =
+            catalog().iter().filter(|t| t.source.is_some()).collect();
+        kinds.sort_by_key(|t| t.source.as_ref().map(|s| s.order));
+        kinds
+    })
+}
+
+/// The names of the source kinds, in the order a run ingests them.
+pub fn source_kind_names() -> Vec<&'static str> {
+    source_kinds().iter().map(|t| t.name.as_str()).collect()
+}
+
+/// The registry kind (the one whose schema says `source.registry = true`).
+pub fn registry_kind() -> &'static TableSchema {
+    source_kinds()
+        .iter()
+        .find(|t| t.source.as_ref().is_some_and(|s| s.registry))
+        .expect("schemas/: one source kind is the registry")
+}
+
+impl TableSchema {
+    /// The kind's declared source rules (the defaults for a table that is no source).
+    pub fn source_rules(&self) -> &SourceRules {
+        static NONE: OnceLock<SourceRules> = OnceLock::new();
+        self.source
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(SourceRules::default))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -246,9 +344,34 @@ mod tests {
                 );
             }
         }
-        for kind in SOURCE_KINDS {
-            assert_eq!(table(kind).unwrap().kind, "source");
+        assert_eq!(
+            source_kind_names(),
+            [
+                "enterprise",
+                "enterprise_annual",
+                "designation",
+                "employment",
+                "patent",
+                "financing"
+            ]
+        );
+        for t in catalog() {
+            assert_eq!(t.kind == "source", t.source.is_some(), "{}", t.name);
+            for check in &t.source_rules().checks {
+                let columns = match check {
+                    Check::MinYear { column, .. } | Check::Default { column, .. } => vec![column],
+                    Check::Order { earlier, later, .. } => vec![earlier, later],
+                };
+                for c in columns {
+                    assert!(
+                        t.column(c).is_some(),
+                        "{}: check names no column {c}",
+                        t.name
+                    );
+                }
+            }
         }
+        assert_eq!(registry_kind().name, "enterprise");
     }
 }
 

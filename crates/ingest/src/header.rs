@@ -21,12 +21,10 @@ pub const HEADER_SEARCH_ROWS: usize = 10;
 /// giving its USCC (sources.md, settled details).
 pub const REFERENCE_NAME_ALIASES: [&str; 4] = ["企业名称", "名称", "融资主体", "市场主体名称"];
 
-/// Whether a kind references the registry (and may name enterprises).
-pub fn is_referencing(kind: &str) -> bool {
-    matches!(
-        kind,
-        "enterprise_annual" | "designation" | "employment" | "financing"
-    )
+/// Whether a kind references the registry (and may name enterprises): its schema's
+/// `source.references_registry`.
+pub fn is_referencing(schema: &TableSchema) -> bool {
+    schema.source_rules().references_registry
 }
 
 /// Where a header cell goes.
@@ -65,7 +63,7 @@ impl AliasIndex {
             }
             tried.push(names);
         }
-        if is_referencing(&schema.name) {
+        if is_referencing(schema) {
             for n in REFERENCE_NAME_ALIASES {
                 map.entry(match_key(n)).or_insert(Target::ReferenceName);
             }
@@ -137,7 +135,7 @@ pub fn map_header(
             continue;
         }
         let mut tried = index.tried[c].join(", ");
-        if col.name == "uscc" && is_referencing(&schema.name) {
+        if col.name == "uscc" && is_referencing(schema) {
             tried.push_str(&format!(
                 "; or an enterprise name under {}",
                 REFERENCE_NAME_ALIASES.join(", ")

@@ -23,7 +23,7 @@ use townstat_domain::division::Divisions;
 use townstat_domain::enums::AliasTables;
 use townstat_domain::industry::Industries;
 use townstat_domain::number::Unit;
-use townstat_domain::schema::{self, SOURCE_KINDS, TableSchema};
+use townstat_domain::schema::{self, RuleSet, TableSchema};
 use townstat_domain::{Rejection, Warning};
 
 use crate::arrow_out::{self, Lineage, catalog_batch, ints, strings, text_list};
@@ -608,11 +608,8 @@ pub fn ingest(
     let mut warnings_out: Vec<WarningRow> = vec![];
     let mut tables = BTreeMap::new();
 
-    for kind in SOURCE_KINDS {
-        let t = schema::table(kind).ok_or_else(|| Error::Pipeline {
-            path: pipeline.path.clone(),
-            message: format!("no schema for kind {kind}"),
-        })?;
+    for t in schema::source_kinds() {
+        let kind = t.name.as_str();
         let kind_files: Vec<&Matched> = files.iter().filter(|m| m.source.kind == kind).collect();
         // (key digest, file among `read`, index among its valid rows, content digest)
         let mut prints: Vec<(u128, u32, u32, [u8; 16])> = vec![];
@@ -818,7 +815,7 @@ pub fn ingest(
                 });
             }
         }
-        if kind == "enterprise" {
+        if t.source_rules().registry {
             let column = |name: &str| {
                 t.columns.iter().position(|c| c.name == name).and_then(|i| {
                     arrow::compute::cast(table.column(i), &arrow::datatypes::DataType::Utf8).ok()
@@ -834,7 +831,7 @@ pub fn ingest(
                 }
             }
         }
-        if kind == "patent" {
+        if t.source_rules().rules == Some(RuleSet::Patent) {
             tables.insert(
                 "patent_applicant".to_string(),
                 applicant_batch(t, &table, &kept, &states, opts.run_id)?,

@@ -156,7 +156,7 @@ impl PipelineFile {
                         "source {:?}: unknown kind {:?}; known: {}",
                         s.name,
                         s.kind,
-                        townstat_domain::schema::SOURCE_KINDS.join(", ")
+                        townstat_domain::schema::source_kind_names().join(", ")
                     ),
                     Some(i),
                     &s.kind,
@@ -184,11 +184,12 @@ impl PipelineFile {
                     );
                 }
             }
-            if s.full_snapshot && s.kind != "enterprise" {
+            if s.full_snapshot && !schema.source_rules().registry {
                 at(
                     format!(
-                        "source {:?}: full_snapshot is for enterprise sources only",
-                        s.name
+                        "source {:?}: full_snapshot is for {} sources only",
+                        s.name,
+                        townstat_domain::schema::registry_kind().name
                     ),
                     Some(i),
                     "full_snapshot",

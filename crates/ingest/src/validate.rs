@@ -8,7 +8,7 @@ use townstat_domain::enums::AliasTables;
 use townstat_domain::industry::Industries;
 use townstat_domain::number::{self, Unit};
 use townstat_domain::patent::{self, PatentType};
-use townstat_domain::schema::{ColumnSchema, ColumnType, Min, TableSchema};
+use townstat_domain::schema::{Check, ColumnSchema, ColumnType, Min, RuleSet, TableSchema};
 use townstat_domain::text::{is_null_token, normalize};
 use townstat_domain::{Reason, Rejection, Warning, date, uscc};
 
@@ -356,8 +356,9 @@ pub fn validate_row(
         }
     }
     let mut applicants = vec![];
-    match schema.name.as_str() {
-        "enterprise" => enterprise_rules(
+    let source = schema.source_rules();
+    match source.rules {
+        Some(RuleSet::Enterprise) => enterprise_rules(
             schema,
             &mut values,
             &present,
@@ -365,29 +366,7 @@ pub fn validate_row(
             &mut reasons,
             rules,
         ),
-        "enterprise_annual" => {
-            if let Value::Year(y) = get(schema, &values, "year")
-                && *y < 1990
-            {
-                reasons.push(Rejection::new(
-                    Reason::InvalidDate,
-                    format!("year {y} is before 1990, the first year annual returns cover"),
-                ));
-            }
-        }
-        "designation" => {
-            if let (Value::Year(y), Value::Year(e)) = (
-                get(schema, &values, "year"),
-                get(schema, &values, "expires_year"),
-            ) && e < y
-            {
-                reasons.push(Rejection::new(
-                    Reason::DateOrder,
-                    format!("expires_year {e} is before the designation year {y}"),
-                ));
-            }
-        }
-        "patent" => {
+        Some(RuleSet::Patent) => {
             applicants = patent_rules(
                 schema,
                 &mut values,
@@ -399,15 +378,10 @@ pub fn validate_row(
                 rules,
             );
         }
-        "financing" => {
-            let c = idx(schema, "currency");
-            if values[c] == Value::Null {
-                values[c] = Value::Str("CNY".to_string());
-            }
-        }
-        _ => {}
+        Some(RuleSet::Financing) | None => {}
     }
-    if crate::header::is_referencing(&schema.name) {
+    declared_checks(schema, &source.checks, &mut values, &mut reasons);
+    if crate::header::is_referencing(schema) {
         resolve_reference(
             schema,
             &mut values,
@@ -417,7 +391,7 @@ pub fn validate_row(
             rules,
         );
     }
-    if schema.name == "financing" && reasons.is_empty() {
+    if source.rules == Some(RuleSet::Financing) && reasons.is_empty() {
         let d = idx(schema, "deal_id");
         if values[d] == Value::Null {
             let t = |n: &str| get(schema, &values, n).canonical_text();
@@ -445,6 +419,55 @@ pub fn validate_row(
         })
     } else {
         Err(reasons)
+    }
+}
+
+/// The row checks a kind declares in its schema (`[[source.checks]]`), in order.
+fn declared_checks(
+    schema: &TableSchema,
+    checks: &[Check],
+    values: &mut [Value],
+    reasons: &mut Vec<Rejection>,
+) {
+    for check in checks {
+        match check {
+            Check::MinYear { column, min, why } => {
+                if let Value::Year(y) = get(schema, values, column)
+                    && y < min
+                {
+                    reasons.push(Rejection::new(
+                        Reason::InvalidDate,
+                        format!("{column} {y} is before {min}, {why}"),
+                    ));
+                }
+            }
+            Check::Order {
+                earlier,
+                later,
+                message,
+            } => {
+                let (a, b) = (get(schema, values, earlier), get(schema, values, later));
+                let before = match (a, b) {
+                    (Value::Year(a), Value::Year(b)) => b < a,
+                    (Value::Date(a), Value::Date(b)) => b < a,
+                    _ => false,
+                };
+                if before {
+                    reasons.push(Rejection::new(
+                        Reason::DateOrder,
+                        message
+                            .replace("{later}", &b.canonical_text())
+                            .replace("{earlier}", &a.canonical_text()),
+                    ));
+                }
+            }
+            Check::Default { column, value } => {
+                let c = idx(schema, column);
+                if values[c] == Value::Null {
+                    values[c] = Value::Str(value.clone());
+                }
+            }
+        }
     }
 }
 

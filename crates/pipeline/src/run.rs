@@ -558,7 +558,8 @@ async fn run_holding_lock(
     }
     pause("after_source_tables")?;
     let previous = &versions_before;
-    if let Some(loaded_enterprises) = output.tables.get("enterprise")
+    let registry = townstat_domain::schema::registry_kind().name.as_str();
+    if let Some(loaded_enterprises) = output.tables.get(registry)
         && let Some(history) =
             crate::history::update(warehouse, previous, loaded_enterprises, opts.as_of, &run_id)
                 .await?
@@ -573,10 +574,10 @@ async fn run_holding_lock(
         && output
             .files
             .iter()
-            .filter(|f| f.kind == "enterprise")
+            .filter(|f| f.kind == registry)
             .all(|f| f.status == FileStatus::Loaded);
     if snapshot_read
-        && let Some(rows) = output.tables.get("enterprise")
+        && let Some(rows) = output.tables.get(registry)
         && let Some(absent) =
             crate::history::absent(warehouse, previous, rows, opts.as_of, &run_id).await?
     {

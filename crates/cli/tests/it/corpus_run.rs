@@ -433,7 +433,7 @@ fn init_writes_a_project_that_checks_and_runs() {
     assert!(again.stderr.contains("not empty"), "{}", again.stderr);
     // The agencies' files (the bundled sample) go under raw/<kind>/.
     let raw = crate::support::repo().join("sample-data/raw");
-    for kind in townstat_domain::schema::SOURCE_KINDS {
+    for kind in townstat_domain::schema::source_kind_names() {
         for f in std::fs::read_dir(raw.join(kind)).expect("raw") {
             let f = f.expect("entry").path();
             std::fs::copy(

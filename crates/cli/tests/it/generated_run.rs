@@ -29,7 +29,7 @@ fn pipeline_for(dir: &Path) -> std::path::PathBuf {
         repo.join("pipelines/evaluation.toml").display(),
         repo.join("pipelines/targets.toml").display(),
     );
-    for kind in townstat_domain::schema::SOURCE_KINDS {
+    for kind in townstat_domain::schema::source_kind_names() {
         text.push_str(&format!(
             "[[source]]\nname = \"{kind}\"\nkind = \"{kind}\"\nglob = [\"{}/*\"]\n",
             dir.join(kind).display()
