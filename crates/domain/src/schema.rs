@@ -3,7 +3,7 @@
 //! stay the single statement of the contract.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde::Deserialize;
 
@@ -265,9 +265,9 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Every table of the catalog. The files are compiled in and checked by a unit test,
-/// so a parse failure here is a build defect, reported with the file name.
-pub fn catalog() -> &'static [TableSchema] {
+/// The compiled-in tables. The files are checked by a unit test, so a parse failure
+/// here is a build defect, reported with the file name.
+fn builtin() -> &'static [TableSchema] {
     static CATALOG: OnceLock<Vec<TableSchema>> = OnceLock::new();
     CATALOG.get_or_init(|| {
         FILES
@@ -280,21 +280,122 @@ pub fn catalog() -> &'static [TableSchema] {
     })
 }
 
+/// Source kinds a pipeline declares in its own schema files (`kinds = [...]`), added
+/// for the life of the process: (the file's text, the table).
+static DECLARED: RwLock<Vec<(String, &'static TableSchema)>> = RwLock::new(Vec::new());
+
+fn declared() -> Vec<&'static TableSchema> {
+    DECLARED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+/// Every table of the catalog: the compiled-in ones, then the kinds pipelines
+/// declared.
+pub fn catalog() -> Vec<&'static TableSchema> {
+    builtin().iter().chain(declared()).collect()
+}
+
+/// Adds a source kind declared in a schema file of a pipeline (the same form as
+/// `schemas/*.toml`, with `kind = "source"` and a `[source]` table). Declaring the
+/// same file again is a no-op; another kind of an existing name is an error.
+pub fn declare_kind(path: &std::path::Path) -> crate::error::Result<&'static TableSchema> {
+    let bad = |message: String| crate::error::Error::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| crate::error::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let t: TableSchema = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let mut declared = DECLARED.write().unwrap_or_else(|e| e.into_inner());
+    if let Some((known, table)) = declared.iter().find(|(_, d)| d.name == t.name) {
+        return if *known == text {
+            Ok(*table)
+        } else {
+            Err(bad(format!(
+                "kind {} is already declared otherwise",
+                t.name
+            )))
+        };
+    }
+    if builtin().iter().any(|b| b.name == t.name) {
+        return Err(bad(format!("{} is a table of townstat's own", t.name)));
+    }
+    let snake = !t.name.is_empty()
+        && t.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !snake {
+        return Err(bad(format!("name {:?} is not snake_case", t.name)));
+    }
+    if t.kind != "source" || t.source.is_none() {
+        return Err(bad(
+            "a declared kind has kind = \"source\" and a [source] table".into(),
+        ));
+    }
+    if t.source_rules().registry || t.source_rules().rules.is_some() {
+        return Err(bad(
+            "a declared kind is not the registry and has no rule set in code".into(),
+        ));
+    }
+    for k in &t.key {
+        if t.column(k).is_none() {
+            return Err(bad(format!("key {k} is not a column")));
+        }
+    }
+    for c in &t.columns {
+        if (c.ty == ColumnType::Enum) != c.enum_name.is_some() {
+            return Err(bad(format!(
+                "{}: an enum column names its alias table, and only it",
+                c.name
+            )));
+        }
+    }
+    for check in &t.source_rules().checks {
+        for c in check.columns() {
+            if t.column(c).is_none() {
+                return Err(bad(format!("a check names no column {c}")));
+            }
+        }
+    }
+    let table: &'static TableSchema = Box::leak(Box::new(t));
+    declared.push((text, table));
+    Ok(table)
+}
+
+impl Check {
+    /// The columns a check reads.
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            Check::MinYear { column, .. } | Check::Default { column, .. } => vec![column],
+            Check::Order { earlier, later, .. } => vec![earlier, later],
+        }
+    }
+}
+
 /// The table with this name.
 pub fn table(name: &str) -> Option<&'static TableSchema> {
-    catalog().iter().find(|t| t.name == name)
+    builtin()
+        .iter()
+        .find(|t| t.name == name)
+        .or_else(|| declared().into_iter().find(|t| t.name == name))
 }
 
 /// The source kinds, in the order a run ingests them (their schemas' `source.order`:
-/// the registry first, since every other kind references it).
-pub fn source_kinds() -> &'static [&'static TableSchema] {
-    static KINDS: OnceLock<Vec<&'static TableSchema>> = OnceLock::new();
-    KINDS.get_or_init(|| {
-        let mut kinds: Vec<&TableSchema> =
-            catalog().iter().filter(|t| t.source.is_some()).collect();
-        kinds.sort_by_key(|t| t.source.as_ref().map(|s| s.order));
-        kinds
-    })
+/// the registry first, since every other kind references it); declared kinds after
+/// the compiled-in ones of the same order.
+pub fn source_kinds() -> Vec<&'static TableSchema> {
+    let mut kinds: Vec<&TableSchema> = catalog()
+        .into_iter()
+        .filter(|t| t.source.is_some())
+        .collect();
+    kinds.sort_by_key(|t| t.source.as_ref().map(|s| s.order));
+    kinds
 }
 
 /// The names of the source kinds, in the order a run ingests them.
@@ -358,11 +459,7 @@ mod tests {
         for t in catalog() {
             assert_eq!(t.kind == "source", t.source.is_some(), "{}", t.name);
             for check in &t.source_rules().checks {
-                let columns = match check {
-                    Check::MinYear { column, .. } | Check::Default { column, .. } => vec![column],
-                    Check::Order { earlier, later, .. } => vec![earlier, later],
-                };
-                for c in columns {
+                for c in check.columns() {
                     assert!(
                         t.column(c).is_some(),
                         "{}: check names no column {c}",

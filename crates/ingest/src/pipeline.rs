@@ -105,6 +105,10 @@ pub struct PipelineFile {
     /// The 2017 size classes by sector; the compiled-in table when absent.
     #[serde(default)]
     pub size_classes: Option<String>,
+    /// Schema files of source kinds this pipeline declares beyond townstat's own
+    /// (globs relative to the pipeline; the form of `schemas/*.toml`).
+    #[serde(default)]
+    pub kinds: Vec<String>,
     /// Targets of the plan (marts).
     #[serde(default)]
     pub targets: Option<String>,
@@ -133,6 +137,27 @@ pub struct ContentProblem {
 }
 
 impl PipelineFile {
+    /// Adds the source kinds of the pipeline's `kinds` files to the catalog (each
+    /// glob relative to `base`, the pipeline's folder); the first problem, naming its
+    /// file.
+    pub fn declare_kinds(&self, base: &Path) -> std::result::Result<(), String> {
+        for pattern in &self.kinds {
+            let full = base.join(pattern);
+            let mut paths: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+                .map_err(|e| format!("kinds {pattern:?}: {e}"))?
+                .filter_map(|p| p.ok())
+                .collect();
+            if paths.is_empty() {
+                return Err(format!("kinds {pattern:?}: no schema file matches"));
+            }
+            paths.sort();
+            for p in paths {
+                townstat_domain::schema::declare_kind(&p).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every problem of the sources and of `[report]`, in file order: an unknown kind,
     /// an alias or unit for a column the kind does not have, a unit that is not 元, 万元
     /// or 亿元, a full snapshot of a kind other than enterprise, an empty glob, an
@@ -264,13 +289,14 @@ impl Pipeline {
             message,
         };
         let file: PipelineFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        if let Some(p) = file.problems().into_iter().next() {
-            return Err(err(p.message));
-        }
         let base = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        file.declare_kinds(&base).map_err(err)?;
+        if let Some(p) = file.problems().into_iter().next() {
+            return Err(err(p.message));
+        }
         Ok(Pipeline {
             path: path.to_path_buf(),
             base,

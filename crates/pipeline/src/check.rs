@@ -264,9 +264,13 @@ impl std::fmt::Display for Problem {
 }
 
 /// The keys a pipeline file may have at the top, in a `[[source]]`, in `[report]`.
-const TOP_KEYS: [&str; 6] = [
+const TOP_KEYS: [&str; 10] = [
     "enums",
     "towns",
+    "town_events",
+    "above_size_thresholds",
+    "size_classes",
+    "kinds",
     "targets",
     "evaluation",
     "source",
@@ -393,6 +397,10 @@ pub async fn check_file(path: &Path, as_of: NaiveDate) -> Vec<Problem> {
             return out;
         }
     };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Err(message) = file.declare_kinds(&base) {
+        out.push(problem(path, line_of(&text, None, "kinds"), message));
+    }
     out.extend(
         file.problems()
             .into_iter()

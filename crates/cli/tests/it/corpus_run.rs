@@ -633,3 +633,146 @@ fn json_logs_an_operator_can_read() {
             .contains("no/such/pipeline.toml")
     );
 }
+
+/// A source kind added as a schema file only — declared by the pipeline (`kinds =`),
+/// no Rust change — is ingested, quarantined, merged by its key and queryable.
+#[test]
+fn a_kind_declared_in_a_schema_file_runs_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let repo = crate::support::repo();
+    std::fs::create_dir_all(dir.join("kinds")).expect("kinds");
+    std::fs::create_dir_all(dir.join("subsidy")).expect("subsidy");
+    std::fs::write(
+        dir.join("kinds/subsidy.toml"),
+        r#"name = "subsidy"
+label = "政府补助"
+kind = "source"
+key = ["uscc", "program", "granted_on"]
+
+[[columns]]
+name = "uscc"
+type = "uscc"
+label = "统一社会信用代码"
+required = true
+aliases = ["统一社会信用代码", "信用代码"]
+
+[[columns]]
+name = "program"
+type = "text"
+label = "补助项目"
+required = true
+aliases = ["补助项目"]
+
+[[columns]]
+name = "amount"
+type = "money"
+label = "补助金额(元)"
+required = true
+min = "zero"
+aliases = ["补助金额"]
+
+[[columns]]
+name = "granted_on"
+type = "date"
+label = "拨付日期"
+required = true
+aliases = ["拨付日期"]
+
+[[columns]]
+name = "ends_on"
+type = "date"
+label = "截止日期"
+future_ok = true
+aliases = ["截止日期"]
+
+[source]
+order = 10
+references_registry = true
+
+[[source.checks]]
+check = "order"
+earlier = "granted_on"
+later = "ends_on"
+message = "ends_on {later} is before granted_on {earlier}"
+"#,
+    )
+    .expect("kind");
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "enums = \"{}\"\ntowns = \"{}\"\nkinds = [\"kinds/*.toml\"]\n\n\
+             [[source]]\nname = \"registry\"\nkind = \"enterprise\"\nglob = [\"{}\"]\n\n\
+             [[source]]\nname = \"subsidies (补助台账)\"\nkind = \"subsidy\"\nglob = [\"subsidy/*.csv\"]\n",
+            repo.join("pipelines/enums.toml").display(),
+            repo.join("tests/slt/data/towns.csv").display(),
+            repo.join("tests/slt/data/enterprise.csv").display(),
+        ),
+    )
+    .expect("pipeline");
+    let file = dir.join("subsidy/2023.csv");
+    let rows = |amount: &str| {
+        format!(
+            "信用代码,补助项目,补助金额,拨付日期,截止日期\n\
+             91140212MA0C00001N,技改补助,{amount},2023-05-01,2025-12-31\n\
+             91140212MA0C00002R,研发奖励,-5万元,2023-06-01,\n\
+             91140299MA0C0000XX,研发奖励,10万元,2023-06-01,\n\
+             91140212MA0C000040,人才补贴,8万元,2023-07-01,2023-01-01\n"
+        )
+    };
+    std::fs::write(&file, rows("50万元")).expect("rows");
+    let wh = dir.join("wh");
+    let p = pipeline.to_str().expect("utf-8");
+    let out = townstat(&wh, &["run", p, "--as-of", "2024-06-30"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Ingested, with the kind's own labels where SQL users see them.
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT uscc, program, CAST(amount AS VARCHAR) AS amount, source_row FROM subsidy"
+        ),
+        "uscc,program,amount,source_row\n91140212MA0C00001N,技改补助,500000.00,2\n"
+    );
+    // Quarantined with the closed list's reasons: a negative amount, an invalid USCC
+    // (bad check digit), a date order broken by the declared check.
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT row_number, array_to_string(reasons, ';') AS reasons FROM quarantine \
+             WHERE kind = 'subsidy' ORDER BY row_number"
+        ),
+        "row_number,reasons\n3,negative_amount\n4,invalid_uscc\n5,date_order\n"
+    );
+    // Merged by its key: the same row with a corrected amount replaces it.
+    std::fs::write(&file, rows("55万元")).expect("rows");
+    let again = townstat(&wh, &["run", p, "--as-of", "2024-06-30"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT count(*) AS n, CAST(sum(amount) AS VARCHAR) AS total FROM subsidy"
+        ),
+        "n,total\n1,550000.00\n"
+    );
+    // `townstat check` knows the key and the kind.
+    let checked = townstat(&wh, &["check", p]);
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    // A declared kind may not take a name of townstat's own.
+    std::fs::write(
+        dir.join("kinds/subsidy.toml"),
+        std::fs::read_to_string(dir.join("kinds/subsidy.toml"))
+            .expect("read")
+            .replacen("name = \"subsidy\"", "name = \"patent\"", 1),
+    )
+    .expect("rename");
+    let clash = townstat(&wh, &["check", p]);
+    assert_ne!(clash.code, 0);
+    assert!(
+        clash.stdout.contains("patent is a table of townstat's own")
+            || clash.stderr.contains("patent is a table of townstat's own"),
+        "{}{}",
+        clash.stdout,
+        clash.stderr
+    );
+}
