@@ -308,6 +308,21 @@ exp(F, 5, "invalid_date")
 exp(F, 6, "invalid_date")
 exp(F, 9, "invalid_date")
 
+
+# ---------------------------------------------------------------- quality_mark (the quality ledger)
+F = "quality_mark/marks.csv"
+write_csv(F, [["统一社会信用代码", "类型", "级别", "授予日期", "有效期至", "证书编号", "名称"],
+              [G1, "地理标志", "国家级", "2021-05-10", "2031-05-09", "GI-001", "大同黄花"],
+              [G2, "团体标准", "省级", "2023/3/1", "", "T/SXGX 001-2023", "轨道车辆配件"],
+              [G1, "区域品牌", "市级", "2024-01-01", "2023-12-31", "RB-9", "云州黄花"],
+              [G1, "驰名商标", "国家级", "2022-01-01", "", "X-1", "石墨"],
+              [u(90), "集体商标", "省级", "2022-06-01", "", "CM-1", "未登记企业"],
+              [G2, "创新平台", "县级", "2022-06-01", "", "P-1", "轨道创新中心"]])
+exp(F, 4, "date_order")
+exp(F, 5, "unknown_enum_value")
+exp(F, 6, "orphan_reference")
+exp(F, 7, "unknown_enum_value")
+
 with open(HERE / "expect.csv", "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["file", "row_number", "expect"])

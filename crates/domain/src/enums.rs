@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 use crate::reason::{Reason, Rejection};
 use crate::text::match_key;
 
+/// Enumerations added after the first release: an alias file may leave them out (an
+/// older project's `enums.toml`), and then only their canonical values are accepted.
+const LATER: &[&str] = &["quality_mark_kind", "quality_mark_level"];
+
 /// The enumerations ingestion knows, with their canonical values. A table file may
 /// only define these, and only map to these values.
 pub const ENUMS: &[(&str, &[&str])] = &[
@@ -51,6 +55,25 @@ pub const ENUMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("currency", &["CNY"]),
+    (
+        "quality_mark_kind",
+        &[
+            "regional_brand",
+            "collective_mark",
+            "certification_mark",
+            "geographical_indication",
+            "national_standard",
+            "industry_standard",
+            "group_standard",
+            "international_certification",
+            "public_service_platform",
+            "innovation_platform",
+        ],
+    ),
+    (
+        "quality_mark_level",
+        &["international", "national", "provincial", "city"],
+    ),
     (
         "market",
         &[
@@ -118,10 +141,21 @@ impl AliasTables {
             }
             tables.insert(name, map);
         }
-        for (name, _) in ENUMS {
-            if !tables.contains_key(*name) {
+        for (name, canonical) in ENUMS {
+            if tables.contains_key(*name) {
+                continue;
+            }
+            if !LATER.contains(name) {
                 return Err(config(format!("missing enumeration [{name}]")));
             }
+            // An enumeration added after a project's alias file was written: its
+            // canonical values are accepted (anything else is unknown_enum_value, as
+            // ever), so an older project's file still loads.
+            let map = canonical
+                .iter()
+                .map(|v| (match_key(v), v.to_string()))
+                .collect();
+            tables.insert(name.to_string(), map);
         }
         Ok(AliasTables { tables })
     }
@@ -173,6 +207,12 @@ mod tests {
     #[test]
     fn lookups() {
         let t = AliasTables::from_toml(SAMPLE, Path::new("enums.toml")).unwrap();
+        // A file written before the quality ledger existed: its canonical values only.
+        assert_eq!(
+            t.lookup("quality_mark_level", "national").as_deref(),
+            Ok("national")
+        );
+        assert!(t.lookup("quality_mark_level", "国家级").is_err());
         assert_eq!(t.lookup("status", " 存续 ").as_deref(), Ok("active"));
         assert_eq!(t.lookup("instrument", "ipo").as_deref(), Ok("listing"));
         assert_eq!(t.lookup("currency", "cny").as_deref(), Ok("CNY"));

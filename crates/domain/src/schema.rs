@@ -220,6 +220,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../schemas/patent_applicant.toml"),
     ),
     ("financing", include_str!("../../../schemas/financing.toml")),
+    (
+        "quality_mark",
+        include_str!("../../../schemas/quality_mark.toml"),
+    ),
     ("town", include_str!("../../../schemas/town.toml")),
     (
         "town_history",
@@ -453,7 +457,8 @@ mod tests {
                 "designation",
                 "employment",
                 "patent",
-                "financing"
+                "financing",
+                "quality_mark"
             ]
         );
         for t in catalog() {

@@ -130,6 +130,11 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "marts",
+        "quality_mark_year",
+        include_str!("../../../pipelines/marts/marts/quality_mark_year.sql"),
+    ),
+    (
+        "marts",
         "county_year_yoy",
         include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
     ),

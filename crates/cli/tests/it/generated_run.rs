@@ -29,7 +29,11 @@ fn pipeline_for(dir: &Path) -> std::path::PathBuf {
         repo.join("pipelines/evaluation.toml").display(),
         repo.join("pipelines/targets.toml").display(),
     );
-    for kind in townstat_domain::schema::source_kind_names() {
+    // The kinds the generator writes (it writes no quality ledger).
+    for kind in townstat_domain::schema::source_kind_names()
+        .into_iter()
+        .filter(|k| dir.join(k).is_dir())
+    {
         text.push_str(&format!(
             "[[source]]\nname = \"{kind}\"\nkind = \"{kind}\"\nglob = [\"{}/*\"]\n",
             dir.join(kind).display()
