@@ -532,8 +532,12 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/enums.toml");
         let tables = townstat_domain::enums::AliasTables::load(&path).expect("enums.toml loads");
         // Every canonical value of the domain's enumerations, except `other` entity
-        // kinds, which the generator never writes.
+        // kinds, which the generator never writes, and the quality ledger's, a kind
+        // the generator does not write yet.
         for (table, values) in townstat_domain::enums::ENUMS {
+            if table.starts_with("quality_mark") {
+                continue;
+            }
             for v in *values {
                 if (*table, *v) == ("entity_kind", "other") {
                     continue;
