@@ -711,11 +711,18 @@ pub async fn build(
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
         // The physical plan's schema is the one the batches really have (string
         // columns may be Utf8View where the logical schema says Utf8).
+        let logical_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let plan = df
             .create_physical_plan()
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
-        let plan_schema = plan.schema();
+        // A cluster plans a step it can prove empty (a join with an empty table) as an
+        // empty plan of no columns: the step keeps the columns its SQL selects.
+        let plan_schema = if plan.schema().fields().len() == logical_schema.fields().len() {
+            plan.schema()
+        } else {
+            logical_schema
+        };
         let exec_clock = std::time::Instant::now();
         // Each output partition's batches stay where they are: the next steps scan
         // them in parallel, and nothing is concatenated (a concatenation of string
