@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::industry::Industries;
 use crate::reference_csv::{Rows, rows};
 
 /// The compiled-in thresholds file.
@@ -131,8 +132,7 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Splits `B;C;D` into known GB/T 4754-2017 codes.
-fn prefixes(r: &Rows, line: usize, cell: &str) -> Result<Vec<String>> {
-    let industries = crate::industry::Industries::gbt4754_2017();
+fn prefixes(industries: &Industries, r: &Rows, line: usize, cell: &str) -> Result<Vec<String>> {
     let list: Vec<String> = cell
         .split(';')
         .map(|c| c.trim().to_string())
@@ -171,6 +171,7 @@ pub fn parse_thresholds(path: &Path, text: &str) -> Result<Vec<Threshold>> {
             "basis",
         ],
     )?;
+    let industries = Industries::gbt4754_2017();
     let mut out: Vec<Threshold> = vec![];
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (line, f) in &r.rows {
@@ -184,7 +185,7 @@ pub fn parse_thresholds(path: &Path, text: &str) -> Result<Vec<Threshold>> {
             "" => None,
             v => Some(i128::from(number(&r, *line, "revenue_min_wan", v)?) * 1_000_000),
         };
-        for p in prefixes(&r, *line, f[2])? {
+        for p in prefixes(&industries, &r, *line, f[2])? {
             if let Some(first) = seen.insert(p.clone(), *line) {
                 return Err(r.bad(
                     *line,
@@ -225,6 +226,7 @@ pub fn parse_size_classes(path: &Path, text: &str) -> Result<Vec<SizeBand>> {
             "unit",
         ],
     )?;
+    let industries = Industries::gbt4754_2017();
     let mut out: Vec<SizeBand> = vec![];
     let mut bands: BTreeMap<(String, String), BTreeMap<usize, Band>> = BTreeMap::new();
     let mut sector_prefixes: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -270,7 +272,7 @@ pub fn parse_size_classes(path: &Path, text: &str) -> Result<Vec<SizeBand>> {
             }
             Some(_) => {}
             None => {
-                for p in prefixes(&r, *line, f[1])? {
+                for p in prefixes(&industries, &r, *line, f[1])? {
                     if let Some(other) = prefix_sector.insert(p.clone(), sector.to_string()) {
                         return Err(r.bad(
                             *line,
@@ -287,7 +289,7 @@ pub fn parse_size_classes(path: &Path, text: &str) -> Result<Vec<SizeBand>> {
         if slot.insert(order, (*line, lower, upper)).is_some() {
             return Err(r.bad(*line, format!("{sector} {indicator} {class} appears twice")));
         }
-        for p in prefixes(&r, *line, f[1])? {
+        for p in prefixes(&industries, &r, *line, f[1])? {
             out.push(SizeBand {
                 sector: sector.to_string(),
                 industry_prefix: p,
