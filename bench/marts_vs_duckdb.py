@@ -4,7 +4,8 @@ townstat warehouse (the Delta files of the last committed run), with the same SQ
 text, and compares the results with townstat's committed town_year, county_year and
 city_year — and the marts that need no evaluation or targets configuration:
 town_member_year, the *_yoy marts, town_year_structure, town_cluster,
-town_designation_year, enterprise_size_year — cell for cell
+town_designation_year, enterprise_size_year, and the other ledgers' quality_mark_year,
+project_status, project_year, investment_year — cell for cell
 (exit 1 on any difference). It prints DuckDB's wall and CPU
 time for the steps up to city_year (the list in crates/query/src/marts.rs), and each
 step's wall time (steps_s), for the benchmark.
@@ -36,7 +37,8 @@ THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 STEPS = mart_steps()
 SOURCES = ["enterprise", "enterprise_history", "enterprise_annual", "designation",
            "employment", "patent", "patent_applicant", "financing", "town", "town_roster",
-           "industry_code", "division", "town_history", "above_size_rule", "size_class_rule"]
+           "industry_code", "division", "town_history", "above_size_rule", "size_class_rule",
+           "quality_mark", "project", "investment_deal"]
 
 con = duckdb.connect()
 con.execute(f"SET threads = {THREADS}")
@@ -78,9 +80,12 @@ cluster = tomllib.loads((ROOT / "pipelines" / "evaluation.toml").read_text()).ge
 defaults = {"lq_min": 1.25, "size_top_share": 0.5, "strong_lq_min": 1.0,
             "strong_lq_percentile": 0.75, "strong_floor_percentile": 0.25}
 params.update({k: repr(float(cluster.get(k, v))) for k, v in defaults.items()})
-EXTRA = ["town_year_yoy", "town_year_structure", "county_year_yoy", "city_year_yoy", "town_cluster"]
-for name in EXTRA:
-    sql = (ROOT / "pipelines" / "marts" / "marts" / f"{name}.sql").read_text()
+EXTRA = ["town_year_yoy", "town_year_structure", "county_year_yoy", "city_year_yoy", "town_cluster",
+         "quality_mark_year", "intermediate/int_project_latest", "project_status", "project_year",
+         "investment_year"]
+for step in EXTRA:
+    layer, name = step.split("/") if "/" in step else ("marts", step)
+    sql = (ROOT / "pipelines" / "marts" / layer / f"{name}.sql").read_text()
     for k, v in params.items():
         sql = sql.replace("${" + k + "}", v)
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
@@ -91,7 +96,10 @@ for mart, key in [("town_year", "town_id, year"), ("county_year", "county_code, 
                   ("town_member_year", "town_id, year, uscc"), ("town_year_yoy", "town_id, year"),
                   ("town_year_structure", "town_id, year"), ("county_year_yoy", "county_code, year"),
                   ("city_year_yoy", "year"), ("town_cluster", "town_id, year"),
-                  ("town_designation_year", "town_id, year"), ("enterprise_size_year", "uscc, year")]:
+                  ("town_designation_year", "town_id, year"), ("enterprise_size_year", "uscc, year"),
+                  ("quality_mark_year", "group_type, group_id, year, kind, level"),
+                  ("project_status", "project_id"), ("project_year", "group_type, group_id, year"),
+                  ("investment_year", "group_type, group_id, year")]:
     mine = con.execute(f"SELECT * EXCLUDE (run_id) FROM {mart} ORDER BY {key}").fetchall()
     dt = DeltaTable(str(WH / "tables" / mart), version=versions[mart])
     con.register("ts_" + mart, dt.to_pyarrow_table())

@@ -9,6 +9,6 @@ echo "enums = \"$root/pipelines/enums.toml\""
 echo "towns = \"$data/towns.csv\""
 echo "evaluation = \"$root/pipelines/evaluation.toml\""
 echo "targets = \"$root/pipelines/targets.toml\""
-for k in enterprise enterprise_annual designation employment patent financing; do
+for k in enterprise enterprise_annual designation employment patent financing quality_mark project investment_deal; do
   printf '[[source]]\nname = "%s"\nkind = "%s"\nglob = ["%s/%s/*"]\n' "$k" "$k" "$data" "$k"
 done

@@ -323,6 +323,59 @@ exp(F, 5, "unknown_enum_value")
 exp(F, 6, "orphan_reference")
 exp(F, 7, "unknown_enum_value")
 
+# ---------------------------------------------------------------- project (major projects)
+# Not checked against the registry: an investor outside the city (a USCC registered in
+# 浙江, row 3) or none (row 4) loads. Town by name (row 2), id (row 3), or county only
+# (row 4). A stage reported without its date loads (row 4: 投产 without 投产日期).
+F = "project/projects_gbk.csv"
+OUT = uscc("91330100MA2C0000" + "1")
+write_csv(F, [["项目编号", "项目名称", "所在专业镇", "县区代码", "行业代码", "投资主体统一社会信用代码", "投资主体",
+               "项目阶段", "签约日期", "开工日期", "投产日期", "达效日期", "计划总投资(亿元)", "累计完成投资(万元)", "数据截至日期"],
+              ["XM-1", "年产5万吨石墨电极项目", "新荣石墨碳素专业镇", "", "3091", G1, "", "开工", "2023-03-01", "2023/9/1", "", "", "5.2", "12,000", "2025-12-31"],
+              ["XM-2", "负极材料项目", "xinrong_graphite", "", "3091", OUT, "浙江某新材料公司", "签约", "2024年5月1日", "", "", "", "3", "0", "2025-12-31"],
+              ["XM-3", "碳纤维项目", "", "140212", "", "", "外地客商", "投产", "2022-01-01", "2022-06-01", "", "", "1", "9000", "2025-12-31"],
+              # 开工 before 签约
+              ["XM-4", "石墨烯项目", "xinrong_graphite", "", "3091", "", "", "开工", "2024-06-01", "2024-03-01", "", "", "2", "100", "2025-12-31"],
+              # 达效 after the report's own date
+              ["XM-5", "碳素制品项目", "xinrong_graphite", "", "3091", "", "", "达效", "2021-01-01", "2021-06-01", "2022-01-01", "2025-11-30", "2", "2", "2025-06-30"],
+              ["XM-6", "储能项目", "xinrong_graphite", "", "3091", "", "", "前期", "2024-01-01", "", "", "", "1", "0", "2025-12-31"],
+              ["XM-7", "回收项目", "xinrong_graphite", "", "3091", "", "", "签约", "2024-01-01", "", "", "", "-1", "0", "2025-12-31"],
+              ["XM-8", "无处项目", "", "", "3091", "", "", "签约", "2024-01-01", "", "", "", "1", "0", "2025-12-31"],
+              ["XM-9", "外镇项目", "黄花专业镇", "", "0141", "", "", "签约", "2024-01-01", "", "", "", "1", "0", "2025-12-31"],
+              ["XM-10", "县外项目", "", "140105", "3091", "", "", "签约", "2024-01-01", "", "", "", "1", "0", "2025-12-31"],
+              ["", "无编号项目", "xinrong_graphite", "", "3091", "", "", "签约", "2024-01-01", "", "", "", "1", "0", "2025-12-31"]],
+          encoding="gbk")
+exp(F, 5, "date_order")
+exp(F, 6, "date_order")
+exp(F, 7, "unknown_enum_value")
+exp(F, 8, "negative_amount")
+exp(F, 9, "missing_required")
+exp(F, 10, "unknown_division")
+exp(F, 11, "outside_city")
+exp(F, 12, "missing_required")
+
+# ---------------------------------------------------------------- investment_deal (招商引资)
+# A deal from another province loads (row 2, by name; row 3, by code); one from 大同
+# itself (row 4). Bad: an origin that is no region (row 5), a negative amount (row 6),
+# neither town nor county (row 7), an amount that is not a number (row 8), a future
+# signing (row 9).
+F = "investment_deal/deals.csv"
+write_csv(F, [["签约项目编号", "签约日期", "投资方名称", "投资方来源地", "落地专业镇", "落地县区代码", "行业代码", "签约金额(亿元)", "到位资金(万元)"],
+              ["ZS-1", "2025-03-01", "杭州某科技有限公司", "浙江省杭州市", "新荣石墨碳素专业镇", "", "3091", "2", "5,000"],
+              ["ZS-2", "2025/4/1", "深圳某投资有限公司", "440300", "", "140212", "", "0.5", ""],
+              ["ZS-3", "2025-05-01", "大同本地某公司", "大同市", "xinrong_graphite", "", "3091", "0.3", "3000"],
+              ["ZS-4", "2025-06-01", "某外资公司", "火星", "xinrong_graphite", "", "3091", "1", "0"],
+              ["ZS-5", "2025-06-01", "某公司", "110000", "xinrong_graphite", "", "3091", "-1", "0"],
+              ["ZS-6", "2025-06-01", "某公司", "110000", "", "", "3091", "1", "0"],
+              ["ZS-7", "2025-06-01", "某公司", "110000", "xinrong_graphite", "", "3091", "约一亿", "0"],
+              ["ZS-8", "2027-01-01", "某公司", "110000", "xinrong_graphite", "", "3091", "1", "0"]],
+          bom=True)
+exp(F, 5, "unknown_division")
+exp(F, 6, "negative_amount")
+exp(F, 7, "missing_required")
+exp(F, 8, "invalid_number")
+exp(F, 9, "future_date")
+
 with open(HERE / "expect.csv", "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["file", "row_number", "expect"])

@@ -85,7 +85,7 @@ try:
     wb = openpyxl.load_workbook(xlsx, data_only=True)
     wbf = openpyxl.load_workbook(xlsx)  # formulas as written
     check("sheets", wb.sheetnames == ["总览", "评估排名", "专业镇指标", "营收趋势", "新荣区",
-                                      "融资与上市", "创新", "指标解释"], wb.sheetnames)
+                                      "融资与上市", "创新", "项目与招商", "指标解释"], wb.sheetnames)
 
     def named(book, name):
         dn = book.defined_names[name]
@@ -111,6 +111,36 @@ try:
     check("同比 is a percentage format", alpha[i + 1].number_format == "0.0%", alpha[i + 1].number_format)
     check("money is a number, not text", alpha[i].data_type == "n", alpha[i].data_type)
     check("money format", alpha[i].number_format == "#,##0.00", alpha[i].number_format)
+
+    # The other ledgers (quality.slt): E1, a member of 甲镇 and 乙镇, holds three marks
+    # in force at 2023-12-31 (a geographical indication, two group standards); the slt
+    # data has no project or deal.
+    ledg, _ = row_of(wb, "t_ledgers", "甲镇")
+    check("甲镇 质量品牌", close(ledg["在有效期内的质量品牌数"].value, 3), ledg["在有效期内的质量品牌数"].value)
+    check("甲镇 no project", close(ledg["累计签约项目数"].value, 0), ledg["累计签约项目数"].value)
+
+    # The ledgers dataset (tests/slt/ledgers, two runs; projects.slt, investment.slt):
+    # 2023 — 甲镇: P1 signed, not started, planned 6000万, completed 0; D1 with 8000万
+    # in place, all from outside the province. 乙镇: P2 started and in production,
+    # planned 12000万, completed 8000万; no deal.
+    lwh = work / "ledgers"
+    for name in ["first.toml", "pipeline.toml"]:
+        ts(lwh, "run", str(ROOT / "tests/slt/ledgers" / name), "--as-of", "2024-06-30")
+    lout = work / "ledgers-out"
+    ts(lwh, "report", "--year", "2023", "--out", str(lout))
+    lwb = openpyxl.load_workbook(lout / "townstat-report-2023.xlsx", data_only=True)
+    a, _ = row_of(lwb, "t_ledgers", "甲镇")
+    b, _ = row_of(lwb, "t_ledgers", "乙镇")
+    want_a = {"累计签约项目数": 1, "累计开工项目数": 0, "签约项目开工率(%)": 0.0,
+              "计划总投资(万元)": 6000, "累计完成投资(万元)": 0, "签约项目数(招商引资)": 1,
+              "到位资金(万元)": 8000, "省外到位资金(万元)": 8000, "省外到位资金占比(%)": 1.0}
+    want_b = {"累计签约项目数": 1, "累计开工项目数": 1, "累计投产项目数": 1,
+              "签约项目开工率(%)": 1.0, "开工项目投产率(%)": 1.0, "计划总投资(万元)": 12000,
+              "累计完成投资(万元)": 8000, "签约项目数(招商引资)": 0}
+    for town, row, want in [("甲镇", a, want_a), ("乙镇", b, want_b)]:
+        for col, v in want.items():
+            check(f"{town} {col}", col in row and close(row[col].value, v),
+                  row[col].value if col in row else sorted(row))
 
     # Targets (targets.slt, report_marts.slt): tier_alpha 2023 0.8 done, time 1.0;
     # towns_total 2 of 2 in 2023.

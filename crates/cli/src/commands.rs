@@ -717,7 +717,11 @@ async fn sql(
     };
     let mut batches = session.query(&q).await?;
     if labels == crate::Labels::Zh {
-        batches = output::with_labels_of(&batches, out_table)?;
+        let read = match out_table {
+            Some(t) => Some(t.to_string()),
+            None => session.single_table(&q).await,
+        };
+        batches = output::with_labels_of(&batches, read.as_deref())?;
     }
     let mut bytes: Vec<u8> = vec![];
     if bom {

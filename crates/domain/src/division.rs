@@ -201,9 +201,118 @@ impl Divisions {
     }
 }
 
+/// The province-level divisions of GB/T 2260 (code prefix, the short name people
+/// write): where a region of origin may be.
+const PROVINCES: &[(&str, &str)] = &[
+    ("11", "北京"),
+    ("12", "天津"),
+    ("13", "河北"),
+    ("14", "山西"),
+    ("15", "内蒙古"),
+    ("21", "辽宁"),
+    ("22", "吉林"),
+    ("23", "黑龙江"),
+    ("31", "上海"),
+    ("32", "江苏"),
+    ("33", "浙江"),
+    ("34", "安徽"),
+    ("35", "福建"),
+    ("36", "江西"),
+    ("37", "山东"),
+    ("41", "河南"),
+    ("42", "湖北"),
+    ("43", "湖南"),
+    ("44", "广东"),
+    ("45", "广西"),
+    ("46", "海南"),
+    ("50", "重庆"),
+    ("51", "四川"),
+    ("52", "贵州"),
+    ("53", "云南"),
+    ("54", "西藏"),
+    ("61", "陕西"),
+    ("62", "甘肃"),
+    ("63", "青海"),
+    ("64", "宁夏"),
+    ("65", "新疆"),
+    ("71", "台湾"),
+    ("81", "香港"),
+    ("82", "澳门"),
+];
+
+impl Divisions {
+    /// A region anywhere in China (an investor's place of origin): a 6-, 9- or
+    /// 12-digit division code whose first two digits are a province of GB/T 2260
+    /// (inside Datong, 140200 or one of its counties, legacy codes mapped), or a name:
+    /// one of Datong's counties or townships, 大同 (140200), or a text beginning with a
+    /// province's name (浙江省杭州市 → 330000). Stored as six digits. Anything else is
+    /// `unknown_division`; the code's last four digits outside Datong are not checked
+    /// (the national table is not shipped).
+    pub fn resolve_region(&self, raw: &str) -> Result<String, Rejection> {
+        let norm = crate::text::normalize(raw);
+        let digits = norm.strip_suffix(".0").unwrap_or(&norm);
+        let unknown =
+            |why: &str| Rejection::new(Reason::UnknownDivision, format!("region \"{raw}\" {why}"));
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if ![6, 9, 12].contains(&digits.len()) {
+                return Err(unknown("is not a 6-, 9- or 12-digit division code"));
+            }
+            let code = &digits[..6];
+            if !PROVINCES.iter().any(|(p, _)| code.starts_with(p)) {
+                return Err(unknown("does not begin with a province's code (GB/T 2260)"));
+            }
+            if code.starts_with("1402") && code != "140200" {
+                return self
+                    .resolve_code(code)
+                    .map(|c| c.code)
+                    .map_err(|_| unknown("is not one of Datong's counties"));
+            }
+            return Ok(code.to_string());
+        }
+        let text = norm.strip_prefix("中国").unwrap_or(&norm);
+        if let Some((_, code, _)) = self
+            .address_names
+            .iter()
+            .find(|(name, _, _)| text.contains(name.as_str()))
+        {
+            return Ok(code.clone());
+        }
+        if text.contains("大同") {
+            return Ok("140200".to_string());
+        }
+        match PROVINCES.iter().find(|(_, name)| text.starts_with(name)) {
+            Some((code, _)) => Ok(format!("{code}0000")),
+            None => Err(unknown(
+                "is neither a division code nor a name beginning with a province's",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions() {
+        let d = Divisions::datong();
+        assert_eq!(d.resolve_region("330100").unwrap(), "330100");
+        assert_eq!(d.resolve_region("330106001").unwrap(), "330106");
+        assert_eq!(d.resolve_region("浙江省杭州市").unwrap(), "330000");
+        assert_eq!(d.resolve_region("山西省太原市").unwrap(), "140000");
+        assert_eq!(d.resolve_region("大同市").unwrap(), "140200");
+        assert_eq!(d.resolve_region("山西省大同市").unwrap(), "140200");
+        assert_eq!(d.resolve_region("140200").unwrap(), "140200");
+        assert_eq!(d.resolve_region("大同市新荣区").unwrap(), "140212");
+        assert_eq!(d.resolve_region("140202").unwrap(), "140213");
+        for bad in ["990000", "14029", "140299", "火星", ""] {
+            assert_eq!(
+                d.resolve_region(bad).unwrap_err().reason,
+                Reason::UnknownDivision,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn codes() {

@@ -13,7 +13,7 @@ use crate::text::match_key;
 
 /// Enumerations added after the first release: an alias file may leave them out (an
 /// older project's `enums.toml`), and then only their canonical values are accepted.
-const LATER: &[&str] = &["quality_mark_kind", "quality_mark_level"];
+const LATER: &[&str] = &["quality_mark_kind", "quality_mark_level", "project_stage"];
 
 /// The enumerations ingestion knows, with their canonical values. A table file may
 /// only define these, and only map to these values.
@@ -75,6 +75,10 @@ pub const ENUMS: &[(&str, &[&str])] = &[
         &["international", "national", "provincial", "city"],
     ),
     (
+        "project_stage",
+        &["signed", "started", "in_production", "at_capacity"],
+    ),
+    (
         "market",
         &[
             "main_board",
@@ -87,6 +91,16 @@ pub const ENUMS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// Whether a column of a kind declared by a pipeline (not townstat's own) names
+/// enumeration `name`.
+fn declared_enum(name: &str) -> bool {
+    crate::schema::declared_kinds().iter().any(|t| {
+        t.columns
+            .iter()
+            .any(|c| c.enum_name.as_deref() == Some(name))
+    })
+}
 
 /// Alias tables: for each enumeration, normalized alias → canonical value.
 #[derive(Debug, Clone, Default)]
@@ -114,14 +128,27 @@ impl AliasTables {
             toml::from_str(text).map_err(|e| config(e.to_string()))?;
         let mut tables = HashMap::new();
         for (name, values) in raw {
-            let Some((_, canonical)) = ENUMS.iter().find(|(n, _)| *n == name) else {
-                return Err(config(format!(
-                    "unknown enumeration [{name}]; known: {}",
-                    ENUMS.iter().map(|e| e.0).collect::<Vec<_>>().join(", ")
-                )));
+            // townstat's own enumerations have fixed canonical values (the marts and
+            // the code compare them); an enumeration that only a declared kind's column
+            // names (`enum =` in a pipeline's `kinds` file) takes its values from here.
+            let own: Option<Vec<&str>> = ENUMS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, values)| values.to_vec());
+            let canonical: Vec<&str> = match own {
+                Some(values) => values,
+                None if declared_enum(&name) => values.keys().map(String::as_str).collect(),
+                None => {
+                    return Err(config(format!(
+                        "unknown enumeration [{name}]; known: {} (or one a declared kind's \
+                         column names with `enum =`)",
+                        ENUMS.iter().map(|e| e.0).collect::<Vec<_>>().join(", ")
+                    )));
+                }
             };
             let mut map = HashMap::new();
-            for (value, aliases) in values {
+            for (value, aliases) in &values {
+                let value = value.clone();
                 if !canonical.contains(&value.as_str()) {
                     return Err(config(format!(
                         "[{name}] has unknown value {value:?}; allowed: {}",
@@ -158,6 +185,11 @@ impl AliasTables {
             tables.insert(name.to_string(), map);
         }
         Ok(AliasTables { tables })
+    }
+
+    /// Whether the file defines enumeration `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
     }
 
     /// The canonical value of `raw` in enumeration `name`.

@@ -37,6 +37,11 @@ pub enum ColumnType {
     IndustryCode,
     /// A Datong county code.
     Division,
+    /// A town of the town registry, by its `town_id` or its name; stored as the id.
+    Town,
+    /// A division code anywhere in China (GB/T 2260), or a province's name; stored
+    /// as the six-digit code (a province as `XX0000`).
+    Region,
     /// A patent application number.
     PatentNo,
     /// Several values in one cell, separated by `;` `；` `,` `，` `、`.
@@ -155,6 +160,22 @@ pub enum Check {
         /// The rejection message: `{later}` and `{earlier}` stand for the values.
         message: String,
     },
+    /// At least one of `columns` is given (`missing_required` with `message`).
+    Any {
+        /// The columns of which one must be present.
+        columns: Vec<String>,
+        /// The rejection message.
+        message: String,
+    },
+    /// The given ones of `columns` (dates or years) are in order, each not before
+    /// the one before it (`date_order`, one reason naming the first pair out of
+    /// order: `{earlier_column}` `{earlier}` `{later_column}` `{later}`).
+    Sequence {
+        /// The columns, earliest first.
+        columns: Vec<String>,
+        /// The rejection message.
+        message: String,
+    },
     /// An empty `column` takes `value`.
     Default {
         /// The column.
@@ -224,7 +245,16 @@ const FILES: &[(&str, &str)] = &[
         "quality_mark",
         include_str!("../../../schemas/quality_mark.toml"),
     ),
+    ("project", include_str!("../../../schemas/project.toml")),
+    (
+        "investment_deal",
+        include_str!("../../../schemas/investment_deal.toml"),
+    ),
     ("town", include_str!("../../../schemas/town.toml")),
+    (
+        "declared_kind",
+        include_str!("../../../schemas/declared_kind.toml"),
+    ),
     (
         "town_history",
         include_str!("../../../schemas/town_history.toml"),
@@ -297,6 +327,11 @@ fn declared() -> Vec<&'static TableSchema> {
         .collect()
 }
 
+/// The kinds pipelines declared (`kinds = [...]`), in the order declared.
+pub fn declared_kinds() -> Vec<&'static TableSchema> {
+    declared()
+}
+
 /// Every table of the catalog: the compiled-in ones, then the kinds pipelines
 /// declared.
 pub fn catalog() -> Vec<&'static TableSchema> {
@@ -307,14 +342,34 @@ pub fn catalog() -> Vec<&'static TableSchema> {
 /// `schemas/*.toml`, with `kind = "source"` and a `[source]` table). Declaring the
 /// same file again is a no-op; another kind of an existing name is an error.
 pub fn declare_kind(path: &std::path::Path) -> crate::error::Result<&'static TableSchema> {
-    let bad = |message: String| crate::error::Error::Config {
-        path: path.to_path_buf(),
-        message,
-    };
     let text = std::fs::read_to_string(path).map_err(|source| crate::error::Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    declare_kind_text(&text, path)
+}
+
+/// The kinds this process declared, each with its declaration's text (what a run
+/// stores in `declared_kind`, so that `sql` and `serve` know their labels).
+pub fn declared_kind_texts() -> Vec<(&'static TableSchema, String)> {
+    DECLARED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(text, t)| (*t, text.clone()))
+        .collect()
+}
+
+/// [`declare_kind`] from the declaration's text; `path` names it in errors.
+pub fn declare_kind_text(
+    text: &str,
+    path: &std::path::Path,
+) -> crate::error::Result<&'static TableSchema> {
+    let text = text.to_string();
+    let bad = |message: String| crate::error::Error::Config {
+        path: path.to_path_buf(),
+        message,
+    };
     let t: TableSchema = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let mut declared = DECLARED.write().unwrap_or_else(|e| e.into_inner());
     if let Some((known, table)) = declared.iter().find(|(_, d)| d.name == t.name) {
@@ -378,6 +433,9 @@ impl Check {
         match self {
             Check::MinYear { column, .. } | Check::Default { column, .. } => vec![column],
             Check::Order { earlier, later, .. } => vec![earlier, later],
+            Check::Any { columns, .. } | Check::Sequence { columns, .. } => {
+                columns.iter().map(String::as_str).collect()
+            }
         }
     }
 }
@@ -458,7 +516,9 @@ mod tests {
                 "employment",
                 "patent",
                 "financing",
-                "quality_mark"
+                "quality_mark",
+                "project",
+                "investment_deal"
             ]
         );
         for t in catalog() {

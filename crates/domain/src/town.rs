@@ -167,6 +167,44 @@ pub fn load_roster(path: &Path) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
+/// The registry's towns by what a ledger writes for them: the `town_id`, the name
+/// (新荣石墨专业镇), or the name without 专业镇 (新荣石墨), matched after
+/// normalization (full-width forms, case, spaces).
+#[derive(Debug, Clone, Default)]
+pub struct TownIndex {
+    by_key: std::collections::HashMap<String, String>,
+}
+
+impl TownIndex {
+    /// The index of a registry.
+    pub fn new(towns: &[Town]) -> TownIndex {
+        let mut by_key = std::collections::HashMap::new();
+        for t in towns {
+            let mut keys = vec![t.town_id.clone(), t.name.clone()];
+            if let Some(short) = t.name.strip_suffix("专业镇") {
+                keys.push(short.to_string());
+            }
+            for k in keys {
+                by_key.insert(crate::text::match_key(&k), t.town_id.clone());
+            }
+        }
+        TownIndex { by_key }
+    }
+
+    /// The town a cell names; `unknown_division` when it names none of the registry.
+    pub fn resolve(&self, raw: &str) -> std::result::Result<String, crate::reason::Rejection> {
+        self.by_key
+            .get(&crate::text::match_key(raw))
+            .cloned()
+            .ok_or_else(|| {
+                crate::reason::Rejection::new(
+                    crate::reason::Reason::UnknownDivision,
+                    format!("town \"{raw}\" is not a town of the town registry (id or name)"),
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

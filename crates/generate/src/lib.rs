@@ -1,7 +1,9 @@
-//! Deterministic synthetic raw source files for townstat: the town registry, the six
-//! record kinds in every format and encoding ingestion accepts (CSV in UTF-8, UTF-8
-//! with BOM and GBK, comma/tab/semicolon, multi-line quoted fields; XLSX with title
-//! rows and typed cells; NDJSON), with problems injected at a known rate and listed in
+//! Deterministic synthetic raw source files for townstat: the town registry, the nine
+//! record kinds (the registry, annual returns, designations, employment, patents,
+//! financing, the quality ledger, major projects and investment deals) in every format
+//! and encoding ingestion accepts (CSV in UTF-8, UTF-8 with BOM and GBK,
+//! comma/tab/semicolon, multi-line quoted fields; XLSX with title rows and typed cells;
+//! NDJSON), with problems injected at a known rate and listed in
 //! `_manifest/injected.csv` so that tests can check ingestion finds exactly them.
 //!
 //! The same scale and seed give byte-identical files. Rows are written as they are
@@ -56,6 +58,11 @@ pub fn generate(out: &Path, opts: &Options) -> Result<Summary> {
         Box::new(kinds::employment::Employment),
         Box::new(kinds::patent::Patent::default()),
         Box::new(kinds::financing::Financing::default()),
+        // Kinds added later come last: each takes the next stream, and the files of
+        // the kinds before it stay as they were.
+        Box::new(kinds::quality_mark::QualityMark),
+        Box::new(kinds::project::Project),
+        Box::new(kinds::investment_deal::InvestmentDeal),
     ];
     for (stream, kind) in all.iter_mut().enumerate() {
         // Each kind draws from its own stream, so a change in one kind leaves the

@@ -173,6 +173,23 @@ pub fn outside_firm(rng: &mut R) -> String {
     )
 }
 
+/// A firm registered in another place (`杭州恒泰新材料股份有限公司`); with an
+/// industry class name its trade, else a generic one.
+pub fn firm_at(rng: &mut R, place: &str, class_name: &str) -> String {
+    // A class name cut short (信息处理和存储支持服) reads badly: a generic trade then.
+    let word = industry_word(class_name);
+    let trade = if class_name.is_empty() || word.chars().count() >= 10 {
+        pick(rng, &["新材料", "实业", "投资", "科技", "产业发展"]).to_string()
+    } else {
+        word
+    };
+    format!(
+        "{place}{}{trade}{}",
+        trade_name(rng, 0),
+        pick(rng, &["有限公司", "股份有限公司", "集团有限公司"])
+    )
+}
+
 /// A mobile number, for columns ingestion ignores.
 pub fn phone(rng: &mut R) -> String {
     format!("13{:09}", rng.random_range(0..1_000_000_000u32))

@@ -318,6 +318,26 @@ pub fn aliases(table: &str, canonical: &str) -> &'static [&'static str] {
         ("market", "neeq") => &["新三板", "全国中小企业股份转让系统"],
         ("market", "regional_equity") => &["山西股权交易中心", "区域股权市场"],
         ("market", "overseas") => &["港股", "境外"],
+        ("quality_mark_kind", "regional_brand") => &["区域品牌", "区域公用品牌"],
+        ("quality_mark_kind", "collective_mark") => &["集体商标"],
+        ("quality_mark_kind", "certification_mark") => &["证明商标"],
+        ("quality_mark_kind", "geographical_indication") => {
+            &["地理标志", "地理标志产品", "地理标志商标"]
+        }
+        ("quality_mark_kind", "national_standard") => &["国家标准", "主导制定国家标准"],
+        ("quality_mark_kind", "industry_standard") => &["行业标准", "主导制定行业标准"],
+        ("quality_mark_kind", "group_standard") => &["团体标准"],
+        ("quality_mark_kind", "international_certification") => &["国际认证", "国际标准认证"],
+        ("quality_mark_kind", "public_service_platform") => &["公共服务平台"],
+        ("quality_mark_kind", "innovation_platform") => &["创新平台", "创新中心"],
+        ("quality_mark_level", "international") => &["国际", "国际级"],
+        ("quality_mark_level", "national") => &["国家级", "国家"],
+        ("quality_mark_level", "provincial") => &["省级", "省"],
+        ("quality_mark_level", "city") => &["市级", "市"],
+        ("project_stage", "signed") => &["签约", "已签约", "签约项目"],
+        ("project_stage", "started") => &["开工", "已开工", "在建", "开工建设"],
+        ("project_stage", "in_production") => &["投产", "已投产", "建成投产"],
+        ("project_stage", "at_capacity") => &["达效", "达产", "达产达效", "已达效"],
         _ => &[],
     }
 }
@@ -532,12 +552,8 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/enums.toml");
         let tables = townstat_domain::enums::AliasTables::load(&path).expect("enums.toml loads");
         // Every canonical value of the domain's enumerations, except `other` entity
-        // kinds, which the generator never writes, and the quality ledger's, a kind
-        // the generator does not write yet.
+        // kinds, which the generator never writes.
         for (table, values) in townstat_domain::enums::ENUMS {
-            if table.starts_with("quality_mark") {
-                continue;
-            }
             for v in *values {
                 if (*table, *v) == ("entity_kind", "other") {
                     continue;

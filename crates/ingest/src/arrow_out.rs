@@ -35,6 +35,8 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         | ColumnType::Enum
         | ColumnType::IndustryCode
         | ColumnType::Division
+        | ColumnType::Town
+        | ColumnType::Region
         | ColumnType::PatentNo
         | ColumnType::List => DataType::Utf8,
         ColumnType::Date | ColumnType::Month => DataType::Date32,

@@ -72,7 +72,7 @@ pub fn invalid_rejection(col: &ColumnSchema, why: &str) -> Rejection {
         ColumnType::PatentNo => Reason::InvalidPatentNo,
         ColumnType::Enum | ColumnType::Bool => Reason::UnknownEnumValue,
         ColumnType::IndustryCode => Reason::UnknownIndustryCode,
-        ColumnType::Division => Reason::UnknownDivision,
+        ColumnType::Division | ColumnType::Town | ColumnType::Region => Reason::UnknownDivision,
         ColumnType::Text | ColumnType::List | ColumnType::Timestamp | ColumnType::TextList => {
             Reason::MissingRequired
         }

@@ -24,6 +24,7 @@ use townstat_domain::enums::AliasTables;
 use townstat_domain::industry::Industries;
 use townstat_domain::number::Unit;
 use townstat_domain::schema::{self, RuleSet, TableSchema};
+use townstat_domain::town::TownIndex;
 use townstat_domain::{Rejection, Warning};
 
 use crate::arrow_out::{self, Lineage, catalog_batch, ints, strings, text_list};
@@ -599,9 +600,29 @@ pub fn ingest(
     opts: &IngestOptions,
     mut registry: Registry,
 ) -> Result<IngestOutput> {
-    let enums = AliasTables::load(&pipeline.resolve(&pipeline.file.enums))?;
+    let enums_path = pipeline.resolve(&pipeline.file.enums);
+    let enums = AliasTables::load(&enums_path)?;
+    // A declared kind's enum column must find its alias table, or every row of it
+    // would be quarantined as unknown_enum_value.
+    for t in schema::source_kinds() {
+        for c in t.columns.iter().filter(|c| c.enum_name.is_some()) {
+            let name = c.enum_name.as_deref().unwrap_or_default();
+            if !enums.has(name) {
+                return Err(Error::Pipeline {
+                    path: enums_path.clone(),
+                    message: format!(
+                        "{}.{} takes values of enumeration [{name}], which this file does not define",
+                        t.name, c.name
+                    ),
+                });
+            }
+        }
+    }
     let divisions = Divisions::datong();
     let industries = Industries::gbt4754_2017();
+    let towns = TownIndex::new(&townstat_domain::town::load_registry(
+        &pipeline.resolve(&pipeline.file.towns),
+    )?);
     let files = pipeline.matches()?;
     let mut states: Vec<FileState> = vec![];
     let mut quarantine: Vec<QuarantineRow> = vec![];
@@ -619,6 +640,7 @@ pub fn ingest(
             divisions: &divisions,
             industries: &industries,
             registry: &registry,
+            towns: &towns,
         };
         let prepared = prepare_files(&kind_files, t, &rules, opts);
         if prepared.len() != kind_files.len() {

@@ -10,6 +10,7 @@ use townstat_domain::number::{self, Unit};
 use townstat_domain::patent::{self, PatentType};
 use townstat_domain::schema::{Check, ColumnSchema, ColumnType, Min, RuleSet, TableSchema};
 use townstat_domain::text::{is_null_token, normalize};
+use townstat_domain::town::TownIndex;
 use townstat_domain::{Reason, Rejection, Warning, date, uscc};
 
 use crate::cell::Cell;
@@ -94,6 +95,8 @@ pub struct Rules<'a> {
     pub industries: &'a Industries,
     /// Known enterprises.
     pub registry: &'a Registry,
+    /// The town registry's towns, for `town` columns.
+    pub towns: &'a TownIndex,
 }
 
 /// The separators of a list cell.
@@ -278,6 +281,8 @@ fn parse_cell(
                 county_warnings: county.warnings,
             });
         }
+        ColumnType::Town => Value::Str(rules.towns.resolve(raw)?),
+        ColumnType::Region => Value::Str(rules.divisions.resolve_region(raw)?),
         ColumnType::PatentNo => {
             let p = patent::parse(raw)?;
             return Ok(Parsed {
@@ -380,7 +385,7 @@ pub fn validate_row(
         }
         Some(RuleSet::Financing) | None => {}
     }
-    declared_checks(schema, &source.checks, &mut values, &mut reasons);
+    declared_checks(schema, &source.checks, &mut values, &present, &mut reasons);
     if crate::header::is_referencing(schema) {
         resolve_reference(
             schema,
@@ -427,6 +432,7 @@ fn declared_checks(
     schema: &TableSchema,
     checks: &[Check],
     values: &mut [Value],
+    present: &[bool],
     reasons: &mut Vec<Rejection>,
 ) {
     for check in checks {
@@ -459,6 +465,45 @@ fn declared_checks(
                             .replace("{later}", &b.canonical_text())
                             .replace("{earlier}", &a.canonical_text()),
                     ));
+                }
+            }
+            Check::Any { columns, message } => {
+                // A cell given but not valid has its own reason already.
+                if columns
+                    .iter()
+                    .all(|c| !present.get(idx(schema, c)).copied().unwrap_or(false))
+                {
+                    reasons.push(Rejection::new(Reason::MissingRequired, message.clone()));
+                }
+            }
+            Check::Sequence { columns, message } => {
+                // The given values in column order; the first one earlier than the
+                // latest value before it is the pair named.
+                let mut last: Option<(&str, &Value)> = None;
+                for c in columns {
+                    let v = get(schema, values, c);
+                    if *v == Value::Null {
+                        continue;
+                    }
+                    if let Some((lc, lv)) = last {
+                        let before = match (lv, v) {
+                            (Value::Year(a), Value::Year(b)) => b < a,
+                            (Value::Date(a), Value::Date(b)) => b < a,
+                            _ => false,
+                        };
+                        if before {
+                            reasons.push(Rejection::new(
+                                Reason::DateOrder,
+                                message
+                                    .replace("{later_column}", c)
+                                    .replace("{later}", &v.canonical_text())
+                                    .replace("{earlier_column}", lc)
+                                    .replace("{earlier}", &lv.canonical_text()),
+                            ));
+                            break;
+                        }
+                    }
+                    last = Some((c, v));
                 }
             }
             Check::Default { column, value } => {
@@ -698,6 +743,7 @@ mod tests {
         divisions: Divisions,
         industries: Industries,
         registry: Registry,
+        towns: TownIndex,
     }
 
     fn tables() -> Tables {
@@ -707,6 +753,12 @@ mod tests {
             divisions: Divisions::datong(),
             industries: Industries::gbt4754_2017(),
             registry: Registry::default(),
+            towns: TownIndex::new(
+                &townstat_domain::town::load_registry(
+                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/raw/towns.csv"),
+                )
+                .expect("the sample registry loads"),
+            ),
         }
     }
 
@@ -717,6 +769,7 @@ mod tests {
             divisions: &t.divisions,
             industries: &t.industries,
             registry: &t.registry,
+            towns: &t.towns,
         }
     }
 

@@ -164,3 +164,18 @@ pub fn size_class_rules(rules: &SizeRules) -> Result<RecordBatch> {
         ],
     )
 }
+
+/// The `declared_kind` table: the kinds the pipeline declared (`kinds = [...]`) with
+/// their declarations, so that a process that reads no pipeline (`sql`, `serve`)
+/// knows their labels.
+pub fn declared_kinds() -> Result<RecordBatch> {
+    let kinds = townstat_domain::schema::declared_kind_texts();
+    batch(
+        "declared_kind",
+        vec![
+            strings(kinds.iter().map(|(t, _)| Some(t.name.as_str()))),
+            strings(kinds.iter().map(|(t, _)| Some(t.label.as_str()))),
+            strings(kinds.iter().map(|(_, text)| Some(text.as_str()))),
+        ],
+    )
+}

@@ -608,12 +608,13 @@ async fn run_holding_lock(
             "size_class_rule",
             reference::size_class_rules(&checked.size_rules)?,
         ),
+        ("declared_kind", reference::declared_kinds()?),
     ];
     // The registry and the code lists go out with the marts, so that BI tools reading
     // the Parquet exports get names (towns, counties, industries), not just ids.
     let mut exported_reference: Vec<(String, RecordBatch)> = vec![];
     for (name, batch) in reference_tables {
-        if name != "town_roster" {
+        if name != "town_roster" && name != "declared_kind" {
             exported_reference.push((name.to_string(), batch.clone()));
         }
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);

@@ -134,6 +134,26 @@ pub const STEPS: &[(&str, &str, &str)] = &[
         include_str!("../../../pipelines/marts/marts/quality_mark_year.sql"),
     ),
     (
+        "intermediate",
+        "int_project_latest",
+        include_str!("../../../pipelines/marts/intermediate/int_project_latest.sql"),
+    ),
+    (
+        "marts",
+        "project_status",
+        include_str!("../../../pipelines/marts/marts/project_status.sql"),
+    ),
+    (
+        "marts",
+        "project_year",
+        include_str!("../../../pipelines/marts/marts/project_year.sql"),
+    ),
+    (
+        "marts",
+        "investment_year",
+        include_str!("../../../pipelines/marts/marts/investment_year.sql"),
+    ),
+    (
         "marts",
         "county_year_yoy",
         include_str!("../../../pipelines/marts/marts/county_year_yoy.sql"),
@@ -593,6 +613,28 @@ fn ident_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// The counts and amounts of project_year and investment_year: an evaluation
+/// component of one of them is 0 for a town without a row in the year.
+const LEDGER_TOTALS: &[&str] = &[
+    "projects_signed",
+    "signed_in_year",
+    "projects_started",
+    "started_in_year",
+    "projects_in_production",
+    "in_production_in_year",
+    "projects_at_capacity",
+    "at_capacity_in_year",
+    "planned_investment",
+    "completed_investment",
+    "projects_reported",
+    "deals_signed",
+    "deals_outside_province",
+    "deals_outside_city",
+    "contracted_amount",
+    "funds_in_place",
+    "funds_outside_province",
+];
+
 fn components_sql(components: &[Component]) -> Result<String> {
     if components.is_empty() {
         // No evaluation configured: the evaluation marts exist, empty.
@@ -611,8 +653,16 @@ fn components_sql(components: &[Component]) -> Result<String> {
                     c.indicator
                 )));
             }
-            // A component names a column of town_year, of town_year_yoy (同比) or of
-            // town_year_structure (CAGR, productivity …): the names do not overlap.
+            // A component names a column of town_year, of town_year_yoy (同比), of
+            // town_year_structure (CAGR, productivity …), or of the town rows of
+            // project_year / investment_year (the ledgers): the names do not overlap. A
+            // ledger's count or amount is 0 for a town without a row that year (no
+            // project, no deal); its rates stay null there (no divisor: not ranked).
+            let col = if LEDGER_TOTALS.contains(&c.indicator.as_str()) {
+                format!("COALESCE({}, 0)", c.indicator)
+            } else {
+                c.indicator.clone()
+            };
             Ok(format!(
                 "SELECT ty.town_id, ty.year, {ind} AS indicator, CAST({col} AS DOUBLE) AS value, \
                  CAST({w} AS DOUBLE) AS weight, {hib} AS higher_is_better \
@@ -620,9 +670,12 @@ fn components_sql(components: &[Component]) -> Result<String> {
                  JOIN town_designation_year dy ON dy.town_id = ty.town_id AND dy.year = ty.year \
                  LEFT JOIN town_year_yoy yoy ON yoy.town_id = ty.town_id AND yoy.year = ty.year \
                  LEFT JOIN town_year_structure st ON st.town_id = ty.town_id AND st.year = ty.year \
+                 LEFT JOIN project_year pj ON pj.group_type = 'town' \
+                      AND pj.group_id = ty.town_id AND pj.year = ty.year \
+                 LEFT JOIN investment_year iv ON iv.group_type = 'town' \
+                      AND iv.group_id = ty.town_id AND iv.year = ty.year \
                  WHERE dy.designated AND {col} IS NOT NULL",
                 ind = sql_str(&c.indicator),
-                col = c.indicator,
                 w = c.weight,
                 hib = c.higher_is_better
             ))

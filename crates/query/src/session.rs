@@ -52,7 +52,54 @@ pub async fn open_session_in(
         })?;
     warehouse.register(&ctx, &run.versions).await?;
     warehouse.register_run_record(&ctx, &run).await?;
+    declare_stored_kinds(&ctx, &run.versions).await;
     Ok(Session { ctx, run })
+}
+
+/// Declares the kinds the run's pipeline declared (its `declared_kind` table), so
+/// that their tables and columns carry their labels here too (`\\d`, the server's
+/// catalog) though this process read no pipeline. A declaration that clashes with
+/// one this process already holds keeps the one held (a warning): only labels are at
+/// stake.
+async fn declare_stored_kinds(
+    ctx: &SessionContext,
+    versions: &std::collections::BTreeMap<String, i64>,
+) {
+    if !versions.contains_key("declared_kind") {
+        return;
+    }
+    let batches = match ctx.sql("SELECT name, declaration FROM declared_kind").await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    let batches = match batches {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "the run's declared kinds could not be read");
+            return;
+        }
+    };
+    for b in &batches {
+        let text = |c: usize| -> Vec<Option<String>> {
+            use arrow::array::{Array, AsArray};
+            let Ok(a) = arrow::compute::cast(b.column(c), &arrow::datatypes::DataType::Utf8) else {
+                return vec![];
+            };
+            let a = a.as_string::<i32>();
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+                .collect()
+        };
+        for (name, declaration) in text(0).into_iter().zip(text(1)) {
+            let (Some(name), Some(declaration)) = (name, declaration) else {
+                continue;
+            };
+            let origin = std::path::PathBuf::from(format!("declared_kind {name}"));
+            if let Err(e) = townstat_domain::schema::declare_kind_text(&declaration, &origin) {
+                tracing::warn!(kind = %name, error = %e, "a declared kind of the run is not known here");
+            }
+        }
+    }
 }
 
 /// Default memory for query execution: beyond it, sorts, aggregations and joins that
@@ -150,6 +197,27 @@ impl Session {
                 ))
             })?,
             None => run.await,
+        }
+    }
+
+    /// The one table a statement reads, when it reads exactly one (what its columns'
+    /// Chinese labels are looked up in: `amount` of `subsidy` is not `financing`'s).
+    pub async fn single_table(&self, sql: &str) -> Option<String> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::LogicalPlan;
+        let plan = self.ctx.state().create_logical_plan(sql).await.ok()?;
+        let mut names = std::collections::BTreeSet::new();
+        plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                names.insert(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .ok()?;
+        let mut names = names.into_iter();
+        match (names.next(), names.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
         }
     }
 

@@ -148,6 +148,11 @@ const MONEY: &[&str] = &[
     "equity_total",
     "guide_fund_total",
     "bond_total",
+    "planned_investment",
+    "completed_investment",
+    "contracted_amount",
+    "funds_in_place",
+    "funds_outside_province",
 ];
 
 /// Fractions shown as percentages.
@@ -163,6 +168,11 @@ const RATIOS: &[&str] = &[
     "time_progress",
     "revenue_cagr_3y",
     "profit_margin",
+    "start_rate",
+    "production_rate",
+    "capacity_rate",
+    "outside_province_share",
+    "funds_in_place_rate",
 ];
 
 /// Columns with fractional values shown with two decimals.
@@ -336,6 +346,9 @@ pub async fn build(session: &Session, year: i32, version: &str) -> Result<Report
     sheets.extend(county_sheets(&towns, &counties));
     sheets.push(finance(&towns, &town_ids));
     sheets.push(innovation(&towns, &town_ids));
+    if let Some(sheet) = ledgers(session, year, &towns, &town_ids).await? {
+        sheets.push(sheet);
+    }
     let glossary = glossary::sheet(&sheets);
     sheets.push(glossary);
     Ok(Report { meta, sheets })
@@ -1003,4 +1016,96 @@ fn innovation(towns: &Rows, ids: &[String]) -> Sheet {
         "研发费用单位:万元;认定为年内有效的企业认定",
     );
     one_grid_sheet("创新", "创新:专利、研发与认定", grid)
+}
+
+/// The other ledgers per town in the report year: major projects (签约/开工/投产/达效
+/// and their rates, investment), investment deals (funds in place, the share from
+/// outside the province) and quality marks in force. None when the three ledgers hold
+/// nothing for the towns that year (a pipeline without these sources).
+async fn ledgers(
+    session: &Session,
+    year: i32,
+    towns: &Rows,
+    ids: &[String],
+) -> Result<Option<Sheet>> {
+    let per_town = query(
+        session,
+        &format!(
+            "SELECT t.town_id, \
+                    COALESCE(p.projects_signed, 0) AS projects_signed, \
+                    COALESCE(p.signed_in_year, 0) AS signed_in_year, \
+                    COALESCE(p.projects_started, 0) AS projects_started, \
+                    COALESCE(p.projects_in_production, 0) AS projects_in_production, \
+                    COALESCE(p.projects_at_capacity, 0) AS projects_at_capacity, \
+                    p.start_rate, p.production_rate, p.capacity_rate, \
+                    COALESCE(p.planned_investment, 0) AS planned_investment, \
+                    p.completed_investment, \
+                    COALESCE(i.deals_signed, 0) AS deals_signed, \
+                    COALESCE(i.contracted_amount, 0) AS contracted_amount, \
+                    COALESCE(i.funds_in_place, 0) AS funds_in_place, \
+                    COALESCE(i.funds_outside_province, 0) AS funds_outside_province, \
+                    i.outside_province_share, \
+                    COALESCE(q.marks, 0) AS marks \
+             FROM town t \
+             LEFT JOIN project_year p ON p.group_type = 'town' AND p.group_id = t.town_id \
+                                     AND p.year = {year} \
+             LEFT JOIN investment_year i ON i.group_type = 'town' AND i.group_id = t.town_id \
+                                        AND i.year = {year} \
+             LEFT JOIN (SELECT group_id, SUM(marks) AS marks FROM quality_mark_year \
+                        WHERE group_type = 'town' AND year = {year} GROUP BY group_id) q \
+                    ON q.group_id = t.town_id"
+        ),
+    )
+    .await?;
+    // The rows in the report's town order, with the town's name.
+    let mut names = per_town.names.clone();
+    names.push("name".into());
+    let mut rows = vec![];
+    for (r, id) in ids.iter().enumerate() {
+        let Some(i) = (0..per_town.len()).find(|&i| per_town.text(i, "town_id") == *id) else {
+            continue;
+        };
+        let mut row = per_town.rows[i].clone();
+        row.push(towns.get(r, "name").clone());
+        rows.push(row);
+    }
+    let rows = Rows { names, rows };
+    let any = ["projects_signed", "deals_signed", "marks"]
+        .iter()
+        .any(|c| (0..rows.len()).any(|r| matches!(rows.get(r, c), Value::Num(x) if *x > 0.0)));
+    if !any {
+        return Ok(None);
+    }
+    let u = "万元";
+    let cols = vec![
+        Col::new("name", "专业镇", Fmt::Text),
+        mart_col("projects_signed", u, true),
+        mart_col("signed_in_year", u, true),
+        mart_col("projects_started", u, true),
+        mart_col("projects_in_production", u, true),
+        mart_col("projects_at_capacity", u, true),
+        mart_col("start_rate", u, false),
+        mart_col("production_rate", u, false),
+        mart_col("capacity_rate", u, false),
+        mart_col("planned_investment", u, true),
+        mart_col("completed_investment", u, true),
+        mart_col("deals_signed", u, true),
+        mart_col("contracted_amount", u, true),
+        mart_col("funds_in_place", u, true),
+        mart_col("funds_outside_province", u, true),
+        mart_col("outside_province_share", u, false),
+        mart_col("marks", u, true),
+    ];
+    let grid = towns_grid(
+        &rows,
+        ids,
+        ("ledgers", "专业镇重点项目、招商引资与质量品牌"),
+        cols,
+        "金额单位:万元;项目为截至年末累计(重点项目台账最近一次填报),招商引资为当年签约,质量品牌为年末有效",
+    );
+    Ok(Some(one_grid_sheet(
+        "项目与招商",
+        "重点项目、招商引资与质量品牌",
+        grid,
+    )))
 }

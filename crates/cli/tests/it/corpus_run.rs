@@ -51,7 +51,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
     assert_eq!(second.code, 3, "{}", second.stderr);
     assert_eq!(
         second.stdout.matches(" skipped ").count(),
-        12,
+        14,
         "{}",
         second.stdout
     );
@@ -103,7 +103,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
         ],
     );
     assert_eq!(as_then.code, 0, "{}", as_then.stderr);
-    assert_eq!(as_then.stdout, "n\n18\n");
+    assert_eq!(as_then.stdout, "n\n20\n");
 
     // The same vintage by sequence number and by time; the run record as it was.
     let by_number = townstat(
@@ -118,7 +118,7 @@ fn corpus_run_reports_rejects_and_is_idempotent() {
         ],
     );
     assert_eq!(
-        by_number.stdout, "files,runs\n18,1\n",
+        by_number.stdout, "files,runs\n20,1\n",
         "{}",
         by_number.stderr
     );
@@ -668,6 +668,14 @@ required = true
 aliases = ["补助项目"]
 
 [[columns]]
+name = "category"
+type = "enum"
+enum = "subsidy_category"
+label = "补助类别"
+required = true
+aliases = ["补助类别"]
+
+[[columns]]
 name = "amount"
 type = "money"
 label = "补助金额(元)"
@@ -701,6 +709,13 @@ message = "ends_on {later} is before granted_on {earlier}"
 "#,
     )
     .expect("kind");
+    // The kind's own enumeration, in the project's alias file beside townstat's.
+    std::fs::write(
+        dir.join("enums.toml"),
+        std::fs::read_to_string(repo.join("pipelines/enums.toml")).expect("enums")
+            + "\n[subsidy_category]\nresearch = [\"研发\", \"研发类\"]\nupgrade = [\"技改\"]\ntalent = [\"人才\"]\n",
+    )
+    .expect("enums");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(
         &pipeline,
@@ -708,7 +723,7 @@ message = "ends_on {later} is before granted_on {earlier}"
             "enums = \"{}\"\ntowns = \"{}\"\nkinds = [\"kinds/*.toml\"]\n\n\
              [[source]]\nname = \"registry\"\nkind = \"enterprise\"\nglob = [\"{}\"]\n\n\
              [[source]]\nname = \"subsidies (补助台账)\"\nkind = \"subsidy\"\nglob = [\"subsidy/*.csv\"]\n",
-            repo.join("pipelines/enums.toml").display(),
+            dir.join("enums.toml").display(),
             repo.join("tests/slt/data/towns.csv").display(),
             repo.join("tests/slt/data/enterprise.csv").display(),
         ),
@@ -717,11 +732,12 @@ message = "ends_on {later} is before granted_on {earlier}"
     let file = dir.join("subsidy/2023.csv");
     let rows = |amount: &str| {
         format!(
-            "信用代码,补助项目,补助金额,拨付日期,截止日期\n\
-             91140212MA0C00001N,技改补助,{amount},2023-05-01,2025-12-31\n\
-             91140212MA0C00002R,研发奖励,-5万元,2023-06-01,\n\
-             91140299MA0C0000XX,研发奖励,10万元,2023-06-01,\n\
-             91140212MA0C000040,人才补贴,8万元,2023-07-01,2023-01-01\n"
+            "信用代码,补助项目,补助类别,补助金额,拨付日期,截止日期\n\
+             91140212MA0C00001N,技改补助,技改,{amount},2023-05-01,2025-12-31\n\
+             91140212MA0C00002R,研发奖励,研发类,-5万元,2023-06-01,\n\
+             91140299MA0C0000XX,研发奖励,研发,10万元,2023-06-01,\n\
+             91140212MA0C000040,人才补贴,人才,8万元,2023-07-01,2023-01-01\n\
+             91140212MA0C000040,稳岗补贴,稳岗,2万元,2023-08-01,\n"
         )
     };
     std::fs::write(&file, rows("50万元")).expect("rows");
@@ -733,19 +749,62 @@ message = "ends_on {later} is before granted_on {earlier}"
     assert_eq!(
         sql_csv(
             &wh,
-            "SELECT uscc, program, CAST(amount AS VARCHAR) AS amount, source_row FROM subsidy"
+            "SELECT uscc, program, category, CAST(amount AS VARCHAR) AS amount, source_row \
+             FROM subsidy"
         ),
-        "uscc,program,amount,source_row\n91140212MA0C00001N,技改补助,500000.00,2\n"
+        "uscc,program,category,amount,source_row\n91140212MA0C00001N,技改补助,upgrade,500000.00,2\n"
+    );
+    // `sql`, which reads no pipeline, knows the kind's labels from the run
+    // (declared_kind): in headers and in the shell's \d.
+    let labelled = townstat(
+        &wh,
+        &[
+            "sql",
+            "--labels",
+            "zh",
+            "--format",
+            "csv",
+            "SELECT program, category, amount FROM subsidy",
+        ],
+    );
+    assert_eq!(labelled.code, 0, "{}", labelled.stderr);
+    assert!(
+        labelled
+            .stdout
+            .starts_with("补助项目,补助类别,补助金额(元)\n"),
+        "{}",
+        labelled.stdout
+    );
+    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_townstat"))
+        .env("TOWNSTAT_WAREHOUSE", &wh)
+        .args(["sql"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(
+        &mut shell.stdin.take().expect("stdin"),
+        b"\\d subsidy\n\\d\n",
+    )
+    .expect("write");
+    let described = shell.wait_with_output().expect("shell");
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("补助类别")
+            && described.contains("拨付日期")
+            && described.contains("政府补助"),
+        "{described}"
     );
     // Quarantined with the closed list's reasons: a negative amount, an invalid USCC
-    // (bad check digit), a date order broken by the declared check.
+    // (bad check digit), a date order broken by the declared check, a category its
+    // enumeration does not list.
     assert_eq!(
         sql_csv(
             &wh,
             "SELECT row_number, array_to_string(reasons, ';') AS reasons FROM quarantine \
              WHERE kind = 'subsidy' ORDER BY row_number"
         ),
-        "row_number,reasons\n3,negative_amount\n4,invalid_uscc\n5,date_order\n"
+        "row_number,reasons\n3,negative_amount\n4,invalid_uscc\n5,date_order\n6,unknown_enum_value\n"
     );
     // Merged by its key: the same row with a corrected amount replaces it.
     std::fs::write(&file, rows("55万元")).expect("rows");
@@ -761,6 +820,28 @@ message = "ends_on {later} is before granted_on {earlier}"
     // `townstat check` knows the key and the kind.
     let checked = townstat(&wh, &["check", p]);
     assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    // An alias file without the kind's enumeration stops the run before anything is
+    // read, naming the column (else every row would be quarantined).
+    let bare = dir.join("bare.toml");
+    std::fs::write(
+        &bare,
+        std::fs::read_to_string(&pipeline)
+            .expect("pipeline")
+            .replace(
+                &dir.join("enums.toml").display().to_string(),
+                &repo.join("pipelines/enums.toml").display().to_string(),
+            ),
+    )
+    .expect("bare");
+    let missing = townstat(&wh, &["run", bare.to_str().expect("utf-8"), "--force"]);
+    assert_eq!(missing.code, 2, "{}{}", missing.stdout, missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("subsidy.category takes values of enumeration [subsidy_category]"),
+        "{}",
+        missing.stderr
+    );
     // A declared kind may not take a name of townstat's own.
     std::fs::write(
         dir.join("kinds/subsidy.toml"),

@@ -29,7 +29,7 @@ fn pipeline_for(dir: &Path) -> std::path::PathBuf {
         repo.join("pipelines/evaluation.toml").display(),
         repo.join("pipelines/targets.toml").display(),
     );
-    // The kinds the generator writes (it writes no quality ledger).
+    // Every source kind the generator wrote a folder for (all nine).
     for kind in townstat_domain::schema::source_kind_names()
         .into_iter()
         .filter(|k| dir.join(k).is_dir())

@@ -59,6 +59,9 @@ fn every_format_is_present_and_the_manifest_points_at_rows() {
         "employment",
         "patent",
         "financing",
+        "quality_mark",
+        "project",
+        "investment_deal",
     ];
     for kind in kinds {
         let n = summary

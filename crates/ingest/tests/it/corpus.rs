@@ -255,6 +255,75 @@ fn loaded_values_are_canonical() {
         .collect();
     assert_eq!(derived.len(), 1);
     assert_eq!(amount.value(derived[0]), 5_000_000_000);
+
+    // The other ledgers: a town by name or id is stored as its id; a region by name as
+    // its province's code; amounts under 亿元 and 万元 exact; a stage reported without
+    // its date loads with the date empty.
+    let text = |table: &str, c: &str| {
+        let t = &out.tables[table];
+        let a = t.column(t.schema().index_of(c).expect(c)).clone();
+        (0..t.num_rows())
+            .map(|i| {
+                a.is_valid(i)
+                    .then(|| a.as_string::<i32>().value(i).to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let money = |table: &str, c: &str| {
+        let t = &out.tables[table];
+        let a = t.column(t.schema().index_of(c).expect(c)).clone();
+        (0..t.num_rows())
+            .map(|i| {
+                a.is_valid(i)
+                    .then(|| a.as_primitive::<Decimal128Type>().value(i))
+            })
+            .collect::<Vec<_>>()
+    };
+    let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        text("project", "project_id"),
+        some(&["XM-1", "XM-2", "XM-3"])
+    );
+    assert_eq!(
+        text("project", "town_id"),
+        vec![
+            Some("xinrong_graphite".to_string()),
+            Some("xinrong_graphite".to_string()),
+            None
+        ]
+    );
+    assert_eq!(
+        text("project", "stage"),
+        some(&["started", "signed", "in_production"])
+    );
+    assert_eq!(
+        money("project", "planned_investment"),
+        vec![
+            Some(52_000_000_000),
+            Some(30_000_000_000),
+            Some(10_000_000_000)
+        ]
+    );
+    assert_eq!(
+        money("project", "completed_investment")[0],
+        Some(12_000_000_000)
+    );
+    assert_eq!(
+        text("investment_deal", "origin_code"),
+        some(&["330000", "440300", "140200"])
+    );
+    assert_eq!(
+        money("investment_deal", "contracted_amount"),
+        vec![
+            Some(20_000_000_000),
+            Some(5_000_000_000),
+            Some(3_000_000_000)
+        ]
+    );
+    assert_eq!(
+        money("investment_deal", "funds_in_place"),
+        vec![Some(5_000_000_000), None, Some(3_000_000_000)]
+    );
 }
 
 /// The hostile-values files: what sits exactly at a bound loads with its exact figure

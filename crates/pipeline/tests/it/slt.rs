@@ -82,28 +82,54 @@ async fn registry_history_and_size_rules_match_hand_computed_values() {
     run_dataset("tests/slt/registry/pipeline.toml", "tests/slt/registry", 2).await;
 }
 
+/// The other ledgers (major projects, investment deals) over two runs: a project moves
+/// stage and a report is re-sent between them, a deal's funds grow: `tests/slt/ledgers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_and_investment_ledgers_match_hand_computed_values_over_two_runs() {
+    run_datasets(
+        &[
+            "tests/slt/ledgers/first.toml",
+            "tests/slt/ledgers/pipeline.toml",
+        ],
+        "tests/slt/ledgers",
+        2,
+    )
+    .await;
+}
+
 async fn run_dataset(pipeline: &str, slt_dir: &str, min_files: usize) {
+    run_datasets(&[pipeline], slt_dir, min_files).await;
+}
+
+/// Runs the pipelines one after the other into one warehouse (each run as of
+/// 2024-06-30), then checks the .slt files against the last committed run.
+async fn run_datasets(pipelines: &[&str], slt_dir: &str, min_files: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("warehouse");
-    let pipeline = Pipeline::load(&repo().join(pipeline)).expect("pipeline");
-    let report = run(
-        &warehouse,
-        &pipeline,
-        &RunOptions {
-            cluster: None,
-            as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
-            force: false,
-            progress: None,
-        },
-    )
-    .await
-    .expect("run");
-    assert_eq!(
-        report.reasons.len(),
-        0,
-        "the slt data is clean: {:?}",
-        report.reasons
-    );
+    let mut last = None;
+    for pipeline in pipelines {
+        let pipeline = Pipeline::load(&repo().join(pipeline)).expect("pipeline");
+        let report = run(
+            &warehouse,
+            &pipeline,
+            &RunOptions {
+                cluster: None,
+                as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
+                force: false,
+                progress: None,
+            },
+        )
+        .await
+        .expect("run");
+        assert_eq!(
+            report.reasons.len(),
+            0,
+            "the slt data is clean: {:?}",
+            report.reasons
+        );
+        last = Some(report);
+    }
+    let report = last.expect("at least one pipeline");
 
     // Every table and column a SQL user sees carries a Chinese label.
     let session = townstat_query::open_session(&warehouse, None)
