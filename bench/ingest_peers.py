@@ -90,7 +90,7 @@ def cmd_compare(args) -> int:
                                                                                   "{t}_ingest_warning"))]:
         a = {(r[0], r[1]): r[2] for r in rows(sql.format(t="ts"))}
         b = {(r[0], r[1]): r[2] for r in rows(sql.format(t="peer"))}
-        for key in sorted(set(a) | set(b)):
+        for key in sorted(k for k in set(a) | set(b) if k[0] in C.SOURCE_KINDS):
             report[name][f"{key[0]}.{key[1]}"] = {"townstat": a.get(key, 0), "peer": b.get(key, 0)}
     # The clean rows themselves: every canonical column (not run_id), and the source file
     # and row they came from.
