@@ -60,8 +60,38 @@ QUERIES = {
         JOIN division d ON d.code = e.division_code
         GROUP BY d.code, d.name, p.patent_type
         ORDER BY d.code, p.patent_type""",
+    # (d) A county-by-industry pivot of one year's revenue: counties as rows, GB/T 4754
+    #     sections as columns (agriculture, mining, manufacturing, utilities, the rest),
+    #     by the enterprise's current county and industry.
+    "county_industry_pivot": f"""
+        SELECT e.division_code AS county_code,
+               sum(CASE WHEN i.section = 'A' THEN a.revenue END) AS agriculture,
+               sum(CASE WHEN i.section = 'B' THEN a.revenue END) AS mining,
+               sum(CASE WHEN i.section = 'C' THEN a.revenue END) AS manufacturing,
+               sum(CASE WHEN i.section = 'D' THEN a.revenue END) AS utilities,
+               sum(CASE WHEN i.section NOT IN ('A', 'B', 'C', 'D') THEN a.revenue END) AS other,
+               sum(a.revenue) AS total, count(*) AS returns
+        FROM enterprise_annual a
+        JOIN enterprise e ON e.uscc = a.uscc
+        JOIN industry_code i ON i.code = e.industry_code
+        WHERE a.year = {YEAR}
+        GROUP BY e.division_code ORDER BY e.division_code""",
+    # (e) Year over year: every town's revenue in one year next to the year before
+    #     (members of each year), and the change.
+    "town_revenue_yoy": f"""
+        WITH t AS (
+            SELECT m.town_id, a.year, sum(a.revenue) AS revenue
+            FROM enterprise_annual a
+            JOIN town_membership m ON m.uscc = a.uscc AND m.year = a.year
+            WHERE a.year IN ({YEAR - 1}, {YEAR})
+            GROUP BY m.town_id, a.year)
+        SELECT c.town_id, c.revenue, p.revenue AS revenue_before, c.revenue - p.revenue AS change
+        FROM t c LEFT JOIN t p ON p.town_id = c.town_id AND p.year = c.year - 1
+        WHERE c.year = {YEAR}
+        ORDER BY c.town_id""",
 }
-TABLES = ["enterprise", "enterprise_annual", "town_membership", "patent", "patent_applicant", "division"]
+TABLES = ["enterprise", "enterprise_annual", "town_membership", "patent", "patent_applicant", "division",
+          "industry_code"]
 
 
 def one_line(sql: str) -> str:

@@ -3,7 +3,9 @@
 # Polars on the same generated data, in the same run:
 #   ingest   raw files → validated tables: townstat `run` vs ingest_peers.py (DuckDB, Polars)
 #   marts    town_year … city_year: townstat's mart steps vs marts_vs_duckdb.py (DuckDB)
-#   ad-hoc   three statistician queries: `townstat sql` vs DuckDB (adhoc.py)
+#   ad-hoc   five statistician queries (one town by year, its top 20, patents by county,
+#            a county-by-industry pivot, a year-over-year join): `townstat sql` vs DuckDB
+#            (adhoc.py)
 # Every process runs under GNU time (wall, user+sys CPU, peak RSS); the peers' results
 # are checked against townstat's (counts, rows, answers). Prints markdown tables.
 #
