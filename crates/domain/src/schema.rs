@@ -327,6 +327,20 @@ fn declared() -> Vec<&'static TableSchema> {
         .collect()
 }
 
+static FROM_PIPELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks that this process took its declared kinds from a pipeline file.
+pub fn kinds_from_pipeline() {
+    FROM_PIPELINE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether this process took its declared kinds from a pipeline file (then a run's
+/// stored declarations are not added: `townstat run` of a pipeline that dropped a
+/// kind must not take it back from the previous run).
+pub fn kinds_come_from_pipeline() -> bool {
+    FROM_PIPELINE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// The kinds pipelines declared (`kinds = [...]`), in the order declared.
 pub fn declared_kinds() -> Vec<&'static TableSchema> {
     declared()

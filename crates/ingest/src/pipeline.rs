@@ -141,6 +141,9 @@ impl PipelineFile {
     /// glob relative to `base`, the pipeline's folder); the first problem, naming its
     /// file.
     pub fn declare_kinds(&self, base: &Path) -> std::result::Result<(), String> {
+        // This process's kinds are the pipeline's from now on: a run's stored
+        // declarations (an earlier run's, maybe of kinds since removed) are not added.
+        townstat_domain::schema::kinds_from_pipeline();
         for pattern in &self.kinds {
             let full = base.join(pattern);
             let mut paths: Vec<PathBuf> = glob::glob(&full.to_string_lossy())

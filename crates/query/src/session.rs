@@ -57,15 +57,17 @@ pub async fn open_session_in(
 }
 
 /// Declares the kinds the run's pipeline declared (its `declared_kind` table), so
-/// that their tables and columns carry their labels here too (`\\d`, the server's
-/// catalog) though this process read no pipeline. A declaration that clashes with
-/// one this process already holds keeps the one held (a warning): only labels are at
-/// stake.
+/// that their tables and columns carry their labels here too (`\d`, the server's
+/// catalog) though this process read no pipeline. Not in a process that loaded a
+/// pipeline (its kinds are the pipeline's). A declaration that clashes with one this
+/// process already holds keeps the one held (a warning): only labels are at stake.
 async fn declare_stored_kinds(
     ctx: &SessionContext,
     versions: &std::collections::BTreeMap<String, i64>,
 ) {
-    if !versions.contains_key("declared_kind") {
+    if !versions.contains_key("declared_kind")
+        || townstat_domain::schema::kinds_come_from_pipeline()
+    {
         return;
     }
     let batches = match ctx.sql("SELECT name, declaration FROM declared_kind").await {
