@@ -138,6 +138,9 @@ pub struct IngestOptions<'a> {
     pub already_loaded: &'a (dyn Fn(&str) -> bool + Sync),
     /// Told the name of each file as its reading starts (progress display).
     pub on_file: &'a (dyn Fn(&str) + Sync),
+    /// The run's town registry, for `town` columns (the registry the run checked and
+    /// publishes, not a second read of the file).
+    pub towns: &'a TownIndex,
 }
 
 /// A file read (in parallel with the other files of its kind), waiting to be counted
@@ -620,9 +623,6 @@ pub fn ingest(
     }
     let divisions = Divisions::datong();
     let industries = Industries::gbt4754_2017();
-    let towns = TownIndex::new(&townstat_domain::town::load_registry(
-        &pipeline.resolve(&pipeline.file.towns),
-    )?);
     let files = pipeline.matches()?;
     let mut states: Vec<FileState> = vec![];
     let mut quarantine: Vec<QuarantineRow> = vec![];
@@ -640,7 +640,7 @@ pub fn ingest(
             divisions: &divisions,
             industries: &industries,
             registry: &registry,
-            towns: &towns,
+            towns: opts.towns,
         };
         let prepared = prepare_files(&kind_files, t, &rules, opts);
         if prepared.len() != kind_files.len() {

@@ -491,6 +491,7 @@ async fn run_holding_lock(
             p(m)
         }
     };
+    let town_index = townstat_domain::town::TownIndex::new(towns);
     let mut output = tokio::task::spawn_blocking(move || {
         let already = move |h: &str| !force && loaded_hashes.iter().any(|x| x == h);
         let on_file = move |f: &str| {
@@ -505,6 +506,7 @@ async fn run_holding_lock(
                 as_of,
                 already_loaded: &already,
                 on_file: &on_file,
+                towns: &town_index,
             },
             registry,
         )

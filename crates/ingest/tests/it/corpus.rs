@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Decimal128Type;
 use chrono::NaiveDate;
+use townstat_domain::town::TownIndex;
 use townstat_ingest::{FileStatus, IngestOptions, IngestOutput, Pipeline, Registry, ingest};
 
 fn corpus_dir() -> PathBuf {
@@ -18,6 +19,10 @@ fn corpus_dir() -> PathBuf {
 fn run_corpus() -> IngestOutput {
     let pipeline = Pipeline::load(&corpus_dir().join("pipeline.toml")).expect("pipeline loads");
     let never = |_: &str| false;
+    let towns = TownIndex::new(
+        &townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))
+            .expect("towns load"),
+    );
     ingest(
         &pipeline,
         &IngestOptions {
@@ -25,6 +30,7 @@ fn run_corpus() -> IngestOutput {
             as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
             already_loaded: &never,
             on_file: &|_| {},
+            towns: &towns,
         },
         Registry::default(),
     )

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use townstat_domain::town::TownIndex;
 use townstat_ingest::{FileStatus, IngestOptions, Pipeline, Registry, ingest};
 
 fn repo() -> PathBuf {
@@ -225,11 +226,15 @@ fn fuzz_reader(ext: &str) -> usize {
     let enums = repo().join("pipelines/enums.toml");
     let towns = repo().join("tests/corpus/towns.csv");
     let never = |_: &str| false;
+    let town_index = TownIndex::new(
+        &townstat_domain::town::load_registry(&towns).expect("the corpus registry loads"),
+    );
     let opts = IngestOptions {
         run_id: "fuzz",
         as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
         already_loaded: &never,
         on_file: &|_| {},
+        towns: &town_index,
     };
     // One pipeline per record kind, each reading the one file `input.<ext>`.
     let mut pipelines = std::collections::BTreeMap::new();

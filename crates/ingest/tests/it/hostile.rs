@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use townstat_domain::town::TownIndex;
 use townstat_ingest::{
     FileReport, FileStatus, IngestOptions, IngestOutput, Pipeline, Registry, ingest,
 };
@@ -51,6 +52,10 @@ pub fn hostile_copy(dir: &Path) -> PathBuf {
 fn run(pipeline: &Path) -> IngestOutput {
     let pipeline = Pipeline::load(pipeline).expect("pipeline loads");
     let never = |_: &str| false;
+    let towns = TownIndex::new(
+        &townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))
+            .expect("towns load"),
+    );
     ingest(
         &pipeline,
         &IngestOptions {
@@ -58,6 +63,7 @@ fn run(pipeline: &Path) -> IngestOutput {
             as_of: NaiveDate::from_ymd_opt(2026, 1, 15).expect("date"),
             already_loaded: &never,
             on_file: &|_| {},
+            towns: &towns,
         },
         Registry::default(),
     )
