@@ -26,6 +26,15 @@ pub enum Error {
         /// The Arrow error.
         source: arrow::error::ArrowError,
     },
+    /// Staging the valid rows on disk failed (a full disk, an unwritable folder): the
+    /// run stops, since rows would be lost otherwise.
+    #[error("staging rows in {path}: {message}")]
+    Stage {
+        /// The staged file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// Result of ingestion.

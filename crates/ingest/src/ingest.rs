@@ -34,6 +34,7 @@ use crate::header::{self, AliasIndex, ColumnMap};
 use crate::pipeline::{Format, Matched, Pipeline, Source, escaped};
 use crate::read::{self, Opened, RawRecord};
 use crate::registry::Registry;
+use crate::stage::{StageWriter, StagedRows};
 use crate::validate::{Applicant, Rules, Value, validate_row};
 
 /// What happened to a file.
@@ -113,11 +114,39 @@ pub struct WarningRow {
     pub messages: Vec<String>,
 }
 
+/// A table's rows to commit.
+#[derive(Debug, Clone)]
+pub enum TableRows {
+    /// Held in memory: the registry (later steps of the run read it), the patent
+    /// applicants, a kind without rows.
+    Memory(RecordBatch),
+    /// Staged on disk, read as a stream by the commit.
+    Staged(StagedRows),
+}
+
+impl TableRows {
+    /// How many rows.
+    pub fn num_rows(&self) -> usize {
+        match self {
+            TableRows::Memory(b) => b.num_rows(),
+            TableRows::Staged(s) => s.num_rows(),
+        }
+    }
+
+    /// Every row in one batch.
+    pub fn collect(&self) -> Result<RecordBatch> {
+        match self {
+            TableRows::Memory(b) => Ok(b.clone()),
+            TableRows::Staged(s) => s.collect(),
+        }
+    }
+}
+
 /// Everything an ingest run produced, ready to commit.
 #[derive(Debug)]
 pub struct IngestOutput {
     /// Rows to merge, per table (source kinds and `patent_applicant`).
-    pub tables: BTreeMap<String, RecordBatch>,
+    pub tables: BTreeMap<String, TableRows>,
     /// Quarantined rows.
     pub quarantine: Vec<QuarantineRow>,
     /// Warnings of loaded rows.
@@ -141,6 +170,9 @@ pub struct IngestOptions<'a> {
     /// The run's town registry, for `town` columns (the registry the run checked and
     /// publishes, not a second read of the file).
     pub towns: &'a TownIndex,
+    /// An existing folder for the run's staged rows (one Parquet file per file read);
+    /// the caller removes it after the commit.
+    pub stage: &'a Path,
 }
 
 /// A file read (in parallel with the other files of its kind), waiting to be counted
@@ -157,11 +189,13 @@ enum Prepared {
 /// run holds its rows as compact columns rather than as one value object per cell.
 const CHUNK_ROWS: usize = 16_384;
 
-/// A file's rows after reading: the valid ones already as Arrow batches (lineage
-/// included, in row order), what de-duplication needs of each, and the rejected ones.
+/// A file's rows after reading: the valid ones staged on disk as Arrow batches
+/// (lineage included, in row order), what de-duplication needs of each, and the
+/// rejected ones.
 #[derive(Default)]
 struct FileRows {
-    batches: Vec<RecordBatch>,
+    /// The staged file and its row count (none when no row is valid).
+    staged: Option<(PathBuf, usize)>,
     valid: Vec<RowMeta>,
     /// Per valid row: digests of its key and of its whole content.
     fingerprints: Vec<(u128, [u8; 16])>,
@@ -178,6 +212,8 @@ struct RowMeta {
 struct Extra {
     warnings: Vec<(Warning, String)>,
     applicants: Vec<Applicant>,
+    /// The patent's application number, when it has applicants.
+    application_no: Option<String>,
 }
 
 impl RowMeta {
@@ -231,7 +267,8 @@ fn prepare_files(
                     };
                     let display = display_path(&m.path);
                     (opts.on_file)(&display);
-                    let (hash, prepared) = prepare_one(m, &display, t, rules, opts);
+                    let stage = opts.stage.join(format!("{}-{i:05}.parquet", t.name));
+                    let (hash, prepared) = prepare_one(m, &display, t, rules, opts, stage);
                     if let Ok(mut slot) = slots[i].lock() {
                         *slot = Some((display, hash, prepared));
                     }
@@ -254,6 +291,7 @@ fn prepare_one(
     t: &TableSchema,
     rules: &Rules,
     opts: &IngestOptions,
+    stage: PathBuf,
 ) -> (String, Prepared) {
     if let Some(problem) = &m.problem {
         return (
@@ -271,7 +309,16 @@ fn prepare_one(
     }
     let bytes = loaded.bytes;
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_file(bytes, &m.path, display, m.source, t, rules, opts.run_id)
+        read_file(
+            bytes,
+            &m.path,
+            display,
+            m.source,
+            t,
+            rules,
+            opts.run_id,
+            stage,
+        )
     }));
     let prepared = match read {
         Ok(Err(ReadError::File(FileRejection(message)))) => Prepared::Rejected(message),
@@ -450,10 +497,12 @@ fn fingerprint(t: &TableSchema, values: &[Value]) -> (u128, [u8; 16]) {
     (key, out)
 }
 
-/// Reads one file: its valid rows into Arrow batches (with their key and content
-/// fingerprint for de-duplication), its rejected rows with their reasons and original
-/// cells as JSON; or rejects it whole. A valid row's original cells are dropped here:
-/// they are not needed unless it turns out to conflict, and then it is re-read.
+/// Reads one file: its valid rows into Arrow batches staged at `stage` (with their key
+/// and content fingerprint for de-duplication), its rejected rows with their reasons
+/// and original cells as JSON; or rejects it whole (and stages nothing). A valid row's
+/// original cells are dropped here: they are not needed unless it turns out to
+/// conflict, and then it is re-read.
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     bytes: Vec<u8>,
     path: &Path,
@@ -462,6 +511,7 @@ fn read_file(
     t: &TableSchema,
     rules: &Rules,
     run_id: &str,
+    stage: PathBuf,
 ) -> std::result::Result<(Vec<String>, FileRows), ReadError> {
     let format = source
         .format
@@ -543,8 +593,69 @@ fn read_file(
         })
         .collect();
     let mut out = FileRows::default();
+    let mut writer = StageWriter::new(stage);
+    let application_no = t.columns.iter().position(|c| c.name == "application_no");
+    let read = read_rows(ReadRows {
+        records,
+        t,
+        map: &map,
+        default_units: &default_units,
+        rules,
+        header_at,
+        index: &index,
+        display,
+        run_id,
+        application_no,
+        writer: &mut writer,
+        out: &mut out,
+    });
+    match read {
+        Ok(()) => {
+            out.staged = writer.finish().map_err(ReadError::Build)?;
+            Ok((map.header, out))
+        }
+        Err(e) => {
+            writer.discard();
+            Err(e)
+        }
+    }
+}
+
+/// What [`read_rows`] works with.
+struct ReadRows<'a, 'b> {
+    records: Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>> + 'b>,
+    t: &'a TableSchema,
+    map: &'a ColumnMap,
+    default_units: &'a [Unit],
+    rules: &'a Rules<'a>,
+    header_at: Option<(u64, usize)>,
+    index: &'a AliasIndex,
+    display: &'a str,
+    run_id: &'a str,
+    application_no: Option<usize>,
+    writer: &'a mut StageWriter,
+    out: &'a mut FileRows,
+}
+
+/// Validates a file's records after its header: valid rows staged in chunks, rejected
+/// ones kept with their reasons.
+fn read_rows(r: ReadRows) -> std::result::Result<(), ReadError> {
+    let ReadRows {
+        records,
+        t,
+        map,
+        default_units,
+        rules,
+        header_at,
+        index,
+        display,
+        run_id,
+        application_no,
+        writer,
+        out,
+    } = r;
     let mut chunk: Vec<(u64, Vec<Value>)> = Vec::with_capacity(CHUNK_ROWS);
-    let flush = |chunk: &mut Vec<(u64, Vec<Value>)>, out: &mut FileRows| {
+    let mut flush = |chunk: &mut Vec<(u64, Vec<Value>)>| {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -554,7 +665,7 @@ fn read_file(
             rows: chunk.iter().map(|(n, _)| (display, *n as i64)).collect(),
         };
         let batch = arrow_out::build_batch(t, &values, Some(lineage)).map_err(ReadError::Build)?;
-        out.batches.push(batch);
+        writer.write(&batch).map_err(ReadError::Build)?;
         chunk.clear();
         Ok::<(), ReadError>(())
     };
@@ -563,12 +674,12 @@ fn read_file(
         if record.is_blank() {
             continue;
         }
-        match validate_row(t, &map, &default_units, &record.cells, rules) {
+        match validate_row(t, map, default_units, &record.cells, rules) {
             Err(reasons) => {
                 // Only a rejected row can be a header (a header's cells are not valid
                 // values), so the check costs nothing on good rows.
                 if let Some((line, score)) = header_at {
-                    header::check_late_header(&record, line, score, &index, display)?;
+                    header::check_late_header(&record, line, score, index, display)?;
                 }
                 out.rejected
                     .push((record.row_number, reasons, raw_of(&map.header, &record)));
@@ -577,9 +688,15 @@ fn read_file(
                 out.fingerprints.push(fingerprint(t, &valid.values));
                 let extra =
                     (!valid.warnings.is_empty() || !valid.applicants.is_empty()).then(|| {
+                        let application_no = (!valid.applicants.is_empty())
+                            .then(|| application_no.map(|i| &valid.values[i]))
+                            .flatten()
+                            .filter(|v| !matches!(v, Value::Null))
+                            .map(Value::canonical_text);
                         Box::new(Extra {
                             warnings: valid.warnings,
                             applicants: valid.applicants,
+                            application_no,
                         })
                     });
                 out.valid.push(RowMeta {
@@ -588,13 +705,12 @@ fn read_file(
                 });
                 chunk.push((record.row_number, valid.values));
                 if chunk.len() >= CHUNK_ROWS {
-                    flush(&mut chunk, &mut out)?;
+                    flush(&mut chunk)?;
                 }
             }
         }
     }
-    flush(&mut chunk, &mut out)?;
-    Ok((map.header, out))
+    flush(&mut chunk)
 }
 
 /// Runs ingestion over every file of a pipeline.
@@ -792,23 +908,33 @@ pub fn ingest(
                 });
             }
         }
-        // The kept rows, file by file in path order, as one batch.
-        let mut parts: Vec<RecordBatch> = vec![];
-        let mut kept: Vec<(usize, &RowMeta)> = vec![];
-        for (_, rows, keep) in &mut read {
-            let mut start = 0;
-            for batch in std::mem::take(&mut rows.batches) {
-                let end = start + batch.num_rows();
-                let mask = arrow::array::BooleanArray::from(keep[start..end].to_vec());
-                parts.push(arrow::compute::filter_record_batch(&batch, &mask).map_err(
-                    |source| Error::Arrow {
-                        table: t.name.clone(),
-                        source,
-                    },
-                )?);
-                start = end;
+        // The kept rows, file by file in path order: each file's staged rows with the
+        // mask of those kept.
+        let mut parts: Vec<(PathBuf, Vec<bool>)> = vec![];
+        for (file, rows, keep) in &mut read {
+            if let Some((path, staged)) = rows.staged.take() {
+                if staged != keep.len() {
+                    return Err(Error::Stage {
+                        path,
+                        message: format!(
+                            "{staged} rows staged for {}, {} valid",
+                            states[*file].report.source_file,
+                            keep.len()
+                        ),
+                    });
+                }
+                parts.push((path, keep.clone()));
             }
         }
+        let staged = StagedRows::new(&t.name, arrow_out::arrow_schema(t), parts);
+        // The registry is read again by this run (the registry of later kinds, its
+        // history): it stays in memory. A kind without rows is an empty batch.
+        let table = if t.source_rules().registry || staged.num_rows() == 0 {
+            TableRows::Memory(staged.collect()?)
+        } else {
+            TableRows::Staged(staged)
+        };
+        let mut kept: Vec<(usize, &RowMeta)> = vec![];
         for (file, rows, keep) in &read {
             kept.extend(
                 rows.valid
@@ -818,13 +944,6 @@ pub fn ingest(
                     .map(|(m, _)| (*file, m)),
             );
         }
-        let table = arrow::compute::concat_batches(&arrow_out::arrow_schema(t), &parts).map_err(
-            |source| Error::Arrow {
-                table: t.name.clone(),
-                source,
-            },
-        )?;
-        drop(parts);
         for (file, m) in &kept {
             if !m.warnings().is_empty() {
                 let (codes, messages) = group_messages(m.warnings());
@@ -837,7 +956,7 @@ pub fn ingest(
                 });
             }
         }
-        if t.source_rules().registry {
+        if let (true, TableRows::Memory(table)) = (t.source_rules().registry, &table) {
             let column = |name: &str| {
                 t.columns.iter().position(|c| c.name == name).and_then(|i| {
                     arrow::compute::cast(table.column(i), &arrow::datatypes::DataType::Utf8).ok()
@@ -856,7 +975,7 @@ pub fn ingest(
         if t.source_rules().rules == Some(RuleSet::Patent) {
             tables.insert(
                 "patent_applicant".to_string(),
-                applicant_batch(t, &table, &kept, &states, opts.run_id)?,
+                TableRows::Memory(applicant_batch(&kept, &states, opts.run_id)?),
             );
         }
         drop(kept);
@@ -879,40 +998,28 @@ pub fn ingest(
     })
 }
 
-/// `patent_applicant` rows of the kept patents: `kept[k]` is row `k` of `patents`.
+/// `patent_applicant` rows of the kept patents (each row's application number was
+/// kept with its applicants when it was read).
 fn applicant_batch(
-    patent: &TableSchema,
-    patents: &RecordBatch,
     kept: &[(usize, &RowMeta)],
     states: &[FileState],
     run_id: &str,
 ) -> Result<RecordBatch> {
-    use arrow::array::{Array, AsArray};
     let t = schema::table("patent_applicant").ok_or_else(|| Error::Pipeline {
         path: PathBuf::from("schemas/patent_applicant.toml"),
         message: "missing".into(),
     })?;
-    let no = patent
-        .columns
-        .iter()
-        .position(|c| c.name == "application_no")
-        .unwrap_or(0);
-    let numbers = arrow::compute::cast(patents.column(no), &arrow::datatypes::DataType::Utf8)
-        .map_err(|source| Error::Arrow {
-            table: t.name.clone(),
-            source,
-        })?;
-    let numbers = numbers.as_string::<i32>();
     let mut values: Vec<Vec<Value>> = vec![];
     let mut lineage = vec![];
-    for (k, (file, m)) in kept.iter().enumerate() {
+    for (file, m) in kept {
+        let number = m
+            .extra
+            .as_ref()
+            .and_then(|e| e.application_no.clone())
+            .map_or(Value::Null, Value::Str);
         for a in m.applicants() {
             values.push(vec![
-                if numbers.is_valid(k) {
-                    Value::Str(numbers.value(k).to_string())
-                } else {
-                    Value::Null
-                },
+                number.clone(),
                 Value::Int(a.position),
                 Value::Str(a.name.clone()),
                 a.uscc.clone().map(Value::Str).unwrap_or(Value::Null),

@@ -6,6 +6,8 @@
 //! `sources.md`, drops exact duplicates, quarantines bad rows with all their reasons,
 //! and reports `rows read = loaded + duplicates + quarantined`. It never writes to the
 //! warehouse: that is `townstat-warehouse`'s job, so a failed ingest commits nothing.
+//! Valid rows wait for the commit as Parquet files in a staging folder the caller
+//! names ([`stage`]), not in memory.
 
 pub mod arrow_out;
 pub mod cell;
@@ -15,9 +17,10 @@ pub mod ingest;
 pub mod pipeline;
 pub mod read;
 pub mod registry;
+pub mod stage;
 pub mod validate;
 
 pub use error::{Error, Result};
-pub use ingest::{FileReport, FileStatus, IngestOptions, IngestOutput, ingest};
+pub use ingest::{FileReport, FileStatus, IngestOptions, IngestOutput, TableRows, ingest};
 pub use pipeline::Pipeline;
 pub use registry::Registry;

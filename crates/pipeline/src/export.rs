@@ -56,14 +56,20 @@ fn labelled(
 fn write_parquet<W: std::io::Write + Send>(
     out: W,
     table: &str,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
 ) -> std::result::Result<W, parquet::errors::ParquetError> {
-    let batch = labelled(table, batch)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let mut w = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
-    w.write(&batch)?;
+    let Some(first) = batches.first() else {
+        return Err(parquet::errors::ParquetError::General(format!(
+            "{table}: no batch to write"
+        )));
+    };
+    let mut w = ArrowWriter::try_new(out, labelled(table, first)?.schema(), Some(props))?;
+    for batch in batches {
+        w.write(&labelled(table, batch)?)?;
+    }
     w.into_inner()
 }
 
@@ -76,7 +82,7 @@ fn write_parquet<W: std::io::Write + Send>(
 pub async fn publish_to_store(
     warehouse: &townstat_warehouse::Warehouse,
     run_id: &str,
-    marts: &[(String, RecordBatch)],
+    marts: &[(String, Vec<RecordBatch>)],
     extras: &[(String, Vec<u8>)],
 ) -> Result<()> {
     use object_store::ObjectStoreExt;
@@ -170,7 +176,7 @@ pub(crate) async fn delete_prefix(
 pub fn publish(
     root: &Path,
     run_id: &str,
-    marts: &[(String, RecordBatch)],
+    marts: &[(String, Vec<RecordBatch>)],
     extras: &[(String, Vec<u8>)],
     before_swap: impl FnOnce(),
 ) -> Result<()> {

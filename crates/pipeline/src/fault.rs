@@ -47,7 +47,7 @@ fn first_row_only(len: usize) -> BooleanArray {
 }
 
 /// Applies the faults `TOWNSTAT_FAULT_MART` names, if any.
-pub fn corrupt_marts(marts: &mut [(String, RecordBatch)]) -> Result<()> {
+pub fn corrupt_marts(marts: &mut [(String, Vec<RecordBatch>)]) -> Result<()> {
     let Ok(faults) = std::env::var(VAR) else {
         return Ok(());
     };
@@ -57,9 +57,15 @@ pub fn corrupt_marts(marts: &mut [(String, RecordBatch)]) -> Result<()> {
         } else {
             "town_year"
         };
-        let Some((_, batch)) = marts.iter_mut().find(|(n, _)| n == table) else {
+        let Some((_, batches)) = marts.iter_mut().find(|(n, _)| n == table) else {
             return Err(internal(format!("no mart {table}")));
         };
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| internal(format!("{table} has no batch")))?;
+        *batches = vec![arrow::compute::concat_batches(&schema, batches.iter()).map_err(internal)?];
+        let batch = &mut batches[0];
         if batch.num_rows() == 0 {
             return Err(internal(format!("{table} has no rows to corrupt")));
         }

@@ -27,7 +27,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use townstat_domain::schema;
 use townstat_ingest::arrow_out::{arrow_schema, date32};
-use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry};
+use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry, TableRows};
 use townstat_query::mart_tests::{self, Outcome, Status};
 use townstat_warehouse::Warehouse;
 
@@ -492,6 +492,9 @@ async fn run_holding_lock(
         }
     };
     let town_index = townstat_domain::town::TownIndex::new(towns);
+    // Valid rows wait for the commit in this run's staging folder, not in memory.
+    let stage = Staging::create(root.as_deref(), &run_id)?;
+    let stage_path = stage.path.clone();
     let mut output = tokio::task::spawn_blocking(move || {
         let already = move |h: &str| !force && loaded_hashes.iter().any(|x| x == h);
         let on_file = move |f: &str| {
@@ -507,6 +510,7 @@ async fn run_holding_lock(
                 already_loaded: &already,
                 on_file: &on_file,
                 towns: &town_index,
+                stage: &stage_path,
             },
             registry,
         )
@@ -543,25 +547,36 @@ async fn run_holding_lock(
     // tells a later run to restore them if this one is killed.
     crate::recover::mark(warehouse, &run_id).await?;
     let mut loaded = BTreeMap::new();
-    for (name, batch) in &output.tables {
+    for (name, rows) in &output.tables {
         let t = schema::table(name).ok_or_else(|| Error::Internal(format!("no schema {name}")))?;
-        loaded.insert(name.clone(), batch.num_rows());
+        loaded.insert(name.clone(), rows.num_rows());
         say(&format!("merging {name}"));
-        let v = if name == "patent_applicant" {
+        let v = match rows {
             // A patent's applicants are replaced as a whole (see replace_groups).
-            warehouse
-                .replace_groups(name, batch.clone(), "application_no")
-                .await?
-        } else {
-            warehouse.merge(name, batch.clone(), &t.key).await?
+            TableRows::Memory(batch) if name == "patent_applicant" => {
+                warehouse
+                    .replace_groups(name, batch.clone(), "application_no")
+                    .await?
+            }
+            TableRows::Memory(batch) => warehouse.merge(name, batch.clone(), &t.key).await?,
+            TableRows::Staged(staged) => {
+                warehouse
+                    .merge_stream(name, stream_of(staged), &t.key)
+                    .await?
+            }
         };
-        tracing::info!(table = name, rows = batch.num_rows(), version = v, "merged");
+        tracing::info!(table = name, rows = rows.num_rows(), version = v, "merged");
         versions.insert(name.clone(), v);
     }
     pause("after_source_tables")?;
     let previous = &versions_before;
     let registry = townstat_domain::schema::registry_kind().name.as_str();
-    if let Some(loaded_enterprises) = output.tables.get(registry)
+    // The ingest keeps the registry's rows in memory.
+    let registry_rows = match output.tables.get(registry) {
+        Some(TableRows::Memory(batch)) => Some(batch),
+        _ => None,
+    };
+    if let Some(loaded_enterprises) = registry_rows
         && let Some(history) =
             crate::history::update(warehouse, previous, loaded_enterprises, opts.as_of, &run_id)
                 .await?
@@ -579,7 +594,7 @@ async fn run_holding_lock(
             .filter(|f| f.kind == registry)
             .all(|f| f.status == FileStatus::Loaded);
     if snapshot_read
-        && let Some(rows) = output.tables.get(registry)
+        && let Some(rows) = registry_rows
         && let Some(absent) =
             crate::history::absent(warehouse, previous, rows, opts.as_of, &run_id).await?
     {
@@ -591,8 +606,10 @@ async fn run_holding_lock(
         );
     }
     // The loaded rows are committed and history has read them: free them before the
-    // marts, which need the memory (at scale 100 they are gigabytes).
+    // marts, which need the memory (at scale 100 they are gigabytes), and the staged
+    // files with them.
     output.tables.clear();
+    drop(stage);
     let reference_tables = [
         ("industry_code", reference::industry_codes()?),
         ("division", reference::divisions()?),
@@ -614,10 +631,10 @@ async fn run_holding_lock(
     ];
     // The registry and the code lists go out with the marts, so that BI tools reading
     // the Parquet exports get names (towns, counties, industries), not just ids.
-    let mut exported_reference: Vec<(String, RecordBatch)> = vec![];
+    let mut exported_reference: Vec<(String, Vec<RecordBatch>)> = vec![];
     for (name, batch) in reference_tables {
         if name != "town_roster" && name != "declared_kind" {
-            exported_reference.push((name.to_string(), batch.clone()));
+            exported_reference.push((name.to_string(), vec![batch.clone()]));
         }
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
@@ -683,10 +700,10 @@ async fn run_holding_lock(
             recorded: false,
         })));
     }
-    for (name, batch) in &marts {
+    for (name, batches) in &marts {
         versions.insert(
             name.clone(),
-            warehouse.overwrite(name, batch.clone()).await?,
+            warehouse.overwrite_batches(name, batches.clone()).await?,
         );
     }
     pause("after_marts")?;
@@ -779,7 +796,7 @@ async fn run_holding_lock(
 async fn test_marts(
     warehouse: &Warehouse,
     versions: &BTreeMap<String, i64>,
-    marts: &[(String, RecordBatch)],
+    marts: &[(String, Vec<RecordBatch>)],
     settings: &mart_tests::Settings,
 ) -> Result<Vec<Outcome>> {
     let ctx = townstat_query::session::context();
@@ -797,10 +814,13 @@ async fn test_marts(
         .map(|(n, v)| (n.clone(), *v))
         .collect();
     warehouse.register(&ctx, &committed).await?;
-    for (name, batch) in marts {
-        let table =
-            datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])
-                .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
+    for (name, batches) in marts {
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| Error::Internal(format!("{name}: no batch")))?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches.clone()])
+            .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
     }
@@ -847,7 +867,7 @@ async fn build_marts(
     run_id: &str,
     as_of: NaiveDate,
     cluster: Option<&datafusion::prelude::SessionContext>,
-) -> Result<Vec<(String, RecordBatch)>> {
+) -> Result<Vec<(String, Vec<RecordBatch>)>> {
     use chrono::Datelike;
     use townstat_query::marts;
     let components = checked.components.clone();
@@ -916,4 +936,56 @@ async fn build_marts(
         tracing::warn!(prefix = %prefix, error = %e, "could not delete the scratch results");
     }
     Ok(marts?)
+}
+
+/// The folder a run stages its valid rows in until they are committed: under the
+/// warehouse root (`_staging/<run id>`) for a local warehouse, else in the system's
+/// temporary folder. Removed when the run is done with it, failed or not; a killed
+/// run's folder is removed by the next run, which holds the lock.
+struct Staging {
+    path: std::path::PathBuf,
+}
+
+impl Staging {
+    fn create(root: Option<&std::path::Path>, run_id: &str) -> Result<Staging> {
+        let path = match root {
+            Some(root) => {
+                let all = root.join("_staging");
+                // Only the run holding the lock stages rows: whatever is there is a
+                // killed run's.
+                if all.exists() {
+                    std::fs::remove_dir_all(&all)
+                        .map_err(|e| Error::Internal(format!("removing {}: {e}", all.display())))?;
+                }
+                all.join(run_id)
+            }
+            None => std::env::temp_dir().join(format!("townstat-staging-{run_id}")),
+        };
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", path.display())))?;
+        Ok(Staging { path })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(folder = %self.path.display(), error = %e, "could not remove the staged rows");
+        }
+        if let Some(parent) = self.path.parent().filter(|p| p.ends_with("_staging")) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// The staged rows of a table as the warehouse's row stream.
+fn stream_of(staged: &townstat_ingest::stage::StagedRows) -> townstat_warehouse::RowStream {
+    let rows = staged.clone();
+    townstat_warehouse::RowStream {
+        schema: staged.schema(),
+        rows: staged.num_rows(),
+        open: std::sync::Arc::new(move || {
+            Box::new(rows.batches().map(|b| b.map_err(|e| e.to_string())))
+        }),
+    }
 }

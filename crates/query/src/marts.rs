@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
@@ -744,11 +743,13 @@ async fn first_year(ctx: &SessionContext, run_year: i32) -> Result<i32> {
     Ok(earliest.max(2015).min(run_year))
 }
 
-/// Builds every step and returns the marts, in order.
+/// Builds every step and returns the marts, in order, each as the batches its plan
+/// produced (at least one, possibly empty). The batches are the ones the session's
+/// table of the mart holds, not a copy.
 pub async fn build(
     ctx: &SessionContext,
     config: &MartConfig,
-) -> Result<Vec<(String, RecordBatch)>> {
+) -> Result<Vec<(String, Vec<RecordBatch>)>> {
     let first = first_year(ctx, config.run_year).await?;
     let components = components_sql(&config.components)?;
     let (grade, review) = grading_sql(&config.grading);
@@ -803,6 +804,13 @@ pub async fn build(
             None => compact_schema(&plan_schema),
         };
         let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
+        // The memory the step's result holds (buffers shared between batches counted
+        // once per batch): where a run's memory goes, step by step.
+        let bytes: usize = parts
+            .iter()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
         let table: Arc<dyn TableProvider> = match &config.scratch {
             Some(scratch) => scratch.table(name, &schema, &parts).await?,
             None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
@@ -812,15 +820,19 @@ pub async fn build(
         tracing::info!(
             step = *name,
             rows,
+            bytes,
             elapsed_ms = step_clock.elapsed().as_millis() as u64,
             exec_ms,
             "mart step"
         );
         if *layer == "marts" {
-            let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
-            let batch = concat_batches(&schema, &batches)
-                .map_err(|e| Error::Output(format!("{name}: {e}")))?;
-            marts.push((name.to_string(), batch));
+            // Not concatenated: at scale 100 a copy of town_member_year alone is
+            // hundreds of megabytes next to the batches the later steps read.
+            let mut batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+            if batches.is_empty() {
+                batches.push(RecordBatch::new_empty(schema.clone()));
+            }
+            marts.push((name.to_string(), batches));
         }
         // Staging and intermediate results no later step reads are dropped now, not
         // at the end of the build: at scale 100 they are gigabytes.

@@ -13,5 +13,6 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use store::{
-    CommittedRun, Restored, RunSelector, Warehouse, register_object_stores, text_column,
+    BatchIter, CommittedRun, Restored, RowStream, RunSelector, Warehouse, register_object_stores,
+    text_column,
 };

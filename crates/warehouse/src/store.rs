@@ -6,15 +6,21 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::DataType;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::Column;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::SessionContext;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use object_store::path::Path as ObjectPath;
@@ -56,6 +62,59 @@ pub struct Restored {
     /// The committed version its content now equals; `None` when the table was
     /// removed because no committed run names it.
     pub to: Option<i64>,
+}
+
+/// Rows written by reading them as a stream (a run's staged files) rather than from
+/// one batch in memory: their schema, how many there are, and a function that starts
+/// reading them, again for each scan a write or a MERGE makes.
+#[derive(Clone)]
+pub struct RowStream {
+    /// The rows' schema.
+    pub schema: SchemaRef,
+    /// How many rows the stream yields.
+    pub rows: usize,
+    /// Starts reading the rows from the beginning.
+    pub open: Arc<dyn Fn() -> BatchIter + Send + Sync>,
+}
+
+/// The batches of a [`RowStream`]; an error names what could not be read.
+pub type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBatch, String>> + Send>;
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`RowStream`] as the one partition of a DataFusion table, each batch given the
+/// schema the stored table has (its labels; see [`Warehouse::aligned`]).
+#[derive(Debug)]
+struct StreamPartition {
+    schema: SchemaRef,
+    rows: RowStream,
+}
+
+impl PartitionStream for StreamPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let schema = self.schema.clone();
+        let batches = (self.rows.open)().map(move |batch| {
+            let batch = batch.map_err(DataFusionError::Execution)?;
+            Ok(RecordBatch::try_new(
+                schema.clone(),
+                batch.columns().to_vec(),
+            )?)
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(batches),
+        ))
+    }
 }
 
 /// Which committed run a reader wants.
@@ -257,11 +316,21 @@ impl Warehouse {
     /// readers get the current ones from `schemas/` anyway (`\d`, the server's
     /// comments, the exports). A table not created yet takes the batch as it is.
     fn aligned(name: &str, table: &DeltaTable, batch: RecordBatch) -> Result<RecordBatch> {
-        let Ok(snapshot) = table.snapshot() else {
+        let schema = Self::aligned_schema(table, batch.schema());
+        if Arc::ptr_eq(&schema, &batch.schema()) {
             return Ok(batch);
+        }
+        RecordBatch::try_new(schema, batch.columns().to_vec())
+            .map_err(|e| Error::RunRecord(format!("{name}: aligning the labels: {e}")))
+    }
+
+    /// The schema with the stored table's field metadata (see [`Self::aligned`]); the
+    /// same `Arc` when nothing differs.
+    fn aligned_schema(table: &DeltaTable, schema: SchemaRef) -> SchemaRef {
+        let Ok(snapshot) = table.snapshot() else {
+            return schema;
         };
         let stored = snapshot.snapshot().arrow_schema();
-        let schema = batch.schema();
         let mut changed = false;
         let fields: Vec<arrow::datatypes::Field> = schema
             .fields()
@@ -275,14 +344,25 @@ impl Warehouse {
             })
             .collect();
         if !changed {
-            return Ok(batch);
+            return schema;
         }
-        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        Arc::new(arrow::datatypes::Schema::new_with_metadata(
             fields,
             schema.metadata().clone(),
-        ));
-        RecordBatch::try_new(schema, batch.columns().to_vec())
-            .map_err(|e| Error::RunRecord(format!("{name}: aligning the labels: {e}")))
+        ))
+    }
+
+    /// A stream of rows as a DataFrame with the stored table's labels.
+    fn stream_frame(name: &str, table: &DeltaTable, rows: RowStream) -> Result<DataFrame> {
+        let schema = Self::aligned_schema(table, rows.schema.clone());
+        let partition = Arc::new(StreamPartition {
+            schema: schema.clone(),
+            rows,
+        });
+        let provider = StreamingTable::try_new(schema, vec![partition]).map_err(query(name))?;
+        SessionContext::new()
+            .read_table(Arc::new(provider))
+            .map_err(query(name))
     }
 
     fn commit_version(name: &str, table: &DeltaTable) -> Result<i64> {
@@ -294,7 +374,7 @@ impl Warehouse {
 
     /// Appends rows (creating the table on first use). Returns the new version.
     pub async fn append(&self, name: &str, batch: RecordBatch) -> Result<i64> {
-        self.write(name, batch, SaveMode::Append).await
+        self.write(name, vec![batch], SaveMode::Append).await
     }
 
     /// Replaces the table's rows (reference tables, marts). Returns the new version.
@@ -305,13 +385,22 @@ impl Warehouse {
     /// refuses a changed schema otherwise). Earlier versions keep their own schema
     /// for readers pinned to an older run.
     pub async fn overwrite(&self, name: &str, batch: RecordBatch) -> Result<i64> {
-        self.write(name, batch, SaveMode::Overwrite).await
+        self.write(name, vec![batch], SaveMode::Overwrite).await
     }
 
-    async fn write(&self, name: &str, batch: RecordBatch, mode: SaveMode) -> Result<i64> {
+    /// [`Self::overwrite`] with rows given as several batches of one schema (a mart as
+    /// its plan produced it, not copied into one batch). At least one batch.
+    pub async fn overwrite_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<i64> {
+        self.write(name, batches, SaveMode::Overwrite).await
+    }
+
+    async fn write(&self, name: &str, batches: Vec<RecordBatch>, mode: SaveMode) -> Result<i64> {
         let table = self.handle(name).await?;
-        let batch = Self::aligned(name, &table, batch)?;
-        let mut write = table.write(vec![batch]).with_save_mode(mode);
+        let batches = batches
+            .into_iter()
+            .map(|b| Self::aligned(name, &table, b))
+            .collect::<Result<Vec<_>>>()?;
+        let mut write = table.write(batches).with_save_mode(mode);
         if mode == SaveMode::Overwrite {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         }
@@ -331,13 +420,47 @@ impl Warehouse {
         }
         let batch = Self::aligned(name, &table, batch)?;
         let ctx = SessionContext::new();
-        let source = ctx.read_batch(batch.clone()).map_err(query(name))?;
+        let source = ctx.read_batch(batch).map_err(query(name))?;
+        Self::merge_frame(name, table, source, key).await
+    }
+
+    /// [`Self::merge`] of rows read as a stream: the table's memory does not hold them
+    /// all at once (the MERGE's own join still holds what it needs).
+    pub async fn merge_stream(&self, name: &str, rows: RowStream, key: &[String]) -> Result<i64> {
+        let Some(table) = self.latest(name).await? else {
+            let table = self.handle(name).await?;
+            let plan = Self::stream_frame(name, &table, rows)?
+                .logical_plan()
+                .clone();
+            let table = table
+                .write(Vec::<RecordBatch>::new())
+                .with_input_plan(plan)
+                .with_save_mode(SaveMode::Append)
+                .await
+                .map_err(delta(name))?;
+            return Self::commit_version(name, &table);
+        };
+        if rows.rows == 0 {
+            return Self::commit_version(name, &table);
+        }
+        let source = Self::stream_frame(name, &table, rows)?;
+        Self::merge_frame(name, table, source, key).await
+    }
+
+    /// MERGE of a source frame into a table by key: matched rows updated, the others
+    /// inserted.
+    async fn merge_frame(
+        name: &str,
+        table: DeltaTable,
+        source: DataFrame,
+        key: &[String],
+    ) -> Result<i64> {
         let predicate = key
             .iter()
             .map(|k| qcol("target", k).eq(qcol("source", k)))
             .reduce(Expr::and)
             .ok_or_else(|| Error::RunRecord(format!("{name} has no key")))?;
-        let columns: Vec<String> = batch
+        let columns: Vec<String> = source
             .schema()
             .fields()
             .iter()

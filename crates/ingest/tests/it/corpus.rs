@@ -16,14 +16,29 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
 }
 
-fn run_corpus() -> IngestOutput {
+/// An ingest's output with the folder its rows are staged in (removed with it).
+struct Ingested {
+    out: IngestOutput,
+    _stage: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Ingested {
+    type Target = IngestOutput;
+
+    fn deref(&self) -> &IngestOutput {
+        &self.out
+    }
+}
+
+fn run_corpus() -> Ingested {
+    let stage = tempfile::tempdir().expect("staging folder");
     let pipeline = Pipeline::load(&corpus_dir().join("pipeline.toml")).expect("pipeline loads");
     let never = |_: &str| false;
     let towns = TownIndex::new(
         &townstat_domain::town::load_registry(&pipeline.resolve(&pipeline.file.towns))
             .expect("towns load"),
     );
-    ingest(
+    let out = ingest(
         &pipeline,
         &IngestOptions {
             run_id: "test-run",
@@ -31,10 +46,12 @@ fn run_corpus() -> IngestOutput {
             already_loaded: &never,
             on_file: &|_| {},
             towns: &towns,
+            stage: stage.path(),
         },
         Registry::default(),
     )
-    .expect("ingest runs")
+    .expect("ingest runs");
+    Ingested { out, _stage: stage }
 }
 
 /// `…/tests/corpus/files/x/y.csv` → `x/y.csv`.
@@ -170,7 +187,9 @@ fn every_corpus_file_gets_exactly_its_expected_outcome() {
 #[test]
 fn loaded_values_are_canonical() {
     let out = run_corpus();
-    let ent = &out.tables["enterprise"];
+    let ent = &out.tables["enterprise"]
+        .collect()
+        .expect("staged rows read back");
     let col = |name: &str| ent.column(ent.schema().index_of(name).expect(name)).clone();
     let uscc = col("uscc");
     let uscc = uscc.as_string::<i32>();
@@ -210,7 +229,9 @@ fn loaded_values_are_canonical() {
     assert_eq!(division.value(r), "140212");
 
     // Patent applicants: by USCC, by name, unlinked, ambiguous.
-    let app = &out.tables["patent_applicant"];
+    let app = &out.tables["patent_applicant"]
+        .collect()
+        .expect("staged rows read back");
     let s = |c: &str| {
         app.column(app.schema().index_of(c).expect(c))
             .as_string::<i32>()
@@ -247,7 +268,9 @@ fn loaded_values_are_canonical() {
     assert_eq!(get("202320601863.9", "同名公司"), None);
 
     // Financing: a name links; 0.5亿 is exact; a missing deal id is derived.
-    let fin = &out.tables["financing"];
+    let fin = &out.tables["financing"]
+        .collect()
+        .expect("staged rows read back");
     let amount = fin
         .column(fin.schema().index_of("amount").expect("amount"))
         .as_primitive::<Decimal128Type>()
@@ -266,7 +289,7 @@ fn loaded_values_are_canonical() {
     // its province's code; amounts under 亿元 and 万元 exact; a stage reported without
     // its date loads with the date empty.
     let text = |table: &str, c: &str| {
-        let t = &out.tables[table];
+        let t = &out.tables[table].collect().expect("staged rows read back");
         let a = t.column(t.schema().index_of(c).expect(c)).clone();
         (0..t.num_rows())
             .map(|i| {
@@ -276,7 +299,7 @@ fn loaded_values_are_canonical() {
             .collect::<Vec<_>>()
     };
     let money = |table: &str, c: &str| {
-        let t = &out.tables[table];
+        let t = &out.tables[table].collect().expect("staged rows read back");
         let a = t.column(t.schema().index_of(c).expect(c)).clone();
         (0..t.num_rows())
             .map(|i| {
@@ -337,7 +360,9 @@ fn loaded_values_are_canonical() {
 #[test]
 fn values_at_the_bounds_load_exactly() {
     let out = run_corpus();
-    let annual = &out.tables["enterprise_annual"];
+    let annual = &out.tables["enterprise_annual"]
+        .collect()
+        .expect("staged rows read back");
     let col = |name: &str| {
         annual
             .column(annual.schema().index_of(name).expect(name))
@@ -370,7 +395,9 @@ fn values_at_the_bounds_load_exactly() {
     let r = row("91140214MA0B00003", 2020);
     assert_eq!(employees.value(r), 0);
 
-    let ent = &out.tables["enterprise"];
+    let ent = &out.tables["enterprise"]
+        .collect()
+        .expect("staged rows read back");
     let name = ent
         .column(ent.schema().index_of("name").expect("name"))
         .clone();

@@ -235,6 +235,7 @@ fn fuzz_reader(ext: &str) -> usize {
         already_loaded: &never,
         on_file: &|_| {},
         towns: &town_index,
+        stage: dir.path(),
     };
     // One pipeline per record kind, each reading the one file `input.<ext>`.
     let mut pipelines = std::collections::BTreeMap::new();

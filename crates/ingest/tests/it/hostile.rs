@@ -50,6 +50,7 @@ pub fn hostile_copy(dir: &Path) -> PathBuf {
 }
 
 fn run(pipeline: &Path) -> IngestOutput {
+    let stage = tempfile::tempdir().expect("staging folder");
     let pipeline = Pipeline::load(pipeline).expect("pipeline loads");
     let never = |_: &str| false;
     let towns = TownIndex::new(
@@ -64,6 +65,7 @@ fn run(pipeline: &Path) -> IngestOutput {
             already_loaded: &never,
             on_file: &|_| {},
             towns: &towns,
+            stage: stage.path(),
         },
         Registry::default(),
     )
