@@ -804,13 +804,8 @@ pub async fn build(
             None => compact_schema(&plan_schema),
         };
         let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
-        // The memory the step's result holds (buffers shared between batches counted
-        // once per batch): where a run's memory goes, step by step.
-        let bytes: usize = parts
-            .iter()
-            .flatten()
-            .map(RecordBatch::get_array_memory_size)
-            .sum();
+        // The memory the step's result holds: where a run's memory goes, step by step.
+        let bytes = held_bytes(parts.iter().flatten());
         let table: Arc<dyn TableProvider> = match &config.scratch {
             Some(scratch) => scratch.table(name, &schema, &parts).await?,
             None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
@@ -967,6 +962,29 @@ fn compact(batch: &RecordBatch) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(schema, columns).map_err(|e| Error::Output(e.to_string()))
+}
+
+/// The bytes the buffers of some batches take, each buffer counted once however many
+/// batches (slices of one output) share it.
+fn held_bytes<'a>(batches: impl Iterator<Item = &'a RecordBatch>) -> usize {
+    fn visit(data: &arrow::array::ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
+        let mut bytes = 0;
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                bytes += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            bytes += visit(child, seen);
+        }
+        bytes
+    }
+    let mut seen = std::collections::HashSet::new();
+    batches
+        .flat_map(|b| b.columns().iter())
+        .map(|c| visit(&c.to_data(), &mut seen))
+        .sum()
 }
 
 /// A schema with every string-view column made a plain string column, and no field
