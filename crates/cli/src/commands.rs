@@ -410,6 +410,7 @@ pub async fn run(
             force,
             progress,
             cluster,
+            scratch_min: None,
         },
     )
     .await;

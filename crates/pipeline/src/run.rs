@@ -94,6 +94,9 @@ pub struct RunOptions {
     /// A session on a Ballista cluster to build the marts on (`--cluster`); `None`
     /// builds them in this process.
     pub cluster: Option<datafusion::prelude::SessionContext>,
+    /// The smallest staging or intermediate mart result kept on disk instead of in
+    /// memory; `None`: `TOWNSTAT_SCRATCH_MIN` or 128 MiB ([`scratch_min_bytes`]).
+    pub scratch_min: Option<usize>,
 }
 
 /// What a run did.
@@ -654,6 +657,7 @@ async fn run_holding_lock(
         &run_id,
         opts.as_of,
         opts.cluster.as_ref(),
+        opts.scratch_min,
     )
     .await?;
     tracing::info!(
@@ -867,6 +871,7 @@ async fn build_marts(
     run_id: &str,
     as_of: NaiveDate,
     cluster: Option<&datafusion::prelude::SessionContext>,
+    scratch_min: Option<usize>,
 ) -> Result<Vec<(String, Vec<RecordBatch>)>> {
     use chrono::Datelike;
     use townstat_query::marts;
@@ -890,7 +895,7 @@ async fn build_marts(
                 .parquet
                 .schema_force_view_types = false;
             warehouse.register(&ctx, versions).await?;
-            (ctx, None)
+            (ctx, Some(local_scratch(warehouse, run_id, scratch_min)?))
         }
         Some(ctx) => {
             // The cluster reads the pinned versions' files and the steps' results from
@@ -908,7 +913,12 @@ async fn build_marts(
                 .join(&folder)
                 .map_err(|e| Error::Internal(format!("scratch folder: {e}")))?;
             let prefix = prefix.clone().join("_scratch").join(run_id);
-            let scratch = marts::Scratch { store, prefix, url };
+            let scratch = marts::Scratch {
+                store,
+                prefix,
+                url,
+                min_bytes: 0,
+            };
             (ctx, Some(scratch))
         }
     };
@@ -935,13 +945,17 @@ async fn build_marts(
     {
         tracing::warn!(prefix = %prefix, error = %e, "could not delete the scratch results");
     }
+    if cluster.is_none() {
+        remove_local_scratch(warehouse, run_id);
+    }
     Ok(marts?)
 }
 
 /// The folder a run stages its valid rows in until they are committed: under the
 /// warehouse root (`_staging/<run id>`) for a local warehouse, else in the system's
 /// temporary folder. Removed when the run is done with it, failed or not; a killed
-/// run's folder is removed by the next run, which holds the lock.
+/// run's folder (and its marts' `_scratch`) is removed by the next run, which holds
+/// the lock.
 struct Staging {
     path: std::path::PathBuf,
 }
@@ -950,14 +964,16 @@ impl Staging {
     fn create(root: Option<&std::path::Path>, run_id: &str) -> Result<Staging> {
         let path = match root {
             Some(root) => {
-                let all = root.join("_staging");
-                // Only the run holding the lock stages rows: whatever is there is a
-                // killed run's.
-                if all.exists() {
-                    std::fs::remove_dir_all(&all)
-                        .map_err(|e| Error::Internal(format!("removing {}: {e}", all.display())))?;
+                // Only the run holding the lock stages rows and builds marts: what is
+                // there is a killed run's.
+                for left in ["_staging", "_scratch"].map(|f| root.join(f)) {
+                    if left.exists() {
+                        std::fs::remove_dir_all(&left).map_err(|e| {
+                            Error::Internal(format!("removing {}: {e}", left.display()))
+                        })?;
+                    }
                 }
-                all.join(run_id)
+                root.join("_staging").join(run_id)
             }
             None => std::env::temp_dir().join(format!("townstat-staging-{run_id}")),
         };
@@ -987,5 +1003,60 @@ fn stream_of(staged: &townstat_ingest::stage::StagedRows) -> townstat_warehouse:
         open: std::sync::Arc::new(move || {
             Box::new(rows.batches().map(|b| b.map_err(|e| e.to_string())))
         }),
+    }
+}
+
+/// The smallest staging or intermediate mart result a local build keeps on disk
+/// rather than in memory: `TOWNSTAT_SCRATCH_MIN` (e.g. `64MiB`; `0` keeps every one
+/// on disk) or 128 MiB, which at scale 10 keeps every step in memory and at scale
+/// 100 moves the largest (`int_entity_year`, about 1 GB) to disk.
+pub fn scratch_min_bytes() -> usize {
+    std::env::var("TOWNSTAT_SCRATCH_MIN")
+        .ok()
+        .and_then(|v| townstat_query::session::parse_size(&v))
+        .map(|n| n.max(1))
+        .unwrap_or(128 << 20)
+}
+
+/// The folder of a local build's scratch results: `<root>/_scratch/<run id>` for a
+/// local warehouse, else in the system's temporary folder.
+fn local_scratch_dir(warehouse: &Warehouse, run_id: &str) -> std::path::PathBuf {
+    match warehouse.local_root() {
+        Some(root) => root.join("_scratch").join(run_id),
+        None => std::env::temp_dir().join(format!("townstat-scratch-{run_id}")),
+    }
+}
+
+/// A local build's scratch: large intermediate results as Parquet files on local disk.
+fn local_scratch(
+    warehouse: &Warehouse,
+    run_id: &str,
+    min_bytes: Option<usize>,
+) -> Result<townstat_query::marts::Scratch> {
+    let dir = local_scratch_dir(warehouse, run_id);
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::Internal(format!("scratch folder {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+    let url = url::Url::from_directory_path(&dir).map_err(|()| fail(&"not an absolute path"))?;
+    let prefix = object_store::path::Path::from_filesystem_path(&dir).map_err(|e| fail(&e))?;
+    Ok(townstat_query::marts::Scratch {
+        store: Arc::new(object_store::local::LocalFileSystem::new()),
+        prefix,
+        url,
+        min_bytes: min_bytes.unwrap_or_else(scratch_min_bytes).max(1),
+    })
+}
+
+/// Removes a local build's scratch folder (and `_scratch` when it is left empty).
+fn remove_local_scratch(warehouse: &Warehouse, run_id: &str) {
+    let dir = local_scratch_dir(warehouse, run_id);
+    if dir.exists()
+        && let Err(e) = std::fs::remove_dir_all(&dir)
+    {
+        tracing::warn!(folder = %dir.display(), error = %e, "could not remove the scratch folder");
+    }
+    if let Some(parent) = dir.parent().filter(|p| p.ends_with("_scratch")) {
+        let _ = std::fs::remove_dir(parent);
     }
 }

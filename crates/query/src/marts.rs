@@ -397,15 +397,18 @@ pub struct MartConfig {
     pub cluster: ClusterRule,
     /// Targets and the baseline year.
     pub targets: TargetsFile,
-    /// Where step results go when the session runs on a cluster; `None` keeps them
-    /// in memory.
+    /// Where step results go instead of memory; `None` keeps them all in memory.
     pub scratch: Option<Scratch>,
 }
 
-/// Step results as Parquet objects under a prefix of the warehouse's store. A cluster
-/// cannot read the client's memory, so on a cluster each step's result is written
-/// here and registered as a listing table the next steps (run on the executors) read.
-/// The caller deletes the prefix after the build.
+/// Step results as Parquet objects under a prefix of a store, registered as listing
+/// tables the next steps read. A cluster cannot read the client's memory, so on a
+/// cluster every step's result is written here (`min_bytes` 0). A local build writes
+/// only the staging and intermediate results of at least `min_bytes` here (at scale
+/// 100, `int_entity_year` holds about 1 GB): the next steps stream them from disk
+/// instead of the run holding them until their last reader. Marts stay in memory
+/// either way (the run tests, writes and exports them). The caller deletes the prefix
+/// after the build.
 #[derive(Debug, Clone)]
 pub struct Scratch {
     /// The store.
@@ -414,6 +417,8 @@ pub struct Scratch {
     pub prefix: object_store::path::Path,
     /// The prefix's URL (ends with `/`), as the executors resolve it.
     pub url: url::Url,
+    /// The smallest staging or intermediate result written here; 0: every step's.
+    pub min_bytes: usize,
 }
 
 impl Scratch {
@@ -806,7 +811,11 @@ pub async fn build(
         let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
         // The memory the step's result holds: where a run's memory goes, step by step.
         let bytes = held_bytes(parts.iter().flatten());
-        let table: Arc<dyn TableProvider> = match &config.scratch {
+        let to_scratch = config
+            .scratch
+            .as_ref()
+            .filter(|s| s.min_bytes == 0 || (*layer != "marts" && bytes >= s.min_bytes));
+        let table: Arc<dyn TableProvider> = match to_scratch {
             Some(scratch) => scratch.table(name, &schema, &parts).await?,
             None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
         };
