@@ -6,6 +6,7 @@
 
 pub mod bounded;
 pub mod error;
+pub mod infer;
 pub mod mart_tests;
 pub mod marts;
 pub mod output;

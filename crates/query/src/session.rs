@@ -169,6 +169,15 @@ pub fn context() -> SessionContext {
         Ok(rt) => SessionContext::new_with_config_rt(config, rt),
         Err(_) => SessionContext::new_with_config(config),
     };
+    // Filters cross joins whose keys cast a source table's INT year to a mart's BIGINT
+    // one (crate::infer).
+    let state = ctx.state();
+    let rules = crate::infer::with_rule(&state.optimizer().rules);
+    let ctx = SessionContext::new_with_state(
+        datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+            .with_optimizer_rules(rules)
+            .build(),
+    );
     crate::udf::register(&ctx);
     ctx
 }
