@@ -973,8 +973,9 @@ fn compact(batch: &RecordBatch) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, columns).map_err(|e| Error::Output(e.to_string()))
 }
 
-/// The bytes the buffers of some batches take, each buffer counted once however many
-/// batches (slices of one output) share it.
+/// The bytes the buffers of some batches take, a buffer that several batches share
+/// counted once (by its start: slices of one buffer at different offsets are each
+/// counted whole, so the figure can only be too high).
 fn held_bytes<'a>(batches: impl Iterator<Item = &'a RecordBatch>) -> usize {
     fn visit(data: &arrow::array::ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
         let mut bytes = 0;
