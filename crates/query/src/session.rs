@@ -165,19 +165,18 @@ pub fn context() -> SessionContext {
             datafusion::execution::memory_pool::FairSpillPool::new(limit),
         ))
         .build_arc();
-    let ctx = match runtime {
-        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
-        Err(_) => SessionContext::new_with_config(config),
-    };
-    // Filters cross joins whose keys cast a source table's INT year to a mart's BIGINT
+    // DataFusion's optimizer rules, and before its filter push-down one that carries
+    // filters across join keys that cast a source table's INT year to a mart's BIGINT
     // one (crate::infer).
-    let state = ctx.state();
-    let rules = crate::infer::with_rule(&state.optimizer().rules);
-    let ctx = SessionContext::new_with_state(
-        datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
-            .with_optimizer_rules(rules)
-            .build(),
-    );
+    let rules = crate::infer::with_rule(&datafusion::optimizer::Optimizer::new().rules);
+    let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_optimizer_rules(rules);
+    if let Ok(rt) = runtime {
+        state = state.with_runtime_env(rt);
+    }
+    let ctx = SessionContext::new_with_state(state.build());
     crate::udf::register(&ctx);
     ctx
 }
