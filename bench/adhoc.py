@@ -13,8 +13,9 @@ usage:
   adhoc.py WAREHOUSE --duckdb-only QUERY [--threads N]
       One query through DuckDB in a fresh process (for whole-process time and memory
       next to `townstat sql QUERY`; see run.sh).
-  adhoc.py --sql QUERY
-      Prints the SQL of a query (run.sh passes it to `townstat sql`).
+  adhoc.py [WAREHOUSE] --sql QUERY
+      Prints the SQL of a query (run.sh passes it to `townstat sql`); a query that
+      names one enterprise needs the warehouse to pick it.
 """
 from __future__ import annotations
 
@@ -89,6 +90,15 @@ QUERIES = {
         FROM t c LEFT JOIN t p ON p.town_id = c.town_id AND p.year = c.year - 1
         WHERE c.year = {YEAR}
         ORDER BY c.town_id""",
+    # (f) One enterprise's annual returns, what a county official looks up: a filter on
+    #     the USCC, which `townstat maintain` clusters the source tables by. The USCC
+    #     is the registry's median one (`lookup_uscc`), so every scale has it.
+    "enterprise_returns": """
+        SELECT a.year, e.name, a.revenue, a.employees
+        FROM enterprise_annual a
+        JOIN enterprise e ON e.uscc = a.uscc
+        WHERE a.uscc = '{USCC}'
+        ORDER BY a.year""",
 }
 TABLES = ["enterprise", "enterprise_annual", "town_membership", "patent", "patent_applicant", "division",
           "industry_code"]
@@ -96,6 +106,16 @@ TABLES = ["enterprise", "enterprise_annual", "town_membership", "patent", "paten
 
 def one_line(sql: str) -> str:
     return " ".join(sql.split())
+
+
+def lookup_uscc(con) -> str:
+    """The median USCC of the registry: a fixed rule, so any generated scale has one."""
+    return con.execute("SELECT uscc FROM enterprise ORDER BY uscc "
+                       "LIMIT 1 OFFSET (SELECT count(*) // 2 FROM enterprise)").fetchone()[0]
+
+
+def with_uscc(queries: dict[str, str], uscc: str) -> dict[str, str]:
+    return {name: sql.replace("{USCC}", uscc) for name, sql in queries.items()}
 
 
 def duckdb_connection(wh: Path, threads: int):
@@ -116,9 +136,10 @@ def cell(v) -> str:
     return str(v)
 
 
-def townstat_shell(binary: str, wh: Path, repeat: int) -> dict[str, tuple[list[float], list[list[str]]]]:
+def townstat_shell(binary: str, wh: Path, repeat: int,
+                   queries: dict[str, str]) -> dict[str, tuple[list[float], list[list[str]]]]:
     """Every query `repeat` times in one shell process; its times and its last answer."""
-    script = "\\timing\n" + "".join(one_line(q) + ";\n" for q in QUERIES.values() for _ in range(repeat))
+    script = "\\timing\n" + "".join(one_line(q) + ";\n" for q in queries.values() for _ in range(repeat))
     out = subprocess.run([binary, "--warehouse", str(wh), "sql", "--format", "csv"], input=script,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     # Output: "Timing is on.", then per statement its CSV (header first) and "Time: X ms".
@@ -131,7 +152,7 @@ def townstat_shell(binary: str, wh: Path, repeat: int) -> dict[str, tuple[list[f
             current.append(line)
     import csv
     answers = {}
-    for i, name in enumerate(QUERIES):
+    for i, name in enumerate(queries):
         runs = results[i * repeat:(i + 1) * repeat]
         rows = list(csv.reader(runs[-1][1]))[1:]
         answers[name] = ([t for t, _ in runs], rows)
@@ -147,19 +168,22 @@ def main() -> int:
     ap.add_argument("--duckdb-only")
     ap.add_argument("--sql")
     args = ap.parse_args()
-    if args.sql:
+    if args.sql and "{USCC}" not in QUERIES[args.sql]:
         print(one_line(QUERIES[args.sql]))
         return 0
     wh = Path(args.warehouse)
+    con = duckdb_connection(wh, args.threads)
+    queries = with_uscc(QUERIES, lookup_uscc(con))
+    if args.sql:
+        print(one_line(queries[args.sql]))
+        return 0
     if args.duckdb_only:
-        con = duckdb_connection(wh, args.threads)
-        rows = con.execute(QUERIES[args.duckdb_only]).fetchall()
+        rows = con.execute(queries[args.duckdb_only]).fetchall()
         print(json.dumps({"query": args.duckdb_only, "rows": len(rows)}))
         return 0
-    con = duckdb_connection(wh, args.threads)
-    theirs = townstat_shell(args.townstat, wh, args.repeat)
+    theirs = townstat_shell(args.townstat, wh, args.repeat, queries)
     report, same_all = {}, True
-    for name, sql in QUERIES.items():
+    for name, sql in queries.items():
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()

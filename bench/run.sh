@@ -85,7 +85,7 @@ for s in "${scales[@]}"; do
   python3 bench/adhoc.py "$wh" --townstat "$bin" --repeat "$repeat" --threads "$threads" > "$res/adhoc.json" \
     || failed+=("scale $s: ad-hoc answers differ")
   for q in $(python3 -c 'import sys; sys.path.insert(0, "bench"); import adhoc; print(*adhoc.QUERIES)'); do
-    /usr/bin/time -v -o "$res/townstat_sql_$q.time" "$bin" --warehouse "$wh" sql "$(python3 bench/adhoc.py --sql "$q")" \
+    /usr/bin/time -v -o "$res/townstat_sql_$q.time" "$bin" --warehouse "$wh" sql "$(python3 bench/adhoc.py "$wh" --sql "$q")" \
       --format csv > /dev/null
     /usr/bin/time -v -o "$res/duckdb_sql_$q.time" python3 bench/adhoc.py "$wh" --duckdb-only "$q" \
       --threads "$threads" > /dev/null

@@ -1,6 +1,7 @@
 //! `townstat maintain`: keep the Delta tables small and fast without losing a vintage.
 //!
-//! For every table: compact small files (optimize), write a checkpoint, then vacuum
+//! For every table: compact small files (optimize; for a source table a Z-order by its
+//! first key column, which puts its rows back in key order), write a checkpoint, then vacuum
 //! the files that neither the latest version nor any version a kept run recorded still
 //! references. By default every recorded run is kept, so `townstat sql --run ID` works
 //! for every run ever committed; `--keep-runs N` keeps the last N runs' vintages only.
@@ -72,7 +73,15 @@ async fn maintain_holding_lock(
             .get(&name)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
-        let Some((added, removed, deleted)) = warehouse.maintain_table(&name, &versions).await?
+        // A source table is clustered again by its first key column (the USCC for
+        // most): nightly MERGEs append new rows and rewrite matched ones out of the
+        // order its first load wrote. Marts are rewritten in order by every run.
+        let cluster = townstat_domain::schema::table(&name)
+            .filter(|t| t.kind == "source")
+            .and_then(|t| t.key.first())
+            .map(String::as_str);
+        let Some((added, removed, deleted)) =
+            warehouse.maintain_table(&name, &versions, cluster).await?
         else {
             continue;
         };

@@ -9,6 +9,7 @@
 //! figures can be read again exactly.
 
 pub mod error;
+pub mod layout;
 pub mod store;
 
 pub use error::{Error, Result};

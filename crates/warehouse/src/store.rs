@@ -28,6 +28,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::layout;
 
 /// The warehouse root.
 #[derive(Debug, Clone)]
@@ -400,7 +401,11 @@ impl Warehouse {
             .into_iter()
             .map(|b| Self::aligned(name, &table, b))
             .collect::<Result<Vec<_>>>()?;
-        let mut write = table.write(batches).with_save_mode(mode);
+        let mut write = table
+            .write(batches)
+            .with_save_mode(mode)
+            .with_session_state(layout::session())
+            .with_writer_properties(layout::writer_properties());
         if mode == SaveMode::Overwrite {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         }
@@ -436,6 +441,8 @@ impl Warehouse {
                 .write(Vec::<RecordBatch>::new())
                 .with_input_plan(plan)
                 .with_save_mode(SaveMode::Append)
+                .with_session_state(layout::session())
+                .with_writer_properties(layout::writer_properties())
                 .await
                 .map_err(delta(name))?;
             return Self::commit_version(name, &table);
@@ -471,6 +478,7 @@ impl Warehouse {
             .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
+            .with_writer_properties(layout::writer_properties())
             .when_matched_update(move |mut u| {
                 for c in &update_cols {
                     u = u.update(Column::new(Some("target"), c), qcol("source", c));
@@ -491,17 +499,30 @@ impl Warehouse {
     }
 
     /// Compacts a table, writes a checkpoint and vacuums every file that neither the
-    /// latest version nor one of `keep_versions` references. Returns (files added,
-    /// files compacted away, files deleted), or `None` for a missing table.
+    /// latest version nor one of `keep_versions` references. With `cluster`, the
+    /// compaction is a Z-order by that column: every file of the table is rewritten
+    /// with its rows in that column's order (see the layout module). Returns (files
+    /// added, files compacted away, files deleted), or `None` for a missing table.
     pub async fn maintain_table(
         &self,
         name: &str,
         keep_versions: &[u64],
+        cluster: Option<&str>,
     ) -> Result<Option<(u64, u64, usize)>> {
         let Some(table) = self.latest(name).await? else {
             return Ok(None);
         };
-        let (table, metrics) = table.optimize().await.map_err(delta(name))?;
+        let mut optimize = table
+            .optimize()
+            .with_writer_properties(layout::writer_properties());
+        if let Some(column) = cluster {
+            optimize = optimize
+                .with_type(deltalake::operations::optimize::OptimizeType::ZOrder(vec![
+                    column.to_string(),
+                ]))
+                .with_session_state(layout::session());
+        }
+        let (table, metrics) = optimize.await.map_err(delta(name))?;
         deltalake::checkpoints::create_checkpoint(&table, None)
             .await
             .map_err(delta(name))?;
@@ -728,6 +749,7 @@ impl Warehouse {
             .merge(source, qcol("target", group).eq(qcol("source", group)))
             .with_source_alias("source")
             .with_target_alias("target")
+            .with_writer_properties(layout::writer_properties())
             .when_matched_delete(|d| d)
             .map_err(delta(name))?
             .await
@@ -741,6 +763,8 @@ impl Warehouse {
         let table = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
+            .with_session_state(layout::session())
+            .with_writer_properties(layout::writer_properties())
             .await
             .map_err(delta(name))?;
         Self::commit_version(name, &table)
@@ -757,6 +781,7 @@ impl Warehouse {
         let (table, _) = table
             .delete()
             .with_predicate(predicate)
+            .with_writer_properties(layout::writer_properties())
             .await
             .map_err(delta(name))?;
         Self::append_to(name, table, batch).await
@@ -1038,6 +1063,111 @@ mod tests {
         assert_eq!(
             fields(&wh.at_version("city_year", v0).await.expect("v0")),
             vec!["year", "towns_total"]
+        );
+    }
+
+    /// The files of a table's latest version: (rows of each row group, the values of a
+    /// text column in file order).
+    async fn file_layout(wh: &Warehouse, name: &str, column: &str) -> Vec<(Vec<i64>, Vec<String>)> {
+        let table = wh.latest(name).await.expect("read").expect("table");
+        let mut out = vec![];
+        for uri in table.get_file_uris().expect("files") {
+            let path = Url::parse(&uri)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .unwrap_or_else(|| std::path::PathBuf::from(&uri));
+            let file = std::fs::File::open(path).expect("file");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("parquet");
+            let groups = reader
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            let mut values = vec![];
+            for b in reader.build().expect("reader") {
+                let b = b.expect("batch");
+                let i = b.schema().index_of(column).expect("column");
+                let c = arrow::compute::cast(b.column(i), &DataType::Utf8).expect("text");
+                values.extend(
+                    c.as_string::<i32>()
+                        .iter()
+                        .map(|v| v.unwrap_or("").to_string()),
+                );
+            }
+            out.push((groups, values));
+        }
+        out
+    }
+
+    /// A table is written in row groups of `ROW_GROUP_ROWS` rows; a mart keeps the
+    /// order of its batches, and `maintain_table` with a cluster column rewrites a
+    /// source table in that column's order, every row kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tables_are_written_in_order_in_small_row_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wh = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("open");
+        let n = 300_000usize;
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("uscc", DataType::Utf8, false),
+            arrow::datatypes::Field::new("year", DataType::Int64, false),
+        ]));
+        // Keys in batches of `size` rows, year 2024.
+        let batches_of = |keys: &[String], size: usize| -> Vec<RecordBatch> {
+            keys.chunks(size)
+                .map(|chunk| {
+                    RecordBatch::try_new(
+                        schema.clone(),
+                        vec![
+                            Arc::new(StringArray::from(chunk.to_vec())),
+                            Arc::new(Int64Array::from(vec![2024; chunk.len()])),
+                        ],
+                    )
+                    .expect("batch")
+                })
+                .collect()
+        };
+        // Keys in a scrambled order, in several batches (as files arrive).
+        let keys: Vec<String> = (0..n).map(|i| format!("K{:07}", (i * 7919) % n)).collect();
+        let batches = batches_of(&keys, 40_000);
+        let all = arrow::compute::concat_batches(&schema, &batches).expect("concat");
+        let key = ["uscc".to_string(), "year".to_string()];
+        wh.merge("source_like", all, &key).await.expect("merge");
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let files = file_layout(&wh, "source_like", "uscc").await;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
+        assert!(files[0].1 == keys, "the rows are not in arrival order");
+
+        // Maintenance clusters it by its first key column.
+        let done = wh
+            .maintain_table("source_like", &[], Some("uscc"))
+            .await
+            .expect("maintain")
+            .expect("a table");
+        assert_eq!((done.0, done.1), (1, 1));
+        let files = file_layout(&wh, "source_like", "uscc").await;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
+        assert!(
+            files[0].1 == sorted,
+            "maintain did not put the rows in key order"
+        );
+
+        // A mart: batches already in order, many of them; the file keeps that order.
+        let in_order = batches_of(&sorted, 10_000);
+        wh.overwrite_batches("mart_like", in_order)
+            .await
+            .expect("overwrite");
+        let files = file_layout(&wh, "mart_like", "uscc").await;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
+        assert!(
+            files[0].1 == sorted,
+            "the mart is not in its batches' order"
         );
     }
 }
