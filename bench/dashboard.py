@@ -15,6 +15,15 @@ files:
                 run's Delta files, bench/warehouse_files.py), a thread and a cursor per
                 client: the engine a statistician would otherwise put behind a
                 dashboard.
+  pgbench_simple, pgbench_extended
+                `townstat serve` as shipped under pgbench (PostgreSQL's own load
+                client, in C): the same CLIENTS connections on 2 threads, each chart a
+                one-statement script of equal weight, CLIENTS x 12 x ROUNDS statements
+                in all, over the simple and the extended protocol (psycopg and JDBC use
+                the extended one). The Python clients above hold Python's global lock
+                while they decode, so their tail is partly their own; pgbench's is the
+                server's. Latency per statement from pgbench's log. Skipped, and said
+                so in the output, when pgbench is not on PATH.
 
 Each query's latency is taken in the client, from send to the last row decoded (so it
 includes Python's decoding, for all three). Before the load every chart query runs
@@ -26,7 +35,9 @@ first-execution times; nothing is asserted (bench/README.md).
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -154,6 +165,35 @@ def townstat(extra):
         proc.wait()
 
 
+def pgbench(queries, protocol):
+    """The dashboard under pgbench on `townstat serve` (result cache on)."""
+    proc, port = serve([])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            scripts = []
+            for name, sql in queries.items():
+                path = Path(tmp) / f"{name}.sql"
+                path.write_text(sql + ";\n")
+                scripts += ["-f", str(path)]
+            env = dict(os.environ, PGPASSWORD=PASSWORD)
+            started = time.perf_counter()
+            subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-n",
+                            "-c", str(CLIENTS), "-j", "2", "-t", str(ROUNDS * len(queries)),
+                            "-M", protocol, "-l", "--log-prefix", str(Path(tmp) / "log"),
+                            *scripts, "townstat"],
+                           env=env, check=True, capture_output=True, text=True, cwd=tmp)
+            wall = time.perf_counter() - started
+            # pgbench's log: one line per statement, its latency in microseconds third.
+            latencies = [int(line.split()[2]) / 1e6
+                         for log in Path(tmp).glob("log.*") for line in log.read_text().splitlines()]
+        # pgbench's own time excludes its connections; ours includes them, so q/s is
+        # the lower of the two.
+        return summary(latencies, wall)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main():
     on, queries = townstat([])
     off, _ = townstat(["--result-cache", "0"])
@@ -163,8 +203,14 @@ def main():
     first = first_run(con.cursor(), queries)
     anchor = load(con.cursor, queries)
     anchor["first_ms"] = first
+    extra = {}
+    if shutil.which("pgbench"):
+        for protocol in ("simple", "extended"):
+            extra[f"pgbench_{protocol}"] = pgbench(queries, protocol)
+    else:
+        extra["pgbench"] = "not run: pgbench is not on PATH"
     print(json.dumps({"clients": CLIENTS, "rounds": ROUNDS, "charts": len(queries),
-                      "townstat": on, "townstat_nc": off, "duckdb": anchor,
+                      "townstat": on, "townstat_nc": off, "duckdb": anchor, **extra,
                       "p99_vs_duckdb": round(on["p99_ms"] / anchor["p99_ms"], 3),
                       "qps_vs_duckdb": round(on["qps"] / anchor["qps"], 3)}, indent=1))
 

@@ -163,6 +163,66 @@ impl ResultCache {
     }
 }
 
+/// Plans of the statements clients prepare, on the current run.
+///
+/// psycopg, JDBC and BI tools send every statement as `Parse`, `Bind`, `Execute`, and
+/// `Parse` plans it to tell the client its parameter and result types: under a
+/// dashboard that planning, not the answer (which the result cache has), was most of
+/// a repeated chart query's time. A plan is kept only when [`cacheable`] says it
+/// depends on nothing but the run (warehouse tables, immutable functions), so it is
+/// the same for every connection; it is keyed on the statement as printed from its
+/// parse tree, and a plan of an older run is never used once a newer run is visible
+/// (the run is part of every lookup, and the first plan of a newer run clears the
+/// older ones). At most [`PlanCache::LIMIT`] plans are kept; when full, the cache
+/// starts again empty. `Execute` plans again unless the result cache answers.
+#[derive(Default)]
+pub(crate) struct PlanCache {
+    inner: Mutex<Plans>,
+}
+
+#[derive(Default)]
+struct Plans {
+    run_id: String,
+    plans: HashMap<String, LogicalPlan>,
+}
+
+impl PlanCache {
+    /// Plans kept at most (a plan of a dashboard query is a few kilobytes).
+    pub(crate) const LIMIT: usize = 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Plans> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The plan of `statement` on `run_id`, if one is kept.
+    pub(crate) fn get(&self, run_id: &str, statement: &str) -> Option<LogicalPlan> {
+        let inner = self.lock();
+        if inner.run_id != run_id {
+            return None;
+        }
+        inner.plans.get(statement).cloned()
+    }
+
+    /// Keeps the plan of `statement` on `run_id` when it depends only on the run.
+    pub(crate) fn put(&self, run_id: &str, statement: String, plan: &LogicalPlan) {
+        if !cacheable(plan) {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.run_id != run_id {
+            if !inner.run_id.is_empty() && run_id < inner.run_id.as_str() {
+                return;
+            }
+            inner.plans.clear();
+            inner.run_id = run_id.to_string();
+        }
+        if inner.plans.len() >= Self::LIMIT {
+            inner.plans.clear();
+        }
+        inner.plans.insert(statement, plan.clone());
+    }
+}
+
 /// Whether a statement's answer depends only on the run: its plan (subqueries
 /// included) scans at least one table, every table it scans is a warehouse table,
 /// it has no literal row set, and every function it calls is immutable.
@@ -352,5 +412,46 @@ mod tests {
         ] {
             assert_eq!(cacheable(&plan(sql).await), expected, "{sql}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_plan_is_kept_per_run_and_only_when_it_depends_on_the_run_alone() {
+        let ctx = SessionContext::new();
+        let (_, b) = batch(3);
+        ctx.register_batch("town_year", b).expect("register");
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { ctx.state().create_logical_plan(sql).await.expect("plans") }
+        };
+        let plans = PlanCache::default();
+        let sum = "SELECT sum(n) FROM town_year WHERE n > $1";
+        let kept = plan(sum).await;
+        plans.put("run-1", sum.into(), &kept);
+        assert_eq!(plans.get("run-1", sum), Some(kept.clone()));
+        assert_eq!(plans.get("run-2", sum), None, "another run plans again");
+        let now = "SELECT n, now() FROM town_year";
+        plans.put("run-1", now.into(), &plan(now).await);
+        assert_eq!(plans.get("run-1", now), None, "now() is not kept");
+        // The first plan of a newer run clears the older run's; an older run's plan
+        // arriving late is not kept.
+        plans.put(
+            "run-2",
+            "SELECT n FROM town_year".into(),
+            &plan("SELECT n FROM town_year").await,
+        );
+        assert_eq!(plans.get("run-1", sum), None);
+        plans.put("run-1", sum.into(), &kept);
+        assert_eq!(plans.get("run-1", sum), None);
+        assert_eq!(plans.get("run-2", sum), None);
+        // Bounded: past the limit it starts again.
+        for i in 0..=PlanCache::LIMIT {
+            plans.put("run-2", format!("q{i}"), &kept);
+        }
+        assert!(plans.lock().plans.len() <= PlanCache::LIMIT);
+        assert!(
+            plans
+                .get("run-2", &format!("q{}", PlanCache::LIMIT))
+                .is_some()
+        );
     }
 }

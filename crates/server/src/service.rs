@@ -145,15 +145,22 @@ impl Source {
 
     /// The session of the last committed run, reloading it if a run committed since.
     pub(crate) async fn current(&self) -> PgWireResult<Arc<Pinned>> {
+        let unreadable = |e| server_error("XX000", format!("cannot read the run record: {e}"));
+        let current = self.current.read().await.clone();
+        // One existence check of the run record's next version, not a listing.
+        if !self
+            .warehouse
+            .run_record_advanced(current.run_log_version)
+            .await
+            .map_err(unreadable)?
+        {
+            return Ok(current);
+        }
         let latest = self
             .warehouse
             .run_record_version()
             .await
-            .map_err(|e| server_error("XX000", format!("cannot read the run record: {e}")))?;
-        let current = self.current.read().await.clone();
-        if current.run_log_version == latest {
-            return Ok(current);
-        }
+            .map_err(unreadable)?;
         let _one_reload_at_a_time = self.reload.lock().await;
         let current = self.current.read().await.clone();
         if current.run_log_version == latest {
@@ -216,6 +223,7 @@ impl Service {
                     Box::new(rules::FixVersionColumnName),
                 ],
                 hooks: hooks.clone(),
+                plans: crate::cache::PlanCache::default(),
             }),
             source,
             limits,
@@ -850,6 +858,8 @@ pub(crate) struct Parser {
     /// in its order: for statements that read warehouse tables.
     data_rules: Vec<Box<dyn SqlStatementRewriteRule>>,
     hooks: Vec<Arc<dyn QueryHook>>,
+    /// Plans of prepared statements on the current run (`cache::PlanCache`).
+    plans: crate::cache::PlanCache,
 }
 
 /// Whether a statement reads only the catalog (`pg_catalog.*`, `information_schema.*`,
@@ -1047,6 +1057,9 @@ impl Parser {
                 return Ok(Some((text, Some((statement, plan?)))));
             }
         }
+        if let Some(plan) = self.plans.get(&pinned.run_id, &text) {
+            return Ok(Some((text, Some((statement, plan)))));
+        }
         let ctx = SessionContext::new_with_state(pinned.ctx.state());
         session_functions(client, &ctx);
         let to_plan = with_session_relations(client, &statement);
@@ -1056,6 +1069,7 @@ impl Parser {
             &mut Stops::of(client),
         )
         .await?;
+        self.plans.put(&pinned.run_id, text.clone(), &plan);
         Ok(Some((text, Some((statement, plan)))))
     }
 }

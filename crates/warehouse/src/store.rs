@@ -940,6 +940,37 @@ impl Warehouse {
         }
     }
 
+    /// Whether the run record has a version after `version` (`None`: whether it has
+    /// one at all). Delta versions are consecutive, so a run that committed since
+    /// wrote the log file of `version + 1`: one existence check, where
+    /// [`Self::run_record_version`] lists the whole log. The server asks before every
+    /// statement, and the log grows by a file every night.
+    pub async fn run_record_advanced(&self, version: Option<i64>) -> Result<bool> {
+        let Some(version) = version else {
+            return Ok(self.run_record_version().await?.is_some());
+        };
+        let next = format!("{:020}.json", version + 1);
+        if let Some(dir) = self.local_root() {
+            let path = dir.join("tables").join("run").join("_delta_log").join(next);
+            return match std::fs::metadata(&path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::RunRecord(format!("{}: {e}", path.display()))),
+            };
+        }
+        let (store, prefix) = self.root_store()?;
+        let path = prefix
+            .join("tables")
+            .join("run")
+            .join("_delta_log")
+            .join(next.as_str());
+        match store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::RunRecord(format!("{path}: {e}"))),
+        }
+    }
+
     /// Every committed run, oldest first.
     pub async fn runs(&self) -> Result<Vec<CommittedRun>> {
         let Some(table) = self.latest("run").await? else {

@@ -332,6 +332,21 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     simple(client.simple_query(clock).await.expect("clock"));
     simple(client.simple_query(clock).await.expect("clock"));
     assert_eq!(hits(), 3, "now() is never served from the cache");
+    // A prepared statement's plan is kept per run (its Parse is not planned again).
+    let last_year = "SELECT max(year) AS y FROM town_year WHERE year > $1";
+    let prepared = || {
+        let client = &client;
+        async move {
+            client
+                .query_one(last_year, &[&2000i64])
+                .await
+                .expect("prepared")
+                .get::<_, i64>(0)
+        }
+    };
+    let before = prepared().await;
+    assert_eq!(prepared().await, before);
+    assert_eq!(hits(), 4);
 
     // A new run commits (a later run date: one more mart year, more rows loaded).
     let out = townstat(
@@ -348,12 +363,16 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     let after = simple(client.simple_query(summary).await.expect("after"));
     assert_ne!(after, first, "the new run's figures, not the cached ones");
     assert!(after[0].starts_with("2027,"), "{after:?}");
-    assert_eq!(hits(), 3, "the first statement on the new run executes");
+    assert_eq!(hits(), 4, "the first statement on the new run executes");
     assert_eq!(
         simple(client.simple_query(summary).await.expect("repeat")),
         after
     );
-    assert_eq!(hits(), 4);
+    assert_eq!(hits(), 5);
+    // The prepared statement reads the new run too.
+    assert_eq!(prepared().await, 2027);
+    assert!(before < 2027, "{before}");
+    assert_eq!(hits(), 5);
     // What `townstat sql` computes on the new run.
     let expected = sql_csv(&wh, summary);
     assert_eq!(expected.lines().nth(1), Some(after[0].as_str()));
