@@ -28,6 +28,10 @@ use deltalake::delta_datafusion::DeltaSessionContext;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+/// The commit-info key a Z-order by `maintain` records its column under, so that the
+/// next maintenance leaves a table nothing changed since.
+pub const ZORDER_COMMIT_KEY: &str = "townstat.zorderBy";
+
 /// Rows per Parquet row group in every file townstat writes.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 

@@ -512,6 +512,13 @@ impl Warehouse {
         let Some(table) = self.latest(name).await? else {
             return Ok(None);
         };
+        // A Z-order rewrites every file of the table, and the files it replaces stay
+        // while a kept run's version names them: a table nothing changed since its
+        // last Z-order by the same column is only compacted.
+        let cluster = match cluster {
+            Some(column) if !Self::clustered_by(name, &table, column).await? => Some(column),
+            _ => None,
+        };
         let mut optimize = table
             .optimize()
             .with_writer_properties(layout::writer_properties());
@@ -520,7 +527,13 @@ impl Warehouse {
                 .with_type(deltalake::operations::optimize::OptimizeType::ZOrder(vec![
                     column.to_string(),
                 ]))
-                .with_session_state(layout::session());
+                .with_session_state(layout::session())
+                .with_commit_properties(
+                    deltalake::kernel::transaction::CommitProperties::default().with_metadata([(
+                        layout::ZORDER_COMMIT_KEY.to_string(),
+                        serde_json::Value::String(column.to_string()),
+                    )]),
+                );
         }
         let (table, metrics) = optimize.await.map_err(delta(name))?;
         deltalake::checkpoints::create_checkpoint(&table, None)
@@ -538,6 +551,25 @@ impl Warehouse {
             metrics.num_files_removed,
             vacuum.files_deleted.len(),
         )))
+    }
+
+    /// Whether the table's last change of content is a Z-order by `column` (vacuum's
+    /// own commits do not count).
+    async fn clustered_by(name: &str, table: &DeltaTable, column: &str) -> Result<bool> {
+        use futures::StreamExt;
+        let mut history = table.history(Some(50));
+        while let Some(info) = history.next().await {
+            let info = info.map_err(delta(name))?;
+            match info.operation.as_deref() {
+                Some("VACUUM START" | "VACUUM END") => continue,
+                Some("OPTIMIZE") => {
+                    return Ok(info.info.get(layout::ZORDER_COMMIT_KEY)
+                        == Some(&serde_json::Value::String(column.to_string())));
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     /// The names of every table folder under `<root>/tables/`, whether or not it has a
@@ -1187,6 +1219,13 @@ mod tests {
             files[0].1 == sorted,
             "maintain did not put the rows in key order"
         );
+        // Nothing changed since: the next maintenance rewrites nothing.
+        let again = wh
+            .maintain_table("source_like", &[], Some("uscc"))
+            .await
+            .expect("maintain")
+            .expect("a table");
+        assert_eq!((again.0, again.1), (0, 0));
 
         // A mart: batches already in order, many of them; the file keeps that order.
         let in_order = batches_of(&sorted, 10_000);

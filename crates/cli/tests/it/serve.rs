@@ -274,12 +274,23 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     let wh = dir.path().join("wh");
     let (server, logs) = start_with(&wh, &[], Some("townstat_server=debug"));
     let client = connect(server.port, PASSWORD).await.expect("connect");
-    let hits = || {
+    let count = || {
         logs.lock()
             .expect("logs")
             .iter()
             .filter(|l| l.contains("result cache hit"))
             .count()
+    };
+    // The server's log lines arrive through a pipe a thread reads, possibly after the
+    // answer they belong to: wait (up to 5 s) for `expected` hits, then a little
+    // longer so that a hit too many would show too.
+    let settled = |expected: usize| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while count() < expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        count()
     };
     let summary = "SELECT max(year) AS last_year, count(*) AS town_years, \
                    CAST(sum(revenue) AS VARCHAR) AS revenue FROM town_year";
@@ -297,7 +308,7 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
             .collect()
     };
     let first = simple(client.simple_query(summary).await.expect("first"));
-    assert_eq!(hits(), 0, "a first execution is no hit");
+    assert_eq!(settled(0).await, 0, "a first execution is no hit");
     // The same statement with other spacing and keyword case is the same statement.
     let again = simple(
         client
@@ -306,7 +317,7 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
             .expect("again"),
     );
     assert_eq!(again, first);
-    assert_eq!(hits(), 1);
+    assert_eq!(settled(1).await, 1);
     // Extended protocol: the parameters are part of the key.
     let by_year = "SELECT town_id, entities_end FROM town_year WHERE year = $1 ORDER BY town_id";
     let rows = |year: i64| {
@@ -326,12 +337,12 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     assert_ne!(y2024, y2025);
     assert_eq!(rows(2024).await, y2024);
     assert_eq!(rows(2025).await, y2025);
-    assert_eq!(hits(), 3);
+    assert_eq!(settled(3).await, 3);
     // Not cached: an answer that depends on the moment.
     let clock = "SELECT count(*) AS n, CAST(now() AS VARCHAR) AS at FROM town_year";
     simple(client.simple_query(clock).await.expect("clock"));
     simple(client.simple_query(clock).await.expect("clock"));
-    assert_eq!(hits(), 3, "now() is never served from the cache");
+    assert_eq!(settled(3).await, 3, "now() is never served from the cache");
     // A prepared statement's plan is kept per run (its Parse is not planned again).
     let last_year = "SELECT max(year) AS y FROM town_year WHERE year > $1";
     let prepared = || {
@@ -346,7 +357,7 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     };
     let before = prepared().await;
     assert_eq!(prepared().await, before);
-    assert_eq!(hits(), 4);
+    assert_eq!(settled(4).await, 4);
 
     // A new run commits (a later run date: one more mart year, more rows loaded).
     let out = townstat(
@@ -363,16 +374,20 @@ async fn repeated_statements_are_answered_from_the_run_they_read() {
     let after = simple(client.simple_query(summary).await.expect("after"));
     assert_ne!(after, first, "the new run's figures, not the cached ones");
     assert!(after[0].starts_with("2027,"), "{after:?}");
-    assert_eq!(hits(), 4, "the first statement on the new run executes");
+    assert_eq!(
+        settled(4).await,
+        4,
+        "the first statement on the new run executes"
+    );
     assert_eq!(
         simple(client.simple_query(summary).await.expect("repeat")),
         after
     );
-    assert_eq!(hits(), 5);
+    assert_eq!(settled(5).await, 5);
     // The prepared statement reads the new run too.
     assert_eq!(prepared().await, 2027);
     assert!(before < 2027, "{before}");
-    assert_eq!(hits(), 5);
+    assert_eq!(settled(5).await, 5);
     // What `townstat sql` computes on the new run.
     let expected = sql_csv(&wh, summary);
     assert_eq!(expected.lines().nth(1), Some(after[0].as_str()));
