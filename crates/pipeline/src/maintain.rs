@@ -73,9 +73,9 @@ async fn maintain_holding_lock(
             .get(&name)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
-        // A source table is clustered again by its first key column (the USCC for
-        // most): nightly MERGEs append new rows and rewrite matched ones out of the
-        // order its first load wrote. Marts are rewritten in order by every run.
+        // A source table is clustered by its first key column (the USCC for most):
+        // runs write its rows in arrival order, and nightly MERGEs append more.
+        // Marts are written in their ORDER BY order by every run.
         let cluster = townstat_domain::schema::table(&name)
             .filter(|t| t.kind == "source")
             .and_then(|t| t.key.first())
