@@ -167,8 +167,9 @@ impl ResultCache {
 ///
 /// psycopg, JDBC and BI tools send every statement as `Parse`, `Bind`, `Execute`, and
 /// `Parse` plans it to tell the client its parameter and result types: under a
-/// dashboard that planning, not the answer (which the result cache has), was most of
-/// a repeated chart query's time. A plan is kept only when [`cacheable`] says it
+/// dashboard that planning was a large part of a repeated chart query's time, whose
+/// answer the result cache already had (pgbench, extended protocol, 50 clients: 2,368
+/// statements/s, 3,188 with plans kept). A plan is kept only when [`cacheable`] says it
 /// depends on nothing but the run (warehouse tables, immutable functions), so it is
 /// the same for every connection; it is keyed on the statement as printed from its
 /// parse tree, and a plan of an older run is never used once a newer run is visible
