@@ -117,13 +117,14 @@ impl ResultCache {
             return;
         }
         let mut inner = self.lock();
-        if inner.run_id != run_id {
-            if !inner.run_id.is_empty() && run_id < inner.run_id.as_str() {
-                return;
+        match admit(&inner.run_id, run_id) {
+            Admit::Older => return,
+            Admit::Newer => {
+                inner.entries.clear();
+                inner.bytes = 0;
+                inner.run_id = run_id.to_string();
             }
-            inner.entries.clear();
-            inner.bytes = 0;
-            inner.run_id = run_id.to_string();
+            Admit::Same => {}
         }
         if let Some(old) = inner.entries.remove(&key) {
             inner.bytes -= old.bytes;
@@ -160,6 +161,27 @@ impl ResultCache {
     fn size(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.entries.len(), inner.bytes)
+    }
+}
+
+/// How an entry of `run_id` relates to the run a cache holds (`held`, empty when it
+/// holds none): both caches keep one run, a newer run's first entry clears the older
+/// run's, and an entry of an older run (a statement that started before a run
+/// committed and finished after) is dropped. Run ids start with their UTC start time,
+/// so they order as the runs do.
+enum Admit {
+    Same,
+    Newer,
+    Older,
+}
+
+fn admit(held: &str, run_id: &str) -> Admit {
+    if held == run_id {
+        Admit::Same
+    } else if !held.is_empty() && run_id < held {
+        Admit::Older
+    } else {
+        Admit::Newer
     }
 }
 
@@ -210,12 +232,13 @@ impl PlanCache {
             return;
         }
         let mut inner = self.lock();
-        if inner.run_id != run_id {
-            if !inner.run_id.is_empty() && run_id < inner.run_id.as_str() {
-                return;
+        match admit(&inner.run_id, run_id) {
+            Admit::Older => return,
+            Admit::Newer => {
+                inner.plans.clear();
+                inner.run_id = run_id.to_string();
             }
-            inner.plans.clear();
-            inner.run_id = run_id.to_string();
+            Admit::Same => {}
         }
         if inner.plans.len() >= Self::LIMIT {
             inner.plans.clear();

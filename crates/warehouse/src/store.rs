@@ -366,6 +366,20 @@ impl Warehouse {
             .map_err(query(name))
     }
 
+    /// A write of rows in townstat's file layout (the layout module: one partition,
+    /// its writer properties); every append and overwrite goes through it.
+    fn laid_out(
+        table: DeltaTable,
+        batches: Vec<RecordBatch>,
+        mode: SaveMode,
+    ) -> deltalake::operations::write::WriteBuilder {
+        table
+            .write(batches)
+            .with_save_mode(mode)
+            .with_session_state(layout::session())
+            .with_writer_properties(layout::writer_properties())
+    }
+
     fn commit_version(name: &str, table: &DeltaTable) -> Result<i64> {
         table
             .version()
@@ -401,11 +415,7 @@ impl Warehouse {
             .into_iter()
             .map(|b| Self::aligned(name, &table, b))
             .collect::<Result<Vec<_>>>()?;
-        let mut write = table
-            .write(batches)
-            .with_save_mode(mode)
-            .with_session_state(layout::session())
-            .with_writer_properties(layout::writer_properties());
+        let mut write = Self::laid_out(table, batches, mode);
         if mode == SaveMode::Overwrite {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         }
@@ -437,12 +447,8 @@ impl Warehouse {
             let plan = Self::stream_frame(name, &table, rows)?
                 .logical_plan()
                 .clone();
-            let table = table
-                .write(Vec::<RecordBatch>::new())
+            let table = Self::laid_out(table, vec![], SaveMode::Append)
                 .with_input_plan(plan)
-                .with_save_mode(SaveMode::Append)
-                .with_session_state(layout::session())
-                .with_writer_properties(layout::writer_properties())
                 .await
                 .map_err(delta(name))?;
             return Self::commit_version(name, &table);
@@ -792,11 +798,7 @@ impl Warehouse {
     /// Appends a batch to an open table; the version committed.
     async fn append_to(name: &str, table: DeltaTable, batch: RecordBatch) -> Result<i64> {
         let batch = Self::aligned(name, &table, batch)?;
-        let table = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_session_state(layout::session())
-            .with_writer_properties(layout::writer_properties())
+        let table = Self::laid_out(table, vec![batch], SaveMode::Append)
             .await
             .map_err(delta(name))?;
         Self::commit_version(name, &table)
@@ -1129,9 +1131,9 @@ mod tests {
         );
     }
 
-    /// The files of a table's latest version: (rows of each row group, the values of a
-    /// text column in file order).
-    async fn file_layout(wh: &Warehouse, name: &str, column: &str) -> Vec<(Vec<i64>, Vec<String>)> {
+    /// The one file of a table's latest version: the rows of each row group, and the
+    /// values of a text column in file order.
+    async fn only_file(wh: &Warehouse, name: &str, column: &str) -> (Vec<i64>, Vec<String>) {
         let table = wh.latest(name).await.expect("read").expect("table");
         let mut out = vec![];
         for uri in table.get_file_uris().expect("files") {
@@ -1162,7 +1164,8 @@ mod tests {
             }
             out.push((groups, values));
         }
-        out
+        assert_eq!(out.len(), 1, "{name} is not one file");
+        out.remove(0)
     }
 
     /// A table is written in row groups of `ROW_GROUP_ROWS` rows; a mart keeps the
@@ -1200,10 +1203,10 @@ mod tests {
         wh.merge("source_like", all, &key).await.expect("merge");
         let mut sorted = keys.clone();
         sorted.sort();
-        let files = file_layout(&wh, "source_like", "uscc").await;
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
-        assert!(files[0].1 == keys, "the rows are not in arrival order");
+        let groups = vec![131_072, 131_072, 37_856];
+        let (rows, values) = only_file(&wh, "source_like", "uscc").await;
+        assert_eq!(rows, groups);
+        assert!(values == keys, "the rows are not in arrival order");
 
         // Maintenance clusters it by its first key column.
         let done = wh
@@ -1212,11 +1215,10 @@ mod tests {
             .expect("maintain")
             .expect("a table");
         assert_eq!((done.0, done.1), (1, 1));
-        let files = file_layout(&wh, "source_like", "uscc").await;
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
+        let (rows, values) = only_file(&wh, "source_like", "uscc").await;
+        assert_eq!(rows, groups);
         assert!(
-            files[0].1 == sorted,
+            values == sorted,
             "maintain did not put the rows in key order"
         );
         // Nothing changed since: the next maintenance rewrites nothing.
@@ -1232,12 +1234,8 @@ mod tests {
         wh.overwrite_batches("mart_like", in_order)
             .await
             .expect("overwrite");
-        let files = file_layout(&wh, "mart_like", "uscc").await;
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].0, vec![131_072, 131_072, 37_856]);
-        assert!(
-            files[0].1 == sorted,
-            "the mart is not in its batches' order"
-        );
+        let (rows, values) = only_file(&wh, "mart_like", "uscc").await;
+        assert_eq!(rows, groups);
+        assert!(values == sorted, "the mart is not in its batches' order");
     }
 }
