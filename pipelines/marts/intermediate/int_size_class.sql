@@ -23,52 +23,58 @@
 -- another indicator already places them lower (微型 or the class it allows), and an
 -- industry with no sector (J finance, S, T) or an entity without a known industry has
 -- a null size_class.
+-- One pass: each return is joined to its sector's bands of 小型, 中型 and 大型 and
+-- aggregated once per return (not per class, then per return, then joined back: at
+-- scale 100 that held two 3 M-group aggregates and three copies of the returns). The
+-- size_class_rule table always has the four classes 微型 1 … 大型 4 for every sector and
+-- indicator (the loader refuses anything else), so the classes above 微型 are named here
+-- by their class_order; a return whose industry has no sector joins no band (bands 0).
 WITH returns AS (
     SELECT a.uscc, a.year, a.revenue, a.employees, a.above_size,
-           ey.industry_code, r.above_scope, r.above_category, r.revenue_min,
+           ey.industry_code, r.above_category, r.revenue_min,
            r.size_sector, r.size_prefix
     FROM enterprise_annual a
     LEFT JOIN stg_enterprise_year ey ON ey.uscc = a.uscc AND ey.year = a.year
     LEFT JOIN int_industry_rule r ON r.code = ey.industry_code
 ),
 checks AS (
-    SELECT x.uscc, x.year, b.class, b.class_order,
+    -- meets: the indicator reaches the class's lower bound; null when the return has
+    -- no value for it or townstat collects no such indicator (assets).
+    SELECT x.uscc, x.year, x.industry_code, x.above_category, x.size_sector,
+           CASE WHEN x.above_size IS NOT NULL THEN x.above_size
+                ELSE COALESCE(x.revenue >= x.revenue_min, false)
+           END AS four_above,
+           b.class_order,
            CASE b.indicator
                WHEN 'employees' THEN CAST(x.employees AS DECIMAL(38, 2)) >= CAST(b.lower AS DECIMAL(38, 2))
                WHEN 'revenue' THEN CAST(x.revenue AS DECIMAL(38, 2)) >= CAST(b.lower AS DECIMAL(38, 2)) * 10000
                ELSE CAST(NULL AS BOOLEAN)
            END AS meets
     FROM returns x
-    JOIN size_class_rule b ON b.sector = x.size_sector AND b.industry_prefix = x.size_prefix
-                          AND b.class_order > 1
+    LEFT JOIN size_class_rule b ON b.sector = x.size_sector AND b.industry_prefix = x.size_prefix
+                               AND b.class_order > 1
 ),
-per_class AS (
-    -- state: 0 an indicator is below the lower bound, 1 none below but one unknown,
-    -- 2 every indicator reaches it.
-    SELECT uscc, year, class, class_order,
-           CASE WHEN SUM(CASE WHEN meets = false THEN 1 ELSE 0 END) > 0 THEN 0
-                WHEN SUM(CASE WHEN meets IS NULL THEN 1 ELSE 0 END) > 0 THEN 1
-                ELSE 2 END AS state
+per_return AS (
+    -- below_<class>: indicators below the class's lower bound; unknown_<class>:
+    -- indicators that cannot be compared.
+    SELECT uscc, year, industry_code, above_category, size_sector, four_above,
+           COUNT(class_order) AS bands,
+           SUM(CASE WHEN class_order = 4 AND meets = false THEN 1 ELSE 0 END) AS below_large,
+           SUM(CASE WHEN class_order = 4 AND meets IS NULL THEN 1 ELSE 0 END) AS unknown_large,
+           SUM(CASE WHEN class_order = 3 AND meets = false THEN 1 ELSE 0 END) AS below_medium,
+           SUM(CASE WHEN class_order = 3 AND meets IS NULL THEN 1 ELSE 0 END) AS unknown_medium,
+           SUM(CASE WHEN class_order = 2 AND meets = false THEN 1 ELSE 0 END) AS below_small,
+           SUM(CASE WHEN class_order = 2 AND meets IS NULL THEN 1 ELSE 0 END) AS unknown_small
     FROM checks
-    GROUP BY uscc, year, class, class_order
-),
-top AS (
-    SELECT uscc, year, MAX(CASE WHEN state > 0 THEN class_order END) AS class_order
-    FROM per_class
-    GROUP BY uscc, year
-),
-decided AS (
-    SELECT t.uscc, t.year,
-           CASE WHEN t.class_order IS NULL THEN '微型'
-                WHEN p.state = 2 THEN p.class
-           END AS size_class
-    FROM top t
-    LEFT JOIN per_class p ON p.uscc = t.uscc AND p.year = t.year AND p.class_order = t.class_order
+    GROUP BY uscc, year, industry_code, above_category, size_sector, four_above
 )
-SELECT x.uscc, x.year, x.industry_code, x.above_category, x.size_sector,
-       CASE WHEN x.above_size IS NOT NULL THEN x.above_size
-            ELSE COALESCE(x.revenue >= x.revenue_min, false)
-       END AS four_above,
-       d.size_class
-FROM returns x
-LEFT JOIN decided d ON d.uscc = x.uscc AND d.year = x.year
+-- The largest class with no indicator below its lower bound decides: met when none of
+-- its indicators is unknown, else null; 微型 when every larger class has one below.
+SELECT uscc, year, industry_code, above_category, size_sector, four_above,
+       CASE WHEN bands = 0 THEN CAST(NULL AS VARCHAR)
+            WHEN below_large = 0 THEN CASE WHEN unknown_large = 0 THEN '大型' END
+            WHEN below_medium = 0 THEN CASE WHEN unknown_medium = 0 THEN '中型' END
+            WHEN below_small = 0 THEN CASE WHEN unknown_small = 0 THEN '小型' END
+            ELSE '微型'
+       END AS size_class
+FROM per_return
