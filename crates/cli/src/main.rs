@@ -38,26 +38,28 @@ fn disable_transparent_huge_pages() {
 /// below checks the index against the option's default.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc v3's default purge delay, in milliseconds.
+#[cfg(test)]
 const DEFAULT_PURGE_DELAY_MS: std::os::raw::c_long = 1000;
-/// The purge delay while a run ingests.
-const INGEST_PURGE_DELAY_MS: std::os::raw::c_long = 100;
+/// The purge delay while a run ingests and builds its marts.
+const RUN_PURGE_DELAY_MS: std::os::raw::c_long = 100;
 
 /// How long mimalloc keeps memory a thread has freed before returning it to the
-/// system, by phase of a run (bench/RESULTS.md, "3. mimalloc's purge delay by
-/// phase"). Ingest frees memory continuously, and with the default of a second about
-/// 500 MiB of it was still held at the scale-100 peak (4,000 MiB against 3,497 MiB
-/// with 100 ms, no slower). The mart steps free large buffers and allocate them again
-/// in the next step, and returning them sooner cost them system time (100 ms: +6 %
-/// over three rebuilds), so the marts get the default back. `MIMALLOC_PURGE_DELAY` in
-/// the environment wins over both.
+/// system, during a run (bench/RESULTS.md, "3. mimalloc's purge delay by phase", and
+/// "Marts streamed to scratch files"). Ingest frees memory continuously, and with the
+/// default of a second about 500 MiB of it was still held at the scale-100 peak (4,000
+/// MiB against 3,497 MiB with 100 ms, no slower). The mart steps free large buffers
+/// and allocate them again in the next step: with a second, the scale-100 marts took
+/// 9.7–9.9 s and peaked at 1,858–1,923 MiB, with 100 ms 10.9–11.4 s and 1,527–1,568
+/// MiB. A nightly run has to fit its server more than it has to save a second, so the
+/// marts get 100 ms too. Other commands keep mimalloc's default. `MIMALLOC_PURGE_DELAY`
+/// in the environment wins over both.
 #[allow(unsafe_code)]
 fn purge_for(phase: Phase) {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
     let delay = match phase {
-        Phase::Ingest => INGEST_PURGE_DELAY_MS,
-        Phase::Marts => DEFAULT_PURGE_DELAY_MS,
+        Phase::Ingest | Phase::Marts => RUN_PURGE_DELAY_MS,
     };
     // SAFETY: stores an integer option, which mimalloc reads each time it considers a
     // purge. mimalloc documents mi_option_set as not thread-safe: other threads may

@@ -17,6 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
+use townstat_query::marts::MartRows;
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("export {}: {e}", path.display()))
@@ -56,19 +57,17 @@ fn labelled(
 fn write_parquet<W: std::io::Write + Send>(
     out: W,
     table: &str,
-    batches: &[RecordBatch],
+    rows: &MartRows,
 ) -> std::result::Result<W, parquet::errors::ParquetError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let Some(first) = batches.first() else {
-        return Err(parquet::errors::ParquetError::General(format!(
-            "{table}: no batch to write"
-        )));
-    };
-    let mut w = ArrowWriter::try_new(out, labelled(table, first)?.schema(), Some(props))?;
-    for batch in batches {
-        w.write(&labelled(table, batch)?)?;
+    let general = |e: String| parquet::errors::ParquetError::General(format!("{table}: {e}"));
+    let empty = RecordBatch::new_empty(rows.schema());
+    let mut w = ArrowWriter::try_new(out, labelled(table, &empty)?.schema(), Some(props))?;
+    // A mart built to a scratch file is read back a batch at a time, in its order.
+    for batch in rows.batches().map_err(|e| general(e.to_string()))? {
+        w.write(&labelled(table, &batch.map_err(general)?)?)?;
     }
     w.into_inner()
 }
@@ -82,7 +81,7 @@ fn write_parquet<W: std::io::Write + Send>(
 pub async fn publish_to_store(
     warehouse: &townstat_warehouse::Warehouse,
     run_id: &str,
-    marts: &[(String, Vec<RecordBatch>)],
+    marts: &[(String, MartRows)],
     extras: &[(String, Vec<u8>)],
 ) -> Result<()> {
     use object_store::ObjectStoreExt;
@@ -176,7 +175,7 @@ pub(crate) async fn delete_prefix(
 pub fn publish(
     root: &Path,
     run_id: &str,
-    marts: &[(String, Vec<RecordBatch>)],
+    marts: &[(String, MartRows)],
     extras: &[(String, Vec<u8>)],
     before_swap: impl FnOnce(),
 ) -> Result<()> {

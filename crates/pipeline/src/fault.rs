@@ -18,6 +18,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Decimal128Type};
 use arrow::record_batch::RecordBatch;
+use townstat_query::marts::MartRows;
 
 use crate::error::{Error, Result};
 
@@ -47,7 +48,7 @@ fn first_row_only(len: usize) -> BooleanArray {
 }
 
 /// Applies the faults `TOWNSTAT_FAULT_MART` names, if any.
-pub fn corrupt_marts(marts: &mut [(String, Vec<RecordBatch>)]) -> Result<()> {
+pub fn corrupt_marts(marts: &mut [(String, MartRows)]) -> Result<()> {
     let Ok(faults) = std::env::var(VAR) else {
         return Ok(());
     };
@@ -57,8 +58,12 @@ pub fn corrupt_marts(marts: &mut [(String, Vec<RecordBatch>)]) -> Result<()> {
         } else {
             "town_year"
         };
-        let Some((_, batches)) = marts.iter_mut().find(|(n, _)| n == table) else {
+        let Some((_, rows)) = marts.iter_mut().find(|(n, _)| n == table) else {
             return Err(internal(format!("no mart {table}")));
+        };
+        // The marts corrupted here are a few hundred rows, always built in memory.
+        let MartRows::Memory(batches) = rows else {
+            return Err(internal(format!("{table} was built to a scratch file")));
         };
         let schema = batches
             .first()

@@ -29,6 +29,7 @@ use townstat_domain::schema;
 use townstat_ingest::arrow_out::{arrow_schema, date32};
 use townstat_ingest::{FileReport, FileStatus, IngestOptions, Pipeline, Registry, TableRows};
 use townstat_query::mart_tests::{self, Outcome, Status};
+use townstat_query::marts::MartRows;
 use townstat_warehouse::Warehouse;
 
 use crate::check::Checked;
@@ -634,10 +635,10 @@ async fn run_holding_lock(
     ];
     // The registry and the code lists go out with the marts, so that BI tools reading
     // the Parquet exports get names (towns, counties, industries), not just ids.
-    let mut exported_reference: Vec<(String, Vec<RecordBatch>)> = vec![];
+    let mut exported_reference: Vec<(String, MartRows)> = vec![];
     for (name, batch) in reference_tables {
         if name != "town_roster" && name != "declared_kind" {
-            exported_reference.push((name.to_string(), vec![batch.clone()]));
+            exported_reference.push((name.to_string(), MartRows::Memory(vec![batch.clone()])));
         }
         versions.insert(name.to_string(), warehouse.overwrite(name, batch).await?);
     }
@@ -650,7 +651,7 @@ async fn run_holding_lock(
     enter(Phase::Marts);
     // The marts, from exactly the versions this run leaves.
     let marts_clock = std::time::Instant::now();
-    let marts = build_marts(
+    let (marts, _scratch) = build_marts(
         warehouse,
         checked,
         &versions,
@@ -704,10 +705,10 @@ async fn run_holding_lock(
             recorded: false,
         })));
     }
-    for (name, batches) in &marts {
+    for (name, rows) in &marts {
         versions.insert(
             name.clone(),
-            warehouse.overwrite_batches(name, batches.clone()).await?,
+            warehouse.overwrite_stream(name, rows.row_stream()).await?,
         );
     }
     pause("after_marts")?;
@@ -795,15 +796,17 @@ async fn run_holding_lock(
     })
 }
 
-/// Runs the marts' declared tests on the marts a run just built (in memory, not yet
-/// written) and the tables it committed so far (sources, history, reference).
+/// Runs the marts' declared tests on the marts a run just built (in memory or in its
+/// scratch folder, not yet written) and the tables it committed so far (sources,
+/// history, reference).
 async fn test_marts(
     warehouse: &Warehouse,
     versions: &BTreeMap<String, i64>,
-    marts: &[(String, Vec<RecordBatch>)],
+    marts: &[(String, MartRows)],
     settings: &mart_tests::Settings,
 ) -> Result<Vec<Outcome>> {
-    let ctx = townstat_query::session::context();
+    let ctx =
+        townstat_query::session::context_with_limit(townstat_query::session::run_memory_limit());
     // Only the committed tables some test reads are opened (the registry, code lists,
     // history): opening every table costs more than most tests.
     let cases = mart_tests::declared(settings)?;
@@ -818,14 +821,11 @@ async fn test_marts(
         .map(|(n, v)| (n.clone(), *v))
         .collect();
     warehouse.register(&ctx, &committed).await?;
-    for (name, batches) in marts {
-        let schema = batches
-            .first()
-            .map(RecordBatch::schema)
-            .ok_or_else(|| Error::Internal(format!("{name}: no batch")))?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches.clone()])
+    for (name, rows) in marts {
+        let table = rows
+            .provider()
             .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
-        ctx.register_table(name.as_str(), Arc::new(table))
+        ctx.register_table(name.as_str(), table)
             .map_err(|e| Error::Internal(format!("{name}: {e}")))?;
     }
     Ok(mart_tests::run_cases(&ctx, &cases).await?)
@@ -872,14 +872,19 @@ async fn build_marts(
     as_of: NaiveDate,
     cluster: Option<&datafusion::prelude::SessionContext>,
     scratch_min: Option<usize>,
-) -> Result<Vec<(String, Vec<RecordBatch>)>> {
+) -> Result<(Vec<(String, MartRows)>, Option<LocalScratch>)> {
     use chrono::Datelike;
     use townstat_query::marts;
     let components = checked.components.clone();
     let targets = checked.targets.clone();
+    // A local build's scratch folder holds the large marts until the run has
+    // exported them: the guard removes it when the run is done, failed or not.
+    let mut guard = None;
     let (ctx, scratch) = match cluster {
         None => {
-            let ctx = townstat_query::session::context();
+            let ctx = townstat_query::session::context_with_limit(
+                townstat_query::session::run_memory_limit(),
+            );
             // The build reads source strings as plain strings, not string views: the
             // joins of the marts then copy the strings they keep instead of holding
             // views into every input buffer, which DataFusion counts once per batch
@@ -895,7 +900,9 @@ async fn build_marts(
                 .parquet
                 .schema_force_view_types = false;
             warehouse.register(&ctx, versions).await?;
-            (ctx, Some(local_scratch(warehouse, run_id, scratch_min)?))
+            let (scratch, folder) = local_scratch(warehouse, run_id, scratch_min)?;
+            guard = Some(folder);
+            (ctx, Some(scratch))
         }
         Some(ctx) => {
             // The cluster reads the pinned versions' files and the steps' results from
@@ -924,6 +931,7 @@ async fn build_marts(
     };
     let scratch_prefix = scratch
         .as_ref()
+        .filter(|_| cluster.is_some())
         .map(|s| (s.store.clone(), s.prefix.clone()));
     let config = marts::MartConfig {
         run_id: run_id.to_string(),
@@ -938,17 +946,14 @@ async fn build_marts(
     for (name, _, _) in marts::STEPS {
         let _ = ctx.deregister_table(*name);
     }
-    // The scratch results are not part of any table: a failed delete is logged, not
-    // fatal.
+    // A cluster's scratch results are not part of any table, and its marts came back
+    // in memory: they are deleted now. A failed delete is logged, not fatal.
     if let Some((store, prefix)) = scratch_prefix
         && let Err(e) = crate::export::delete_prefix(store.as_ref(), &prefix).await
     {
         tracing::warn!(prefix = %prefix, error = %e, "could not delete the scratch results");
     }
-    if cluster.is_none() {
-        remove_local_scratch(warehouse, run_id);
-    }
-    Ok(marts?)
+    Ok((marts?, guard))
 }
 
 /// The folder a run stages its valid rows in until they are committed: under the
@@ -1027,36 +1032,46 @@ fn local_scratch_dir(warehouse: &Warehouse, run_id: &str) -> std::path::PathBuf 
     }
 }
 
-/// A local build's scratch: large intermediate results as Parquet files on local disk.
+/// A local build's scratch: large step results as Parquet files on local disk, and
+/// the guard that removes the folder.
 fn local_scratch(
     warehouse: &Warehouse,
     run_id: &str,
     min_bytes: Option<usize>,
-) -> Result<townstat_query::marts::Scratch> {
+) -> Result<(townstat_query::marts::Scratch, LocalScratch)> {
     let dir = local_scratch_dir(warehouse, run_id);
     let fail = |e: &dyn std::fmt::Display| {
         Error::Internal(format!("scratch folder {}: {e}", dir.display()))
     };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+    let guard = LocalScratch { dir: dir.clone() };
     let url = url::Url::from_directory_path(&dir).map_err(|()| fail(&"not an absolute path"))?;
     let prefix = object_store::path::Path::from_filesystem_path(&dir).map_err(|e| fail(&e))?;
-    Ok(townstat_query::marts::Scratch {
+    let scratch = townstat_query::marts::Scratch {
         store: Arc::new(object_store::local::LocalFileSystem::new()),
         prefix,
         url,
         min_bytes: min_bytes.unwrap_or_else(scratch_min_bytes).max(1),
-    })
+    };
+    Ok((scratch, guard))
 }
 
-/// Removes a local build's scratch folder (and `_scratch` when it is left empty).
-fn remove_local_scratch(warehouse: &Warehouse, run_id: &str) {
-    let dir = local_scratch_dir(warehouse, run_id);
-    if dir.exists()
-        && let Err(e) = std::fs::remove_dir_all(&dir)
-    {
-        tracing::warn!(folder = %dir.display(), error = %e, "could not remove the scratch folder");
-    }
-    if let Some(parent) = dir.parent().filter(|p| p.ends_with("_scratch")) {
-        let _ = std::fs::remove_dir(parent);
+/// A local build's scratch folder, removed (and `_scratch` when it is left empty)
+/// when the run drops it: after the export on success, at the failure otherwise. A
+/// killed run's folder is removed by the next run ([`Staging::create`]).
+struct LocalScratch {
+    dir: std::path::PathBuf,
+}
+
+impl Drop for LocalScratch {
+    fn drop(&mut self) {
+        if self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            tracing::warn!(folder = %self.dir.display(), error = %e, "could not remove the scratch folder");
+        }
+        if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("_scratch")) {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }

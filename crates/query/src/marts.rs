@@ -403,12 +403,14 @@ pub struct MartConfig {
 
 /// Step results as Parquet objects under a prefix of a store, registered as listing
 /// tables the next steps read. A cluster cannot read the client's memory, so on a
-/// cluster every step's result is written here (`min_bytes` 0). A local build writes
-/// only the staging and intermediate results of at least `min_bytes` here (at scale
-/// 100, `int_entity_year` holds about 1 GB): the next steps stream them from disk
-/// instead of the run holding them until their last reader. Marts stay in memory
-/// either way (the run tests, writes and exports them). The caller deletes the prefix
-/// after the build.
+/// cluster every step's result is written here (`min_bytes` 0), and its marts are also
+/// returned in memory. A local build (`min_bytes` > 0, a `file://` prefix) executes
+/// each step as a stream and holds its batches until they reach `min_bytes`; from
+/// there on the step's batches go to a Parquet file here as they come. At scale 100
+/// `int_entity_year` (about 1 GB in memory) and the mart `town_member_year` (700 MB)
+/// are never held whole: the next steps stream them from disk, and a mart written
+/// here is returned as [`MartRows::Scratch`] for the run to test, commit and export
+/// from the file. The caller deletes the prefix when it is done with the marts.
 #[derive(Debug, Clone)]
 pub struct Scratch {
     /// The store.
@@ -422,16 +424,21 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// The local folder of a local build's scratch; `None` on a cluster (every result
+    /// collected, then put) or for a prefix that is not a local folder.
+    fn local_dir(&self) -> Option<std::path::PathBuf> {
+        if self.min_bytes == 0 || self.url.scheme() != "file" {
+            return None;
+        }
+        self.url.to_file_path().ok()
+    }
+
     async fn table(
         &self,
         name: &str,
         schema: &SchemaRef,
         parts: &[Vec<RecordBatch>],
     ) -> Result<Arc<dyn TableProvider>> {
-        use datafusion::datasource::file_format::parquet::ParquetFormat;
-        use datafusion::datasource::listing::{
-            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-        };
         use object_store::ObjectStoreExt;
         let file = format!("{name}.parquet");
         let fail = |e: &dyn std::fmt::Display| Error::Output(format!("scratch {file}: {e}"));
@@ -446,13 +453,126 @@ impl Scratch {
             .await
             .map_err(|e| fail(&e))?;
         let url = self.url.join(&file).map_err(|e| fail(&e))?;
-        let config = ListingTableConfig::new(ListingTableUrl::parse(url.as_str())?)
-            .with_listing_options(
-                ListingOptions::new(Arc::new(ParquetFormat::default()))
-                    .with_file_extension(".parquet"),
-            )
-            .with_schema(schema.clone());
-        Ok(Arc::new(ListingTable::try_new(config)?))
+        listing(&url, schema)
+    }
+}
+
+/// A Parquet file as a table the next steps (and the marts' tests) read.
+fn listing(url: &url::Url, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    let config = ListingTableConfig::new(ListingTableUrl::parse(url.as_str())?)
+        .with_listing_options(
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet"),
+        )
+        .with_schema(schema.clone());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// A built mart's rows: the batches its plan produced, or the scratch file a local
+/// build wrote them to (a large mart), in the order the plan produced them either way.
+#[derive(Debug, Clone)]
+pub enum MartRows {
+    /// In memory, at least one batch (possibly empty).
+    Memory(Vec<RecordBatch>),
+    /// A Parquet file in the local build's scratch folder.
+    Scratch(ScratchFile),
+}
+
+/// A mart written to the local build's scratch folder.
+#[derive(Debug, Clone)]
+pub struct ScratchFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The rows' schema.
+    pub schema: SchemaRef,
+    /// How many rows it has.
+    pub rows: usize,
+}
+
+impl ScratchFile {
+    /// The file as a table to query.
+    fn provider(&self) -> Result<Arc<dyn TableProvider>> {
+        let url = url::Url::from_file_path(&self.path).map_err(|()| {
+            Error::Output(format!(
+                "scratch {}: not an absolute path",
+                self.path.display()
+            ))
+        })?;
+        listing(&url, &self.schema)
+    }
+}
+
+impl MartRows {
+    /// The rows' schema.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            MartRows::Memory(batches) => batches[0].schema(),
+            MartRows::Scratch(file) => file.schema.clone(),
+        }
+    }
+
+    /// How many rows there are.
+    pub fn num_rows(&self) -> usize {
+        match self {
+            MartRows::Memory(batches) => batches.iter().map(RecordBatch::num_rows).sum(),
+            MartRows::Scratch(file) => file.rows,
+        }
+    }
+
+    /// The rows as a table to query.
+    pub fn provider(&self) -> Result<Arc<dyn TableProvider>> {
+        match self {
+            MartRows::Memory(batches) => Ok(Arc::new(MemTable::try_new(
+                self.schema(),
+                vec![batches.clone()],
+            )?)),
+            MartRows::Scratch(file) => file.provider(),
+        }
+    }
+
+    /// Reads the rows from the start, in order, a batch at a time (a file is read as
+    /// it is consumed, not loaded whole).
+    pub fn batches(&self) -> Result<townstat_warehouse::BatchIter> {
+        match self {
+            MartRows::Memory(batches) => Ok(Box::new(batches.clone().into_iter().map(Ok))),
+            MartRows::Scratch(file) => {
+                let shown = file.path.display().to_string();
+                let fail = move |e: &dyn std::fmt::Display| format!("scratch {shown}: {e}");
+                let opened =
+                    std::fs::File::open(&file.path).map_err(|e| Error::Output(fail(&e)))?;
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
+                        .map_err(|e| Error::Output(fail(&e)))?
+                        .with_batch_size(8192)
+                        .build()
+                        .map_err(|e| Error::Output(fail(&e)))?;
+                let schema = file.schema.clone();
+                Ok(Box::new(reader.map(move |b| {
+                    // The file's schema may differ in metadata only: the rows take the
+                    // step's.
+                    b.map_err(|e| fail(&e)).and_then(|b| {
+                        RecordBatch::try_new(schema.clone(), b.columns().to_vec())
+                            .map_err(|e| fail(&e))
+                    })
+                })))
+            }
+        }
+    }
+
+    /// The rows as a stream for a table write.
+    pub fn row_stream(&self) -> townstat_warehouse::RowStream {
+        let rows = self.clone();
+        townstat_warehouse::RowStream {
+            schema: self.schema(),
+            rows: self.num_rows(),
+            open: Arc::new(move || match rows.batches() {
+                Ok(batches) => batches,
+                Err(e) => Box::new(std::iter::once(Err(e.to_string()))),
+            }),
+        }
     }
 }
 
@@ -748,13 +868,10 @@ async fn first_year(ctx: &SessionContext, run_year: i32) -> Result<i32> {
     Ok(earliest.max(2015).min(run_year))
 }
 
-/// Builds every step and returns the marts, in order, each as the batches its plan
-/// produced (at least one, possibly empty). The batches are the ones the session's
-/// table of the mart holds, not a copy.
-pub async fn build(
-    ctx: &SessionContext,
-    config: &MartConfig,
-) -> Result<Vec<(String, Vec<RecordBatch>)>> {
+/// Builds every step and returns the marts, in order: each as the batches its plan
+/// produced (at least one, possibly empty; the ones the session's table of the mart
+/// holds, not a copy), or as the scratch file a local build wrote a large one to.
+pub async fn build(ctx: &SessionContext, config: &MartConfig) -> Result<Vec<(String, MartRows)>> {
     let first = first_year(ctx, config.run_year).await?;
     let components = components_sql(&config.components)?;
     let (grade, review) = grading_sql(&config.grading);
@@ -783,10 +900,11 @@ pub async fn build(
             logical_schema
         };
         let exec_clock = std::time::Instant::now();
-        // Each output partition's batches stay where they are: the next steps scan
-        // them in parallel, and nothing is concatenated (a concatenation of string
-        // views copies every buffer each batch points into, once per batch).
-        let parts = datafusion::physical_plan::collect_partitioned(plan.clone(), ctx.task_ctx())
+        let spill = config.scratch.as_ref().and_then(|s| {
+            s.local_dir()
+                .map(|dir| (dir.join(format!("{name}.parquet")), s.min_bytes))
+        });
+        let result = execute(plan.clone(), ctx, spill)
             .await
             .map_err(|e| Error::Output(format!("{layer}/{name}.sql: {e}")))?;
         let exec_ms = exec_clock.elapsed().as_millis() as u64;
@@ -800,43 +918,50 @@ pub async fn build(
             .to_string();
             tracing::info!(step = *name, plan = %shown, "mart step plan");
         }
-        let parts = parts
-            .iter()
-            .map(|batches| batches.iter().map(compact).collect::<Result<Vec<_>>>())
-            .collect::<Result<Vec<_>>>()?;
-        let schema = match parts.iter().flatten().next() {
-            Some(b) => b.schema(),
-            None => compact_schema(&plan_schema),
-        };
-        let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
-        // The memory the step's result holds: where a run's memory goes, step by step.
-        let bytes = held_bytes(parts.iter().flatten());
-        let to_scratch = config
-            .scratch
-            .as_ref()
-            .filter(|s| s.min_bytes == 0 || (*layer != "marts" && bytes >= s.min_bytes));
-        let table: Arc<dyn TableProvider> = match to_scratch {
-            Some(scratch) => scratch.table(name, &schema, &parts).await?,
-            None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
-        };
+        let (table, rows, bytes, scratch_bytes, mart): (Arc<dyn TableProvider>, _, _, _, _) =
+            match result {
+                Executed::Held(parts) => {
+                    let schema = match parts.iter().flatten().next() {
+                        Some(b) => b.schema(),
+                        None => compact_schema(&plan_schema),
+                    };
+                    let rows: usize = parts.iter().flatten().map(|b| b.num_rows()).sum();
+                    // The memory the step's result holds: where a run's memory goes,
+                    // step by step.
+                    let bytes = held_bytes(parts.iter().flatten());
+                    // On a cluster every result goes to the scratch store.
+                    let table: Arc<dyn TableProvider> =
+                        match config.scratch.as_ref().filter(|s| s.min_bytes == 0) {
+                            Some(scratch) => scratch.table(name, &schema, &parts).await?,
+                            None => Arc::new(MemTable::try_new(schema.clone(), parts.clone())?),
+                        };
+                    // Not concatenated: at scale 100 a copy of a large mart is hundreds
+                    // of megabytes next to the batches the later steps read.
+                    let mut batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+                    if batches.is_empty() {
+                        batches.push(RecordBatch::new_empty(schema));
+                    }
+                    (table, rows, bytes, 0, MartRows::Memory(batches))
+                }
+                Executed::Written(file) => {
+                    let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+                    let table = file.provider()?;
+                    (table, file.rows, 0, size, MartRows::Scratch(file))
+                }
+            };
         ctx.deregister_table(*name)?;
         ctx.register_table(*name, table)?;
         tracing::info!(
             step = *name,
             rows,
             bytes,
+            scratch_bytes,
             elapsed_ms = step_clock.elapsed().as_millis() as u64,
             exec_ms,
             "mart step"
         );
         if *layer == "marts" {
-            // Not concatenated: at scale 100 a copy of town_member_year alone is
-            // hundreds of megabytes next to the batches the later steps read.
-            let mut batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
-            if batches.is_empty() {
-                batches.push(RecordBatch::new_empty(schema.clone()));
-            }
-            marts.push((name.to_string(), batches));
+            marts.push((name.to_string(), mart));
         }
         // Staging and intermediate results no later step reads are dropped now, not
         // at the end of the build: at scale 100 they are gigabytes.
@@ -847,6 +972,94 @@ pub async fn build(
         }
     }
     Ok(marts)
+}
+
+/// A step's result: held in memory, each output partition's batches where they are
+/// (the next steps scan them in parallel, and nothing is concatenated: a
+/// concatenation of string views copies every buffer each batch points into, once per
+/// batch), or written to a scratch file.
+enum Executed {
+    Held(Vec<Vec<RecordBatch>>),
+    Written(ScratchFile),
+}
+
+/// Executes a step's plan, each output partition in its own task. With `spill` (a
+/// file and a byte count), the batches are held until they reach that many bytes,
+/// then they and every later batch go to the file as they come: a large result is
+/// never whole in memory.
+async fn execute(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ctx: &SessionContext,
+    spill: Option<(std::path::PathBuf, usize)>,
+) -> Result<Executed> {
+    use futures::StreamExt;
+    let partitions = plan.properties().output_partitioning().partition_count();
+    // A few batches per partition in flight: the tasks wait while the file is written.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2 * partitions.max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for partition in 0..partitions {
+        let mut stream = plan.execute(partition, ctx.task_ctx())?;
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if tx.send((partition, batch)).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut held: Vec<Vec<RecordBatch>> = vec![vec![]; partitions];
+    let mut held_size = 0usize;
+    let mut writer: Option<(parquet::arrow::ArrowWriter<std::fs::File>, SchemaRef, usize)> = None;
+    let fail = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        Error::Output(format!("scratch {}: {e}", path.display()))
+    };
+    // Dropping `tasks` on an early return stops the partitions still running.
+    while let Some((partition, batch)) = rx.recv().await {
+        let batch = compact(&batch?)?;
+        if let Some((w, schema, rows)) = writer.as_mut() {
+            let path = &spill.as_ref().expect("a writer has a file").0;
+            *rows += batch.num_rows();
+            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                .map_err(|e| fail(path, &e))?;
+            w.write(&batch).map_err(|e| fail(path, &e))?;
+            continue;
+        }
+        held_size += batch.get_array_memory_size();
+        held[partition].push(batch);
+        if let Some((path, min_bytes)) = spill.as_ref()
+            && held_size >= *min_bytes
+        {
+            // The first batch's schema for all: the batches of one plan differ at most
+            // in metadata.
+            let schema = held.iter().flatten().next().expect("a batch").schema();
+            let file = std::fs::File::create(path).map_err(|e| fail(path, &e))?;
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .map_err(|e| fail(path, &e))?;
+            let mut rows = 0;
+            for batch in held.drain(..).flatten() {
+                rows += batch.num_rows();
+                let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                    .map_err(|e| fail(path, &e))?;
+                w.write(&batch).map_err(|e| fail(path, &e))?;
+            }
+            writer = Some((w, schema, rows));
+        }
+    }
+    // Every task has ended (the channel closed); one that panicked failed the step.
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| Error::Output(format!("a partition of the step failed: {e}")))?;
+    }
+    match writer {
+        Some((w, schema, rows)) => {
+            let path = spill.expect("a writer has a file").0;
+            w.close().map_err(|e| fail(&path, &e))?;
+            Ok(Executed::Written(ScratchFile { path, schema, rows }))
+        }
+        None => Ok(Executed::Held(held)),
+    }
 }
 
 /// A step's SQL with the run's values and the configuration's expansions in place of
@@ -1019,6 +1232,89 @@ fn compact_schema(schema: &SchemaRef) -> SchemaRef {
 
 #[cfg(test)]
 mod tests {
+    /// The values of column 0 (BIGINT) of a mart's rows, read back in order.
+    fn values(rows: &super::MartRows) -> Vec<i64> {
+        use arrow::array::AsArray;
+        rows.batches()
+            .expect("batches")
+            .flat_map(|b| {
+                let b = b.expect("batch");
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_result_goes_to_its_file_in_order_and_a_small_one_stays_in_memory() {
+        use super::{Executed, MartRows, execute};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = datafusion::prelude::SessionContext::new();
+        let n = 200_000i64;
+        let sql = format!("SELECT value FROM generate_series(1, {n}) ORDER BY value DESC");
+        let plan = || async {
+            ctx.sql(&sql)
+                .await
+                .expect("sql")
+                .create_physical_plan()
+                .await
+                .expect("plan")
+        };
+        let descending: Vec<i64> = (1..=n).rev().collect();
+
+        // Past 64 KiB (the first few batches) every batch goes to the file.
+        let file = dir.path().join("big.parquet");
+        let written = execute(plan().await, &ctx, Some((file.clone(), 64 << 10)))
+            .await
+            .expect("execute");
+        let Executed::Written(scratch) = written else {
+            panic!("a 1.6 MB result past a 64 KiB threshold was held in memory");
+        };
+        assert_eq!(
+            (scratch.path.as_path(), scratch.rows),
+            (file.as_path(), n as usize)
+        );
+        let rows = MartRows::Scratch(scratch);
+        assert_eq!(rows.num_rows(), n as usize);
+        assert_eq!(values(&rows), descending, "the file keeps the plan's order");
+        // The tests and the next steps read the same rows from the file.
+        let counted = ctx
+            .read_table(rows.provider().expect("provider"))
+            .expect("read")
+            .count()
+            .await
+            .expect("count");
+        assert_eq!(counted, n as usize);
+
+        // Under the threshold nothing is written.
+        let other = dir.path().join("small.parquet");
+        let held = execute(plan().await, &ctx, Some((other.clone(), 64 << 20)))
+            .await
+            .expect("execute");
+        let Executed::Held(parts) = held else {
+            panic!("a 1.6 MB result under a 64 MiB threshold went to a file");
+        };
+        assert!(!other.exists());
+        let rows = MartRows::Memory(parts.into_iter().flatten().collect());
+        assert_eq!(values(&rows), descending);
+
+        // A failing step fails, whether it is being held or written.
+        let failing = ctx
+            .sql("SELECT CAST('x' || value AS BIGINT) FROM generate_series(1, 100000)")
+            .await
+            .expect("sql")
+            .create_physical_plan()
+            .await
+            .expect("plan");
+        let err = execute(failing, &ctx, Some((dir.path().join("bad.parquet"), 1)))
+            .await
+            .err()
+            .expect("a cast error");
+        assert!(err.to_string().contains("Cannot cast"), "{err}");
+    }
+
     #[test]
     fn every_intermediate_is_read_by_a_later_step() {
         assert!(super::mentions("FROM stg_year y", "stg_year"));

@@ -142,11 +142,33 @@ pub fn statement_timeout() -> Option<std::time::Duration> {
         .map(std::time::Duration::from_secs_f64)
 }
 
+/// The memory pool of a run's mart build and of its marts' tests:
+/// `TOWNSTAT_MEMORY_LIMIT` when set, else [`RUN_MEMORY_LIMIT`].
+pub fn run_memory_limit() -> usize {
+    std::env::var("TOWNSTAT_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| parse_size(&v))
+        .unwrap_or(RUN_MEMORY_LIMIT)
+}
+
+/// The default pool of a run's mart build: smaller than a query's
+/// ([`DEFAULT_MEMORY_LIMIT`]) because a nightly run shares its machine and builds one
+/// step at a time. With 4 GiB the scale-100 sort of `town_member_year` held 1.2 GiB
+/// before it spilled; with 1 GiB the step took no longer (bench/RESULTS.md). A hash
+/// join's table cannot spill: a run whose largest joins outgrow the pool fails with
+/// "Resources exhausted" and needs a larger `TOWNSTAT_MEMORY_LIMIT` (at scale 100 the
+/// tables of one step's joins took at most 520 MB together).
+pub const RUN_MEMORY_LIMIT: usize = 1 << 30;
+
 /// A session context with townstat's settings: information_schema, the UDFs, and a
 /// memory pool shared fairly among spilling operators, with spill files in the OS
 /// temporary folder.
 pub fn context() -> SessionContext {
-    let limit = memory_limit();
+    context_with_limit(memory_limit())
+}
+
+/// [`context`] with a memory pool of `limit` bytes.
+pub fn context_with_limit(limit: usize) -> SessionContext {
     // DataFusion's own settings can be tuned from the environment
     // (`DATAFUSION_EXECUTION_BATCH_SIZE=…`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS=…`);
     // a value it cannot parse is reported and the defaults are kept.

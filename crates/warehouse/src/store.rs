@@ -403,10 +403,20 @@ impl Warehouse {
         self.write(name, vec![batch], SaveMode::Overwrite).await
     }
 
-    /// [`Self::overwrite`] with rows given as several batches of one schema (a mart as
-    /// its plan produced it, not copied into one batch). At least one batch.
-    pub async fn overwrite_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<i64> {
-        self.write(name, batches, SaveMode::Overwrite).await
+    /// [`Self::overwrite`] with rows read as a stream (a mart as its plan produced it,
+    /// from memory or from the file a run's build wrote it to), written in the order
+    /// the stream yields them.
+    pub async fn overwrite_stream(&self, name: &str, rows: RowStream) -> Result<i64> {
+        let table = self.handle(name).await?;
+        let plan = Self::stream_frame(name, &table, rows)?
+            .logical_plan()
+            .clone();
+        let table = Self::laid_out(table, vec![], SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_input_plan(plan)
+            .await
+            .map_err(delta(name))?;
+        Self::commit_version(name, &table)
     }
 
     async fn write(&self, name: &str, batches: Vec<RecordBatch>, mode: SaveMode) -> Result<i64> {
@@ -1231,7 +1241,12 @@ mod tests {
 
         // A mart: batches already in order, many of them; the file keeps that order.
         let in_order = batches_of(&sorted, 10_000);
-        wh.overwrite_batches("mart_like", in_order)
+        let rows = RowStream {
+            schema: in_order[0].schema(),
+            rows: n,
+            open: Arc::new(move || Box::new(in_order.clone().into_iter().map(Ok))),
+        };
+        wh.overwrite_stream("mart_like", rows)
             .await
             .expect("overwrite");
         let (rows, values) = only_file(&wh, "mart_like", "uscc").await;

@@ -117,9 +117,10 @@ async fn run_datasets(pipelines: &[&str], slt_dir: &str, min_files: usize) {
                 as_of: NaiveDate::from_ymd_opt(2024, 6, 30).expect("date"),
                 force: false,
                 progress: None,
-                // Every staging and intermediate result goes through the scratch
+                // Every step's result, the marts' too, goes through the scratch
                 // files (a real run keeps those under 128 MiB in memory): the .slt
-                // values check that path; the CLI tests and the demo check memory's.
+                // values check that path (the marts tested, committed and exported
+                // from their files); the CLI tests and the demo check memory's.
                 scratch_min: Some(1),
             },
         )
