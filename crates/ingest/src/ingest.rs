@@ -10,8 +10,10 @@
 //! the other files. Every path a source's globs match is listed, the ones that are not
 //! readable files (directories, FIFOs, symlink loops) as rejected with the reason.
 //!
-//! Each file is read from disk once ([`read::load`]); its content hash, the check
-//! against files already loaded, and the parse all use those bytes.
+//! Each file is read from disk once ([`read::read_input`]); its content hash, the check
+//! against files already loaded, and the parse all use those bytes. An NDJSON file in
+//! UTF-8 is the exception: it is hashed as it is read, not kept, and parsed from disk
+//! line by line, each pass checking that the bytes are the ones hashed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -299,18 +301,17 @@ fn prepare_one(
             Prepared::Rejected(format!("{display}: {problem}")),
         );
     }
-    let loaded = match read::load(&m.path, display) {
-        Ok(loaded) => loaded,
+    let format = m.source.format.or_else(|| Format::from_path(&m.path));
+    let (hash, input) = match read::read_input(&m.path, display, format, m.source) {
+        Ok(read) => read,
         Err(FileRejection(message)) => return (String::new(), Prepared::Rejected(message)),
     };
-    let hash = loaded.hash;
     if (opts.already_loaded)(&hash) {
         return (hash, Prepared::Skipped);
     }
-    let bytes = loaded.bytes;
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         read_file(
-            bytes,
+            input,
             &m.path,
             display,
             m.source,
@@ -373,25 +374,32 @@ fn reread_rows(state: &FileState, numbers: &[u64]) -> Vec<(u64, String)> {
         return vec![];
     };
     let display = &state.report.source_file;
-    let Ok(loaded) = read::load(path, display) else {
+    let Ok((read_hash, input)) = read::read_input(path, display, Some(format), source) else {
         return vec![];
     };
-    if &loaded.hash != hash {
+    if &read_hash != hash {
         return vec![];
     }
     let records: Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>> =
         // NDJSON rows' raw comes from their lines: no key needs a column.
-        match read::open(loaded.bytes, display, format, source, &|_| false) {
+        match read::open_input(input, path, display, format, source, &|_| false) {
             Ok(Opened::Tabular(r)) => r,
             Ok(Opened::Keyed { records, .. }) => records,
             Err(_) => return vec![],
         };
     let wanted: std::collections::HashSet<u64> = numbers.iter().copied().collect();
-    records
-        .filter_map(|r| r.ok())
-        .filter(|r| wanted.contains(&r.row_number))
-        .map(|r| (r.row_number, raw_of(&state.header, &r)))
-        .collect()
+    let mut found = vec![];
+    for record in records {
+        // The file was loaded without a bad line: an error now means its content
+        // changed since (an NDJSON file is read again from disk), so nothing of it.
+        let Ok(record) = record else {
+            return vec![];
+        };
+        if wanted.contains(&record.row_number) {
+            found.push((record.row_number, raw_of(&state.header, &record)));
+        }
+    }
+    found
 }
 
 /// The most bytes of a quarantined row's `raw` (64 KiB). A longer one is stored as
@@ -504,7 +512,7 @@ fn fingerprint(t: &TableSchema, values: &[Value]) -> (u128, [u8; 16]) {
 /// conflict, and then it is re-read.
 #[allow(clippy::too_many_arguments)]
 fn read_file(
-    bytes: Vec<u8>,
+    input: read::Input,
     path: &Path,
     display: &str,
     source: &Source,
@@ -523,15 +531,9 @@ fn read_file(
         })?;
     // An empty export (nothing but a BOM and white space) says so, rather than that
     // no header was found in it.
-    let blank = bytes
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&bytes)
-        .iter()
-        .all(u8::is_ascii_whitespace);
-    if blank {
+    if let Some(len) = input.blank() {
         return Err(FileRejection(format!(
-            "{display}: the file is empty ({} bytes, no header and no rows)",
-            bytes.len()
+            "{display}: the file is empty ({len} bytes, no header and no rows)"
         ))
         .into());
     }
@@ -542,7 +544,7 @@ fn read_file(
     let (map, records): (
         ColumnMap,
         Box<dyn Iterator<Item = std::result::Result<RawRecord, FileRejection>>>,
-    ) = match read::open(bytes, display, format, source, &|key| {
+    ) = match read::open_input(input, path, display, format, source, &|key| {
         index.lookup(key).is_some()
     })? {
         Opened::Keyed { header, records } => {

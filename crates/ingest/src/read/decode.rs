@@ -22,9 +22,11 @@ pub struct Decoded {
     pub encoding: &'static str,
 }
 
-/// Decodes a file's bytes in the stated or detected encoding.
-pub fn decode(bytes: Vec<u8>, name: &str, encoding: Encoding) -> Result<Decoded, FileRejection> {
-    let head = &bytes[..bytes.len().min(SNIFF)];
+/// The encoding of a file from its first block (at least the first 64 KiB, or the
+/// whole file): `Some(start)` for UTF-8, where the text starts (3 after a BOM, else
+/// 0); `None` for GB18030. UTF-16 is refused.
+pub fn sniff(head: &[u8], name: &str, encoding: Encoding) -> Result<Option<usize>, FileRejection> {
+    let head = &head[..head.len().min(SNIFF)];
     if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
         return Err(FileRejection(format!(
             "{name}: the file is UTF-16, which is not accepted; export it as UTF-8 or GBK"
@@ -42,9 +44,14 @@ pub fn decode(bytes: Vec<u8>, name: &str, encoding: Encoding) -> Result<Decoded,
             }
         }
     };
-    if utf8 {
+    Ok(utf8.then_some(if bom { 3 } else { 0 }))
+}
+
+/// Decodes a file's bytes in the stated or detected encoding.
+pub fn decode(bytes: Vec<u8>, name: &str, encoding: Encoding) -> Result<Decoded, FileRejection> {
+    if let Some(start) = sniff(&bytes, name, encoding)? {
         return Ok(Decoded {
-            start: if bom { 3 } else { 0 },
+            start,
             text: bytes,
             encoding: "utf-8",
         });

@@ -5,6 +5,10 @@
 //! the already-loaded check and the parse all use those same bytes, so a file changed
 //! while the run reads it can never be recorded under a hash of content that was not
 //! parsed (a size or mtime that moved during the read rejects the file for this run).
+//! NDJSON in UTF-8 is read differently ([`read_input`]): hashed as it is read through
+//! ([`scan`]), not kept, then parsed from disk line by line; each pass hashes what it
+//! reads, and a content that is not the one hashed first rejects the file, so the same
+//! guarantee holds without holding a 500 MB export in memory.
 //! Every reader is bounded so that no file, however hostile, costs more than a small
 //! multiple of its own size in memory: see the limits below.
 
@@ -25,7 +29,8 @@ use crate::error::FileRejection;
 use crate::pipeline::{Format, Source};
 
 /// The largest source file read (1 GiB): files are at most a few hundred MB, and a
-/// file is held in memory while it is parsed (on each of the run's workers).
+/// file other than UTF-8 NDJSON is held in memory while it is parsed (on each of the
+/// run's workers).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// One record of a source file.
@@ -94,6 +99,80 @@ pub fn open(
     }
 }
 
+/// How a file's records are read: from its bytes, held in memory, or line by line from
+/// disk (NDJSON in UTF-8, the format of the largest exports: [`ndjson::open_file`]).
+pub enum Input {
+    /// The bytes [`load`] read.
+    Bytes(Vec<u8>),
+    /// What [`scan`] found, and where the text starts (after a BOM).
+    Lines {
+        /// The scan.
+        scanned: Scanned,
+        /// The first byte of text.
+        start: usize,
+    },
+}
+
+impl Input {
+    /// The file's size when it is blank (nothing but a BOM and ASCII white space).
+    pub fn blank(&self) -> Option<usize> {
+        match self {
+            Input::Bytes(bytes) => bytes
+                .strip_prefix(b"\xef\xbb\xbf".as_slice())
+                .unwrap_or(bytes)
+                .iter()
+                .all(u8::is_ascii_whitespace)
+                .then_some(bytes.len()),
+            Input::Lines { scanned, .. } => scanned.blank.then_some(scanned.len as usize),
+        }
+    }
+}
+
+/// Reads a file through once: its content hash, and its input. An NDJSON file in UTF-8
+/// is only scanned (hashed, not kept); any other file is loaded. An NDJSON file that
+/// turns out not to be UTF-8 is then loaded too, and rejected if its hash moved.
+pub fn read_input(
+    path: &Path,
+    name: &str,
+    format: Option<Format>,
+    source: &Source,
+) -> Result<(String, Input), FileRejection> {
+    if format != Some(Format::Ndjson) {
+        let loaded = load(path, name)?;
+        return Ok((loaded.hash, Input::Bytes(loaded.bytes)));
+    }
+    let scanned = scan(path, name)?;
+    match decode::sniff(&scanned.head, name, source.encoding)? {
+        Some(start) => Ok((scanned.hash.clone(), Input::Lines { scanned, start })),
+        None => {
+            let loaded = load(path, name)?;
+            if loaded.hash != scanned.hash {
+                return Err(FileRejection(format!(
+                    "{name}: the file changed while it was read (its content differs from \
+                     the {} bytes read first); it is left for the next run",
+                    scanned.len
+                )));
+            }
+            Ok((loaded.hash, Input::Bytes(loaded.bytes)))
+        }
+    }
+}
+
+/// Parses an input in the given format ([`open`] for bytes).
+pub fn open_input(
+    input: Input,
+    path: &Path,
+    name: &str,
+    format: Format,
+    source: &Source,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Opened, FileRejection> {
+    match input {
+        Input::Bytes(bytes) => open(bytes, name, format, source, keep),
+        Input::Lines { scanned, start } => ndjson::open_file(path, name, start, &scanned, keep),
+    }
+}
+
 /// A file's bytes as read once, and their SHA-256 (hex).
 pub struct Loaded {
     /// The bytes.
@@ -104,10 +183,11 @@ pub struct Loaded {
 
 /// Hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+pub(crate) fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a file once into memory and hashes what was read. The file's size and mtime
@@ -116,6 +196,35 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// file had, the file was being written while it was read and is rejected for this
 /// run; the next run reads it whole.
 pub fn load(path: &Path, name: &str) -> Result<Loaded, FileRejection> {
+    let (bytes, scanned) = read_through(path, name, true)?;
+    Ok(Loaded {
+        bytes,
+        hash: scanned.hash,
+    })
+}
+
+/// A file read through once without keeping its bytes (an NDJSON file in UTF-8,
+/// parsed afterwards line by line from disk: [`ndjson::open_file`]).
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    /// SHA-256 of the bytes read, hex.
+    pub hash: String,
+    /// How many bytes were read.
+    pub len: u64,
+    /// The first block (64 KiB or the whole file), for the encoding.
+    pub head: Vec<u8>,
+    /// Whether everything after a UTF-8 BOM is ASCII white space.
+    pub blank: bool,
+}
+
+/// [`load`] without keeping the bytes: the same checks, the hash, the first block.
+pub fn scan(path: &Path, name: &str) -> Result<Scanned, FileRejection> {
+    Ok(read_through(path, name, false)?.1)
+}
+
+/// Reads a file through once, in blocks, hashing them (and keeping them when `keep`),
+/// with [`load`]'s checks.
+fn read_through(path: &Path, name: &str, keep: bool) -> Result<(Vec<u8>, Scanned), FileRejection> {
     let reject = |what: String| FileRejection(format!("{name}: {what}"));
     let before = std::fs::metadata(path).map_err(|e| reject(format!("cannot read: {e}")))?;
     if !before.is_file() {
@@ -129,18 +238,44 @@ pub fn load(path: &Path, name: &str) -> Result<Loaded, FileRejection> {
         )));
     }
     let mut file = std::fs::File::open(path).map_err(|e| reject(format!("cannot open: {e}")))?;
-    let mut bytes = Vec::with_capacity(before.len() as usize + 1);
+    let mut bytes = Vec::with_capacity(if keep { before.len() as usize + 1 } else { 0 });
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
     // The first block, then the test pause point, then the rest: a test can rewrite
     // the file exactly while it is being read.
-    let mut first = file.by_ref().take(64 * 1024);
-    first
-        .read_to_end(&mut bytes)
-        .map_err(|e| reject(format!("cannot read: {e}")))?;
-    test_pause(path);
+    let mut head = Vec::with_capacity(HEAD_BYTES as usize);
     file.by_ref()
-        .take(MAX_FILE_BYTES + 1 - bytes.len() as u64)
-        .read_to_end(&mut bytes)
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
         .map_err(|e| reject(format!("cannot read: {e}")))?;
+    let mut blank = head
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(&head)
+        .iter()
+        .all(u8::is_ascii_whitespace);
+    hasher.update(&head);
+    len += head.len() as u64;
+    if keep {
+        bytes.extend_from_slice(&head);
+    }
+    test_pause(path);
+    let mut rest = file.by_ref().take(MAX_FILE_BYTES + 1 - len);
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let got = match rest.read(&mut block) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(reject(format!("cannot read: {e}"))),
+        };
+        let read = &block[..got];
+        hasher.update(read);
+        blank = blank && read.iter().all(u8::is_ascii_whitespace);
+        len += got as u64;
+        if keep {
+            bytes.extend_from_slice(read);
+        }
+    }
     let during = file
         .metadata()
         .map_err(|e| reject(format!("cannot read: {e}")))?;
@@ -153,21 +288,29 @@ pub fn load(path: &Path, name: &str) -> Result<Loaded, FileRejection> {
         _ => reject(format!("cannot read: {e}")),
     })?;
     let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
-    if stamp(&before) != stamp(&during)
-        || stamp(&before) != stamp(&after)
-        || bytes.len() as u64 != before.len()
-    {
+    if stamp(&before) != stamp(&during) || stamp(&before) != stamp(&after) || len != before.len() {
         return Err(reject(format!(
             "the file changed while it was read ({} bytes before, {} read, {} after); \
              it is left for the next run",
             before.len(),
-            bytes.len(),
+            len,
             after.len()
         )));
     }
-    let hash = sha256_hex(&bytes);
-    Ok(Loaded { bytes, hash })
+    let hash = hex(&hasher.finalize());
+    Ok((
+        bytes,
+        Scanned {
+            hash,
+            len,
+            head,
+            blank,
+        },
+    ))
 }
+
+/// The first block of a file, read before the test pause point and kept by [`scan`].
+const HEAD_BYTES: u64 = 64 * 1024;
 
 /// Fault injection for the tests: when `TOWNSTAT_TEST_PAUSE_READ` is a file name and
 /// this file has that name, the reader writes `<TOWNSTAT_TEST_PAUSE_DIR>/paused`

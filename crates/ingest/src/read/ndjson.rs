@@ -12,14 +12,16 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
 
 use crate::cell::Cell;
 use crate::error::FileRejection;
 use crate::pipeline::Source;
-use crate::read::{Opened, RawRecord, decode};
+use crate::read::{Opened, RawRecord, Scanned, decode};
 
 /// The longest line accepted (4 MiB): an object with thousands of keys fits; a longer
 /// line is not a row of any agency export, and a bound keeps memory near the file's
@@ -217,33 +219,11 @@ pub fn open(
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Opened, FileRejection> {
     let decoded = decode::decode(bytes, name, source.encoding)?;
-    let mut header: Vec<String> = vec![];
-    // Every key seen (so that each is judged once), with its column if kept.
-    let mut index: HashMap<String, Option<usize>> = HashMap::new();
-    let mut new: Vec<String> = vec![];
+    let mut keys = Keys::default();
     for (n, line) in lines(&decoded.text, decoded.start, name) {
-        let Some(text) = json_text(line?) else {
-            continue;
-        };
-        read_line(
-            name,
-            n,
-            text,
-            NewKeys {
-                index: &index,
-                new: &mut new,
-            },
-        )?;
-        new.sort_unstable();
-        for key in new.drain(..) {
-            if keep(&key) {
-                index.insert(key.clone(), Some(header.len()));
-                header.push(key);
-            } else {
-                index.insert(key, None);
-            }
-        }
+        keys.add(name, n, line?, keep)?;
     }
+    let Keys { header, index, .. } = keys;
     let width = header.len();
     let name = name.to_string();
     let (text, start) = (decoded.text, decoded.start);
@@ -262,30 +242,238 @@ pub fn open(
                 Ok(line) => line,
                 Err(e) => return Some(Err(e)),
             };
-            let Some(json) = json_text(line) else {
-                continue;
-            };
-            let mut cells = vec![Cell::Empty; width];
-            let read = read_line(
-                &name,
-                n,
-                json,
-                Cells {
-                    index: &index,
-                    cells: &mut cells,
-                },
-            );
-            return Some(read.map(|()| RawRecord {
-                row_number: n,
-                cells,
-                line: Some(json.to_string()),
-            }));
+            if let Some(record) = record(&name, n, line, &index, width) {
+                return Some(record);
+            }
         }
     });
     Ok(Opened::Keyed {
         header,
         records: Box::new(records),
     })
+}
+
+/// [`open`] of a UTF-8 file on disk (`start`: where its text begins, after a BOM),
+/// read line by line, twice (the keys, then the records), instead of held whole: at
+/// scale 100 one NDJSON export is 523 MB. `scanned` is what reading it through gave
+/// (its hash, already checked against the files loaded before); each pass hashes what
+/// it reads, and a file whose content is no longer that is rejected for this run, at
+/// the end of the pass that finds it (the records read so far are dropped with it).
+pub fn open_file(
+    path: &Path,
+    name: &str,
+    start: usize,
+    scanned: &Scanned,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Opened, FileRejection> {
+    let mut keys = Keys::default();
+    let mut lines = FileLines::open(path, name, start)?;
+    while let Some(line) = lines.next_line() {
+        let (n, line) = line?;
+        keys.add(name, n, line, keep)?;
+    }
+    lines.finish(scanned)?;
+    let Keys { header, index, .. } = keys;
+    let width = header.len();
+    let name = name.to_string();
+    let scanned = scanned.clone();
+    let mut lines = Some(FileLines::open(path, &name, start)?);
+    let records = std::iter::from_fn(move || {
+        loop {
+            let reading = lines.as_mut()?;
+            let Some(line) = reading.next_line() else {
+                // The end: the content must be the one that was hashed.
+                let done = lines.take()?;
+                return done.finish(&scanned).err().map(Err);
+            };
+            let (n, line) = match line {
+                Ok(line) => line,
+                Err(e) => {
+                    lines = None;
+                    return Some(Err(e));
+                }
+            };
+            if let Some(record) = record(&name, n, line, &index, width) {
+                return Some(record);
+            }
+        }
+    });
+    Ok(Opened::Keyed {
+        header,
+        records: Box::new(records),
+    })
+}
+
+/// The first pass: the header (kept keys, in the order [`open`] documents) and every
+/// key seen, each judged once, with its column if kept.
+#[derive(Default)]
+struct Keys {
+    header: Vec<String>,
+    index: HashMap<String, Option<usize>>,
+    new: Vec<String>,
+}
+
+impl Keys {
+    /// Adds a line's new keys (nothing for a blank line).
+    fn add(
+        &mut self,
+        name: &str,
+        n: u64,
+        line: &str,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), FileRejection> {
+        let Some(text) = json_text(line) else {
+            return Ok(());
+        };
+        read_line(
+            name,
+            n,
+            text,
+            NewKeys {
+                index: &self.index,
+                new: &mut self.new,
+            },
+        )?;
+        self.new.sort_unstable();
+        for key in self.new.drain(..) {
+            if keep(&key) {
+                self.index.insert(key.clone(), Some(self.header.len()));
+                self.header.push(key);
+            } else {
+                self.index.insert(key, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A line's record (`None` for a blank line).
+fn record(
+    name: &str,
+    n: u64,
+    line: &str,
+    index: &HashMap<String, Option<usize>>,
+    width: usize,
+) -> Option<Result<RawRecord, FileRejection>> {
+    let json = json_text(line)?;
+    let mut cells = vec![Cell::Empty; width];
+    let read = read_line(
+        name,
+        n,
+        json,
+        Cells {
+            index,
+            cells: &mut cells,
+        },
+    );
+    Some(read.map(|()| RawRecord {
+        row_number: n,
+        cells,
+        line: Some(json.to_string()),
+    }))
+}
+
+/// A file's lines read from disk, split at `\n` and numbered from 1 as [`lines`]
+/// does, each at most [`MAX_LINE_BYTES`] held; every byte read is hashed.
+struct FileLines {
+    reader: std::io::BufReader<std::fs::File>,
+    hasher: Sha256,
+    name: String,
+    n: u64,
+    buf: Vec<u8>,
+}
+
+impl FileLines {
+    fn open(path: &Path, name: &str, start: usize) -> Result<FileLines, FileRejection> {
+        use std::io::Read;
+        let file = std::fs::File::open(path)
+            .map_err(|e| FileRejection(format!("{name}: cannot open: {e}")))?;
+        let mut lines = FileLines {
+            reader: std::io::BufReader::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            name: name.to_string(),
+            n: 0,
+            buf: vec![],
+        };
+        // The BOM, hashed like every other byte.
+        let mut bom = vec![];
+        (&mut lines.reader)
+            .take(start as u64)
+            .read_to_end(&mut bom)
+            .map_err(|e| lines.failed(e))?;
+        lines.hasher.update(&bom);
+        Ok(lines)
+    }
+
+    fn failed(&self, e: std::io::Error) -> FileRejection {
+        FileRejection(format!("{}: cannot read: {e}", self.name))
+    }
+
+    /// The next line and its number; `None` at the end of the file.
+    fn next_line(&mut self) -> Option<Result<(u64, &str), FileRejection>> {
+        use std::io::{BufRead, Read};
+        self.buf.clear();
+        let got = match (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut self.buf)
+        {
+            Ok(got) => got,
+            Err(e) => return Some(Err(self.failed(e))),
+        };
+        if got == 0 {
+            return None;
+        }
+        self.hasher.update(&self.buf);
+        self.n += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        } else if self.buf.len() > MAX_LINE_BYTES {
+            // Too long: the rest of the line is read (and hashed) only to say how long.
+            let mut len = self.buf.len();
+            loop {
+                let block = match self.reader.fill_buf() {
+                    Ok(block) => block,
+                    Err(e) => return Some(Err(self.failed(e))),
+                };
+                if block.is_empty() {
+                    break;
+                }
+                let (used, ended) = match block.iter().position(|b| *b == b'\n') {
+                    Some(at) => (at + 1, true),
+                    None => (block.len(), false),
+                };
+                self.hasher.update(&block[..used]);
+                len += used - usize::from(ended);
+                self.reader.consume(used);
+                if ended {
+                    break;
+                }
+            }
+            return Some(Err(FileRejection(format!(
+                "{}: line {} is {len} bytes long; at most {MAX_LINE_BYTES} are accepted",
+                self.name, self.n
+            ))));
+        }
+        Some(check_line(&self.buf, self.n, &self.name).map(|line| (self.n, line)))
+    }
+
+    /// Reads what is left and checks that the bytes read are the ones `scanned` hashed.
+    fn finish(mut self, scanned: &Scanned) -> Result<(), FileRejection> {
+        use std::io::Read;
+        let mut rest = vec![];
+        self.reader
+            .read_to_end(&mut rest)
+            .map_err(|e| self.failed(e))?;
+        self.hasher.update(&rest);
+        if crate::read::hex(&self.hasher.finalize()) != scanned.hash {
+            return Err(FileRejection(format!(
+                "{}: the file changed while it was read (its content differs from the \
+                 {} bytes read first); it is left for the next run",
+                self.name, scanned.len
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A quarantined NDJSON row's `raw`: its own keys and values as cells would show them
@@ -314,6 +502,7 @@ pub fn raw_of_line(line: &str) -> Option<serde_json::Map<String, Json>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::Format;
 
     /// A file's header and its records (line number, cells).
     type Read = (Vec<String>, Vec<(u64, Vec<Cell>)>);
@@ -361,12 +550,19 @@ mod tests {
     }
 
     fn read(text: &str) -> Result<Read, String> {
-        let source: Source = toml::from_str("name='t'\nkind='employment'\nglob=['x']").unwrap();
-        let name = "a.ndjson";
-        let strip = |e: FileRejection| e.0.replacen(&format!("{name}: "), "", 1);
-        let Opened::Keyed { header, records } =
-            open(text.as_bytes().to_vec(), name, &source, &|_| true).map_err(strip)?
-        else {
+        read_bytes(text.as_bytes())
+    }
+
+    const NAME: &str = "a.ndjson";
+
+    fn source() -> Source {
+        toml::from_str("name='t'\nkind='employment'\nglob=['x']").unwrap()
+    }
+
+    /// The header and records of an opened file, or the first rejection.
+    fn collect(opened: Result<Opened, FileRejection>) -> Result<Read, String> {
+        let strip = |e: FileRejection| e.0.replacen(&format!("{NAME}: "), "", 1);
+        let Opened::Keyed { header, records } = opened.map_err(strip)? else {
             panic!("NDJSON is keyed");
         };
         let rows = records
@@ -374,6 +570,82 @@ mod tests {
             .collect::<Result<Vec<_>, _>>()
             .map_err(strip)?;
         Ok((header, rows))
+    }
+
+    /// Reads the bytes in memory and from a file on disk (line by line when they are
+    /// UTF-8): both must give the same header, records and rejections.
+    fn read_bytes(bytes: &[u8]) -> Result<Read, String> {
+        let source = source();
+        let in_memory = collect(open(bytes.to_vec(), NAME, &source, &|_| true));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NAME);
+        std::fs::write(&path, bytes).unwrap();
+        let from_disk = crate::read::read_input(&path, NAME, Some(Format::Ndjson), &source)
+            .and_then(|(_, input)| {
+                crate::read::open_input(input, &path, NAME, Format::Ndjson, &source, &|_| true)
+            });
+        assert_eq!(
+            collect(from_disk),
+            in_memory,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        in_memory
+    }
+
+    #[test]
+    fn a_file_on_disk_reads_as_its_bytes_do() {
+        let long = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_LINE_BYTES));
+        for bytes in [
+            b"{\"a\": 1}".to_vec(),
+            b"{\"a\": 1}\r\n{\"b\": 2}\r\n\r\n".to_vec(),
+            b"\xef\xbb\xbf{\"a\": 1}\n\n\n{\"a\": 2}".to_vec(),
+            b"\xef\xbb\xbf".to_vec(),
+            b"".to_vec(),
+            b"{\"a\": 1}\n{\"a\": \"\xff\"}\n".to_vec(),
+            format!("{{\"a\": 1}}\n{long}\n{{\"a\": 2}}\n").into_bytes(),
+            format!("{{\"a\": 1}}\n{long}").into_bytes(),
+            format!("{{\"a\": \"{}\"}}\n", "y".repeat(MAX_LINE_BYTES - 9)).into_bytes(),
+            b"\xff\xfe{".to_vec(),
+        ] {
+            let _ = read_bytes(&bytes);
+        }
+        let e = read_bytes(format!("{{\"a\": 1}}\n{long}\n").as_bytes()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "line 2 is {} bytes long; at most {MAX_LINE_BYTES} are accepted",
+                long.len()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_that_changes_after_it_was_hashed_is_rejected() {
+        let source = source();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NAME);
+        let before = "{\"a\": 1}\n{\"a\": 2}\n";
+        let after = "{\"a\": 1}\n{\"a\": 3}\n";
+        let changed = "the file changed while it was read (its content differs from the 18 \
+                       bytes read first); it is left for the next run";
+        // Between the hash and the keys.
+        std::fs::write(&path, before).unwrap();
+        let (_, input) =
+            crate::read::read_input(&path, NAME, Some(Format::Ndjson), &source).unwrap();
+        std::fs::write(&path, after).unwrap();
+        let opened =
+            crate::read::open_input(input, &path, NAME, Format::Ndjson, &source, &|_| true);
+        assert_eq!(collect(opened).unwrap_err(), changed);
+        // Between the keys and the records: the records read are followed by the
+        // rejection, which drops the file.
+        std::fs::write(&path, before).unwrap();
+        let (_, input) =
+            crate::read::read_input(&path, NAME, Some(Format::Ndjson), &source).unwrap();
+        let opened =
+            crate::read::open_input(input, &path, NAME, Format::Ndjson, &source, &|_| true);
+        std::fs::write(&path, after).unwrap();
+        assert_eq!(collect(opened).unwrap_err(), changed);
     }
 
     #[test]
