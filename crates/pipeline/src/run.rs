@@ -942,7 +942,19 @@ async fn build_marts(
         targets,
         scratch,
     };
-    let marts = marts::build(&ctx, &config).await;
+    let marts = marts::build(&ctx, &config).await.map_err(|e| match e {
+        // A hash join's table cannot spill: say what to change.
+        townstat_query::Error::Output(message)
+            if cluster.is_none() && message.contains("Resources exhausted") =>
+        {
+            townstat_query::Error::Output(format!(
+                "{message} (a run builds its marts in a memory pool of {} MiB: set \
+                 TOWNSTAT_MEMORY_LIMIT higher, e.g. 4GiB)",
+                townstat_query::session::run_memory_limit() >> 20
+            ))
+        }
+        e => e,
+    });
     for (name, _, _) in marts::STEPS {
         let _ = ctx.deregister_table(*name);
     }
