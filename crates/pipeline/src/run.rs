@@ -96,7 +96,7 @@ pub struct RunOptions {
     /// builds them in this process.
     pub cluster: Option<datafusion::prelude::SessionContext>,
     /// The smallest staging or intermediate mart result kept on disk instead of in
-    /// memory; `None`: `TOWNSTAT_SCRATCH_MIN` or 128 MiB ([`scratch_min_bytes`]).
+    /// memory; `None`: `TOWNSTAT_SCRATCH_MIN` or 64 MiB ([`scratch_min_bytes`]).
     pub scratch_min: Option<usize>,
 }
 
@@ -1023,16 +1023,18 @@ fn stream_of(staged: &townstat_ingest::stage::StagedRows) -> townstat_warehouse:
     }
 }
 
-/// The smallest staging or intermediate mart result a local build keeps on disk
-/// rather than in memory: `TOWNSTAT_SCRATCH_MIN` (e.g. `64MiB`; `0` keeps every one
-/// on disk) or 128 MiB, which at scale 10 keeps every step in memory and at scale
-/// 100 moves the largest (`int_entity_year`, about 1 GB) to disk.
+/// How much of a mart step's result a local build holds in memory before the rest
+/// goes to its scratch file: `TOWNSTAT_SCRATCH_MIN` (e.g. `128MiB`; `0` sends every
+/// result to disk) or 64 MiB. At scale 100 that moves seven steps to disk, the marts
+/// `town_member_year`, `town_membership` and `enterprise_size_year` among them, and
+/// took the run's peak from 1,478–1,609 MiB (with 128 MiB) to 1,378–1,464 MiB, no
+/// slower; at scale 10 it moves two and costs the marts 0.3 s (bench/RESULTS.md).
 pub fn scratch_min_bytes() -> usize {
     std::env::var("TOWNSTAT_SCRATCH_MIN")
         .ok()
         .and_then(|v| townstat_query::session::parse_size(&v))
         .map(|n| n.max(1))
-        .unwrap_or(128 << 20)
+        .unwrap_or(64 << 20)
 }
 
 /// The folder of a local build's scratch results: `<root>/_scratch/<run id>` for a

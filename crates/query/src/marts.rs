@@ -1014,7 +1014,7 @@ async fn execute(
     }
     drop(tx);
     let mut held: Vec<Vec<RecordBatch>> = vec![vec![]; partitions];
-    let mut held_size = 0usize;
+    let mut held_size = HeldBytes::default();
     let mut writer: Option<(parquet::arrow::ArrowWriter<std::fs::File>, SchemaRef, usize)> = None;
     let fail = |path: &std::path::Path, e: &dyn std::fmt::Display| {
         Error::Output(format!("scratch {}: {e}", path.display()))
@@ -1030,10 +1030,10 @@ async fn execute(
             w.write(&batch).map_err(|e| fail(path, &e))?;
             continue;
         }
-        held_size += batch.get_array_memory_size();
+        held_size.add(&batch);
         held[partition].push(batch);
         if let Some((path, min_bytes)) = spill.as_ref()
-            && held_size >= *min_bytes
+            && held_size.bytes >= *min_bytes
         {
             // The first batch's schema for all: the batches of one plan differ at most
             // in metadata.
@@ -1198,24 +1198,43 @@ fn compact(batch: &RecordBatch) -> Result<RecordBatch> {
 /// counted once (by its start: slices of one buffer at different offsets are each
 /// counted whole, so the figure can only be too high).
 fn held_bytes<'a>(batches: impl Iterator<Item = &'a RecordBatch>) -> usize {
-    fn visit(data: &arrow::array::ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
-        let mut bytes = 0;
-        let nulls = data.nulls().map(|n| n.buffer());
-        for buffer in data.buffers().iter().chain(nulls) {
-            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
-                bytes += buffer.capacity();
+    let mut held = HeldBytes::default();
+    batches.for_each(|b| held.add(b));
+    held.bytes
+}
+
+/// [`held_bytes`] counted batch by batch. A batch's own memory size would count a
+/// buffer once per batch that slices it: an aggregate's output batches are slices of
+/// a few large buffers, and at scale 10 `int_size_class` (10.5 MB) counted as more
+/// than 64 MB that way.
+#[derive(Default)]
+struct HeldBytes {
+    seen: std::collections::HashSet<usize>,
+    bytes: usize,
+}
+
+impl HeldBytes {
+    fn add(&mut self, batch: &RecordBatch) {
+        fn visit(
+            data: &arrow::array::ArrayData,
+            seen: &mut std::collections::HashSet<usize>,
+        ) -> usize {
+            let mut bytes = 0;
+            let nulls = data.nulls().map(|n| n.buffer());
+            for buffer in data.buffers().iter().chain(nulls) {
+                if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                    bytes += buffer.capacity();
+                }
             }
+            for child in data.child_data() {
+                bytes += visit(child, seen);
+            }
+            bytes
         }
-        for child in data.child_data() {
-            bytes += visit(child, seen);
+        for column in batch.columns() {
+            self.bytes += visit(&column.to_data(), &mut self.seen);
         }
-        bytes
     }
-    let mut seen = std::collections::HashSet::new();
-    batches
-        .flat_map(|b| b.columns().iter())
-        .map(|c| visit(&c.to_data(), &mut seen))
-        .sum()
 }
 
 /// A schema with every string-view column made a plain string column, and no field
