@@ -1039,8 +1039,8 @@ async fn execute(
             // in metadata.
             let schema = held.iter().flatten().next().expect("a batch").schema();
             let file = std::fs::File::create(path).map_err(|e| fail(path, &e))?;
-            // The writer holds a row group until it is full: with Parquet's default of
-            // 1 M rows that was 170 MB of town_member_year at scale 100.
+            // The writer holds a row group in memory until it is full; Parquet's
+            // default of 1 M rows is most of town_member_year at scale 100.
             let props = parquet::file::properties::WriterProperties::builder()
                 .set_max_row_group_row_count(Some(SCRATCH_ROW_GROUP_ROWS))
                 .build();
