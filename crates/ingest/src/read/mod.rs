@@ -117,12 +117,7 @@ impl Input {
     /// The file's size when it is blank (nothing but a BOM and ASCII white space).
     pub fn blank(&self) -> Option<usize> {
         match self {
-            Input::Bytes(bytes) => bytes
-                .strip_prefix(b"\xef\xbb\xbf".as_slice())
-                .unwrap_or(bytes)
-                .iter()
-                .all(u8::is_ascii_whitespace)
-                .then_some(bytes.len()),
+            Input::Bytes(bytes) => blank_after_bom(bytes).then_some(bytes.len()),
             Input::Lines { scanned, .. } => scanned.blank.then_some(scanned.len as usize),
         }
     }
@@ -146,13 +141,7 @@ pub fn read_input(
         Some(start) => Ok((scanned.hash.clone(), Input::Lines { scanned, start })),
         None => {
             let loaded = load(path, name)?;
-            if loaded.hash != scanned.hash {
-                return Err(FileRejection(format!(
-                    "{name}: the file changed while it was read (its content differs from \
-                     the {} bytes read first); it is left for the next run",
-                    scanned.len
-                )));
-            }
+            scanned.same_content(name, &loaded.hash)?;
             Ok((loaded.hash, Input::Bytes(loaded.bytes)))
         }
     }
@@ -217,9 +206,34 @@ pub struct Scanned {
     pub blank: bool,
 }
 
+impl Scanned {
+    /// Whether a later reading of the file (its hash) found the content scanned; if
+    /// not, the file changed in between and is left for the next run.
+    pub(crate) fn same_content(&self, name: &str, hash: &str) -> Result<(), FileRejection> {
+        if hash == self.hash {
+            return Ok(());
+        }
+        Err(FileRejection(format!(
+            "{name}: the file changed while it was read (its content differs from the {} \
+             bytes read first); it is left for the next run",
+            self.len
+        )))
+    }
+}
+
 /// [`load`] without keeping the bytes: the same checks, the hash, the first block.
 pub fn scan(path: &Path, name: &str) -> Result<Scanned, FileRejection> {
     Ok(read_through(path, name, false)?.1)
+}
+
+/// Whether the bytes are nothing but a UTF-8 BOM and ASCII white space (a file's
+/// start, or all of it).
+fn blank_after_bom(bytes: &[u8]) -> bool {
+    bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(bytes)
+        .iter()
+        .all(u8::is_ascii_whitespace)
 }
 
 /// Reads a file through once, in blocks, hashing them (and keeping them when `keep`),
@@ -248,11 +262,7 @@ fn read_through(path: &Path, name: &str, keep: bool) -> Result<(Vec<u8>, Scanned
         .take(HEAD_BYTES)
         .read_to_end(&mut head)
         .map_err(|e| reject(format!("cannot read: {e}")))?;
-    let mut blank = head
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&head)
-        .iter()
-        .all(u8::is_ascii_whitespace);
+    let mut blank = blank_after_bom(&head);
     hasher.update(&head);
     len += head.len() as u64;
     if keep {
