@@ -24,6 +24,15 @@
 //!   executing it. Only statements that were planned, found read-only and cacheable
 //!   have answers stored, and the same text with the same parameter values on the
 //!   same run plans the same.
+//! - **Executed once when many ask at once.** When a dashboard opens after a nightly
+//!   run, its viewers send the same chart queries together, before any answer is
+//!   stored. A cacheable statement that another connection is already executing on
+//!   the same run waits for that execution ([`ResultCache::claim`]) and is then
+//!   answered from the cache; if that execution stored nothing (it failed, was
+//!   cancelled, or its answer was too large to keep), the waiting statement executes
+//!   itself. An answer is stored when its last row has been sent, so a client that
+//!   reads slowly would hold the others up: a statement waits at most
+//!   [`FLIGHT_WAIT`], then executes itself.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -65,6 +74,41 @@ struct Inner {
     entries: HashMap<Key, Entry>,
     bytes: usize,
     clock: u64,
+    /// Statements being executed, by run and key: a receiver that reports the end
+    /// of the execution (its sender is dropped).
+    flights: HashMap<(String, Key), tokio::sync::watch::Receiver<()>>,
+}
+
+/// The longest a statement waits for another connection's execution of it. Chart
+/// queries take milliseconds to a few hundred; past this, the other execution is
+/// more likely held up by a slow client than still running.
+pub(crate) const FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What [`ResultCache::claim`] says about a statement no answer is stored for.
+pub(crate) enum Claim {
+    /// No other connection is executing it: execute it, and keep the flight until
+    /// the answer is stored or the execution has ended without one.
+    Execute(Flight),
+    /// Another connection is executing it: [`Claim::Wait`]'s receiver reports the
+    /// end of that execution; then look the answer up again.
+    Wait(tokio::sync::watch::Receiver<()>),
+}
+
+/// An execution of a cacheable statement that statements with the same key on the
+/// same run wait for. Dropping it (after storing the answer, or without one) ends
+/// their wait.
+pub(crate) struct Flight {
+    cache: Arc<ResultCache>,
+    slot: (String, Key),
+    _done: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        // Removed before the sender is dropped (the fields are dropped after this):
+        // a statement that misses once its wait has ended claims anew.
+        self.cache.lock().flights.remove(&self.slot);
+    }
 }
 
 /// The answers of recent statements on the current run, bounded in bytes.
@@ -154,6 +198,23 @@ impl ResultCache {
                 used,
             },
         );
+    }
+
+    /// For a statement no answer is stored for: execute it, or wait for the
+    /// connection already executing it on this run.
+    pub(crate) fn claim(self: &Arc<Self>, run_id: &str, key: &Key) -> Claim {
+        let slot = (run_id.to_string(), key.clone());
+        let mut inner = self.lock();
+        if let Some(running) = inner.flights.get(&slot) {
+            return Claim::Wait(running.clone());
+        }
+        let (done, running) = tokio::sync::watch::channel(());
+        inner.flights.insert(slot.clone(), running);
+        Claim::Execute(Flight {
+            cache: self.clone(),
+            slot,
+            _done: done,
+        })
     }
 
     /// Entries and bytes held (tests, logs).
@@ -325,12 +386,18 @@ impl Stream for Tee {
             Poll::Ready(Some(Ok(batch))) => {
                 this.bytes += batch.get_array_memory_size();
                 if this.bytes > this.limit {
+                    // Nothing will be stored: `done` (and a flight it holds) goes now,
+                    // not when the client has read the last row.
                     this.kept = None;
+                    this.done = None;
                 } else if let Some(kept) = &mut this.kept {
                     kept.push(batch.clone());
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.kept = None,
+            Poll::Ready(Some(Err(_))) => {
+                this.kept = None;
+                this.done = None;
+            }
             Poll::Ready(None) => {
                 if let (Some(kept), Some(done)) = (this.kept.take(), this.done.take()) {
                     done(kept);
@@ -404,6 +471,46 @@ mod tests {
         cache.put("run-2", key("big"), schema, vec![big]);
         assert!(cache.get("run-2", &key("big")).is_none());
         assert!(ResultCache::new(0).is_none(), "0 is off");
+    }
+
+    #[tokio::test]
+    async fn a_statement_being_executed_is_waited_for_not_executed_again() {
+        let (schema, b) = batch(10);
+        let cache = ResultCache::new(1 << 20).expect("on");
+        let Claim::Execute(flight) = cache.claim("run-1", &key("a")) else {
+            panic!("nothing was running");
+        };
+        let Claim::Wait(mut waiting) = cache.claim("run-1", &key("a")) else {
+            panic!("the same statement on the same run waits");
+        };
+        // Another statement, or the same one on another run, does not wait.
+        assert!(matches!(cache.claim("run-1", &key("b")), Claim::Execute(_)));
+        assert!(matches!(cache.claim("run-2", &key("a")), Claim::Execute(_)));
+        let waiter = tokio::spawn(async move {
+            // Ends when the flight is dropped, whatever it did.
+            let _ = waiting.changed().await;
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "still executing");
+        cache.put("run-1", key("a"), schema, vec![b]);
+        drop(flight);
+        waiter.await.expect("the wait ended");
+        assert!(
+            cache.get("run-1", &key("a")).is_some(),
+            "answered from the cache"
+        );
+
+        // An execution that stored nothing ends the wait too; the next claim executes.
+        let Claim::Execute(failed) = cache.claim("run-1", &key("c")) else {
+            panic!("nothing was running");
+        };
+        let Claim::Wait(mut waiting) = cache.claim("run-1", &key("c")) else {
+            panic!("waits");
+        };
+        drop(failed);
+        let _ = waiting.changed().await;
+        assert!(cache.get("run-1", &key("c")).is_none());
+        assert!(matches!(cache.claim("run-1", &key("c")), Claim::Execute(_)));
     }
 
     #[tokio::test]

@@ -321,6 +321,35 @@ impl Service {
             }
             let plan = plan_read_only(&ctx, &statement).await?;
             let key = key.filter(|_| crate::cache::cacheable(&plan));
+            // A cacheable statement another connection is executing on this run is
+            // waited for, then answered from the cache (`cache::ResultCache::claim`).
+            let mut flight = None;
+            if let Some((cache, key)) = &key {
+                loop {
+                    if let Some((schema, batches)) = cache.get(&run_id, key) {
+                        tracing::debug!(run_id = %run_id, "result cache hit after a wait");
+                        let rows = futures::stream::iter(batches.into_iter().map(Ok));
+                        return encode_rows(&schema, rows, &format, options);
+                    }
+                    match cache.claim(&run_id, key) {
+                        crate::cache::Claim::Execute(f) => {
+                            flight = Some(f);
+                            break;
+                        }
+                        crate::cache::Claim::Wait(mut running) => {
+                            // Ends when that execution stored its answer or ended
+                            // without one; then look again (or execute). Past the
+                            // bound the statement executes without waiting more.
+                            let waited =
+                                tokio::time::timeout(crate::cache::FLIGHT_WAIT, running.changed())
+                                    .await;
+                            if waited.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             let plan = match params {
                 Some(params) => plan
                     .replace_params_with_values(&params)
@@ -334,8 +363,12 @@ impl Service {
             match key {
                 Some((cache, key)) => {
                     let (kept_schema, limit) = (schema.clone(), cache.entry_limit());
-                    let done =
-                        Box::new(move |batches| cache.put(&run_id, key, kept_schema, batches));
+                    // The flight ends once the answer is stored, or when the stream
+                    // is dropped without one (an error, a cancel, too large).
+                    let done = Box::new(move |batches| {
+                        cache.put(&run_id, key, kept_schema, batches);
+                        drop(flight);
+                    });
                     let tee = crate::cache::Tee::new(stream, limit, done);
                     encode_rows(&schema, tee, &format, options)
                 }
