@@ -1046,7 +1046,7 @@ fn local_scratch_dir(warehouse: &Warehouse, run_id: &str) -> std::path::PathBuf 
     }
 }
 
-/// A local build's scratch: large step results as Parquet files on local disk, and
+/// A local build's scratch: large step results as Arrow IPC files on local disk, and
 /// the guard that removes the folder.
 fn local_scratch(
     warehouse: &Warehouse,

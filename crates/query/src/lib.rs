@@ -11,6 +11,7 @@ pub mod mart_tests;
 pub mod marts;
 pub mod output;
 pub mod pgdate;
+mod scratch_ipc;
 pub mod session;
 pub mod udf;
 pub mod xlsx;

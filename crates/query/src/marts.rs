@@ -401,12 +401,13 @@ pub struct MartConfig {
     pub scratch: Option<Scratch>,
 }
 
-/// Step results as Parquet objects under a prefix of a store, registered as listing
-/// tables the next steps read. A cluster cannot read the client's memory, so on a
-/// cluster every step's result is written here (`min_bytes` 0), and its marts are also
-/// returned in memory. A local build (`min_bytes` > 0, a `file://` prefix) executes
-/// each step as a stream and holds its batches until they reach `min_bytes`; from
-/// there on the step's batches go to a Parquet file here as they come. At scale 100
+/// Step results as files under a prefix of a store, registered as tables the next
+/// steps read. A cluster cannot read the client's memory, so on a cluster every
+/// step's result is written here as a Parquet object (`min_bytes` 0), and its marts
+/// are also returned in memory. A local build (`min_bytes` > 0, a `file://` prefix)
+/// executes each step as a stream and holds its batches until they reach `min_bytes`;
+/// from there on the step's batches go to an Arrow IPC file here as they come
+/// (`crate::scratch_ipc`). At scale 100
 /// `int_entity_year` (about 1 GB in memory) and the mart `town_member_year` (700 MB)
 /// are never held whole: the next steps stream them from disk, and a mart written
 /// here is returned as [`MartRows::Scratch`] for the run to test, commit and export
@@ -457,7 +458,7 @@ impl Scratch {
     }
 }
 
-/// A Parquet file as a table the next steps (and the marts' tests) read.
+/// A Parquet object as a table the next steps (and the marts' tests) read.
 fn listing(url: &url::Url, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{
@@ -477,7 +478,7 @@ fn listing(url: &url::Url, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>>
 pub enum MartRows {
     /// In memory, at least one batch (possibly empty).
     Memory(Vec<RecordBatch>),
-    /// A Parquet file in the local build's scratch folder.
+    /// An Arrow IPC file in the local build's scratch folder.
     Scratch(ScratchFile),
 }
 
@@ -495,13 +496,11 @@ pub struct ScratchFile {
 impl ScratchFile {
     /// The file as a table to query.
     fn provider(&self) -> Result<Arc<dyn TableProvider>> {
-        let url = url::Url::from_file_path(&self.path).map_err(|()| {
-            Error::Output(format!(
-                "scratch {}: not an absolute path",
-                self.path.display()
-            ))
-        })?;
-        listing(&url, &self.schema)
+        Ok(Arc::new(crate::scratch_ipc::ScratchTable::new(
+            self.path.clone(),
+            self.schema.clone(),
+            self.rows,
+        )))
     }
 }
 
@@ -541,14 +540,8 @@ impl MartRows {
             MartRows::Scratch(file) => {
                 let shown = file.path.display().to_string();
                 let fail = move |e: &dyn std::fmt::Display| format!("scratch {shown}: {e}");
-                let opened =
-                    std::fs::File::open(&file.path).map_err(|e| Error::Output(fail(&e)))?;
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
-                        .map_err(|e| Error::Output(fail(&e)))?
-                        .with_batch_size(8192)
-                        .build()
-                        .map_err(|e| Error::Output(fail(&e)))?;
+                let reader = crate::scratch_ipc::open(&file.path, None)
+                    .map_err(|e| Error::Output(fail(&e)))?;
                 let schema = file.schema.clone();
                 Ok(Box::new(reader.map(move |b| {
                     // The file's schema may differ in metadata only: the rows take the
@@ -878,6 +871,10 @@ pub async fn build(ctx: &SessionContext, config: &MartConfig) -> Result<Vec<(Str
     let targets = targets_sql(&config.targets.target)?;
     let mut marts = vec![];
     let last_use = last_uses();
+    // The scratch files of staging and intermediate steps, removed after their last
+    // reader (at scale 100 they are gigabytes on disk).
+    let mut step_files: std::collections::HashMap<&str, std::path::PathBuf> =
+        std::collections::HashMap::new();
     for (step, (layer, name, sql)) in STEPS.iter().enumerate() {
         let text = expand(sql, config, first, &components, &grade, &review, &targets);
         let step_clock = std::time::Instant::now();
@@ -901,8 +898,10 @@ pub async fn build(ctx: &SessionContext, config: &MartConfig) -> Result<Vec<(Str
         };
         let exec_clock = std::time::Instant::now();
         let spill = config.scratch.as_ref().and_then(|s| {
-            s.local_dir()
-                .map(|dir| (dir.join(format!("{name}.parquet")), s.min_bytes))
+            s.local_dir().map(|dir| {
+                let file = format!("{name}{}", crate::scratch_ipc::EXTENSION);
+                (dir.join(file), s.min_bytes)
+            })
         });
         let result = execute(plan.clone(), ctx, spill)
             .await
@@ -946,6 +945,9 @@ pub async fn build(ctx: &SessionContext, config: &MartConfig) -> Result<Vec<(Str
                 Executed::Written(file) => {
                     let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
                     let table = file.provider()?;
+                    if *layer != "marts" {
+                        step_files.insert(*name, file.path.clone());
+                    }
                     (table, file.rows, 0, size, MartRows::Scratch(file))
                 }
             };
@@ -968,6 +970,12 @@ pub async fn build(ctx: &SessionContext, config: &MartConfig) -> Result<Vec<(Str
         for (earlier, (other_layer, other, _)) in STEPS.iter().enumerate().take(step + 1) {
             if *other_layer != "marts" && last_use[earlier] == step {
                 ctx.deregister_table(*other)?;
+                if let Some(path) = step_files.remove(*other) {
+                    // Not fatal: the folder goes at the end of the build anyway.
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!(file = %path.display(), error = %e, "a scratch file could not be removed");
+                    }
+                }
             }
         }
     }
@@ -982,9 +990,6 @@ enum Executed {
     Held(Vec<Vec<RecordBatch>>),
     Written(ScratchFile),
 }
-
-/// The rows of a row group of a scratch file (the warehouse's own row group size).
-const SCRATCH_ROW_GROUP_ROWS: usize = 131_072;
 
 /// Executes a step's plan, each output partition in its own task. With `spill` (a
 /// file and a byte count), the batches are held until they reach that many bytes,
@@ -1015,7 +1020,7 @@ async fn execute(
     drop(tx);
     let mut held: Vec<Vec<RecordBatch>> = vec![vec![]; partitions];
     let mut held_size = HeldBytes::default();
-    let mut writer: Option<(parquet::arrow::ArrowWriter<std::fs::File>, SchemaRef, usize)> = None;
+    let mut writer: Option<(crate::scratch_ipc::Writer, SchemaRef, usize)> = None;
     let fail = |path: &std::path::Path, e: &dyn std::fmt::Display| {
         Error::Output(format!("scratch {}: {e}", path.display()))
     };
@@ -1038,14 +1043,7 @@ async fn execute(
             // The first batch's schema for all: the batches of one plan differ at most
             // in metadata.
             let schema = held.iter().flatten().next().expect("a batch").schema();
-            let file = std::fs::File::create(path).map_err(|e| fail(path, &e))?;
-            // The writer holds a row group in memory until it is full; Parquet's
-            // default of 1 M rows is most of town_member_year at scale 100.
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_max_row_group_row_count(Some(SCRATCH_ROW_GROUP_ROWS))
-                .build();
-            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
-                .map_err(|e| fail(path, &e))?;
+            let mut w = crate::scratch_ipc::create(path, &schema).map_err(|e| fail(path, &e))?;
             let mut rows = 0;
             for batch in held.drain(..).flatten() {
                 rows += batch.num_rows();
@@ -1063,7 +1061,9 @@ async fn execute(
     match writer {
         Some((w, schema, rows)) => {
             let path = spill.expect("a writer has a file").0;
-            w.close().map_err(|e| fail(&path, &e))?;
+            // Writes the footer and flushes the buffer to the file (not synced: the
+            // next steps read it while the page cache still has it).
+            w.into_inner().map_err(|e| fail(&path, &e))?;
             Ok(Executed::Written(ScratchFile { path, schema, rows }))
         }
         None => Ok(Executed::Held(held)),
@@ -1292,7 +1292,7 @@ mod tests {
         let descending: Vec<i64> = (1..=n).rev().collect();
 
         // Past 64 KiB (the first few batches) every batch goes to the file.
-        let file = dir.path().join("big.parquet");
+        let file = dir.path().join("big.arrow");
         let written = execute(plan().await, &ctx, Some((file.clone(), 64 << 10)))
             .await
             .expect("execute");
@@ -1316,7 +1316,7 @@ mod tests {
         assert_eq!(counted, n as usize);
 
         // Under the threshold nothing is written.
-        let other = dir.path().join("small.parquet");
+        let other = dir.path().join("small.arrow");
         let held = execute(plan().await, &ctx, Some((other.clone(), 64 << 20)))
             .await
             .expect("execute");
@@ -1335,7 +1335,7 @@ mod tests {
             .create_physical_plan()
             .await
             .expect("plan");
-        let err = execute(failing, &ctx, Some((dir.path().join("bad.parquet"), 1)))
+        let err = execute(failing, &ctx, Some((dir.path().join("bad.arrow"), 1)))
             .await
             .err()
             .expect("a cast error");
