@@ -32,7 +32,8 @@
 //!   cancelled, or its answer was too large to keep), the waiting statement executes
 //!   itself. An answer is stored when its last row has been sent, so a client that
 //!   reads slowly would hold the others up: a statement waits at most
-//!   [`FLIGHT_WAIT`], then executes itself.
+//!   [`FLIGHT_WAIT`], then executes itself. It waits once: after a wait it executes
+//!   whatever it finds.
 
 use std::collections::HashMap;
 use std::pin::Pin;

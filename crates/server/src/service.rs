@@ -325,11 +325,18 @@ impl Service {
             // waited for, then answered from the cache (`cache::ResultCache::claim`).
             let mut flight = None;
             if let Some((cache, key)) = &key {
+                let mut waited = false;
                 loop {
                     if let Some((schema, batches)) = cache.get(&run_id, key) {
-                        tracing::debug!(run_id = %run_id, "result cache hit after a wait");
+                        tracing::debug!(run_id = %run_id, waited, "result cache hit after planning");
                         let rows = futures::stream::iter(batches.into_iter().map(Ok));
                         return encode_rows(&schema, rows, &format, options);
+                    }
+                    if waited {
+                        // The execution waited for stored nothing: execute, without
+                        // making others wait again (they would queue behind each
+                        // other when an answer is too large to keep).
+                        break;
                     }
                     match cache.claim(&run_id, key) {
                         crate::cache::Claim::Execute(f) => {
@@ -338,14 +345,11 @@ impl Service {
                         }
                         crate::cache::Claim::Wait(mut running) => {
                             // Ends when that execution stored its answer or ended
-                            // without one; then look again (or execute). Past the
-                            // bound the statement executes without waiting more.
-                            let waited =
+                            // without one, or at the bound.
+                            let _ =
                                 tokio::time::timeout(crate::cache::FLIGHT_WAIT, running.changed())
                                     .await;
-                            if waited.is_err() {
-                                break;
-                            }
+                            waited = true;
                         }
                     }
                 }
