@@ -107,7 +107,7 @@ pub(crate) struct Flight {
 impl Drop for Flight {
     fn drop(&mut self) {
         // Removed before the sender is dropped (the fields are dropped after this):
-        // a statement that misses once its wait has ended claims anew.
+        // once a wait has ended, a new claim of the statement finds no flight.
         self.cache.lock().flights.remove(&self.slot);
     }
 }
