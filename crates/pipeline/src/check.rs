@@ -184,7 +184,12 @@ async fn dry_marts(
     targets: &marts::TargetsFile,
     as_of: NaiveDate,
 ) -> Result<()> {
-    let ctx = townstat_query::session::context();
+    // The tables are empty: the pool bounds nothing here but a sort's or a join's
+    // first reservation, so it is the query default whatever TOWNSTAT_MEMORY_LIMIT
+    // says (a run with a small limit fails in its marts, naming the limit, not here
+    // as if its SQL were wrong).
+    let ctx =
+        townstat_query::session::context_with_limit(townstat_query::session::DEFAULT_MEMORY_LIMIT);
     register_empty_tables(&ctx).await?;
     let config = marts::MartConfig {
         run_id: "precheck".to_string(),

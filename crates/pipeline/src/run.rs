@@ -325,6 +325,31 @@ pub async fn run_checked(
         }
         other => other,
     };
+    // Out of memory anywhere in the run (a hash join's table cannot spill, in the
+    // marts or in the history): say what to change. The error comes as a statement's
+    // own (`Sql`) or as a scratch file's write (`Output`).
+    let report = report.map_err(|e| match e {
+        Error::Query(q) if opts.cluster.is_none() => {
+            let message = match &q {
+                townstat_query::Error::Output(message) => message.clone(),
+                other => other.to_string(),
+            };
+            if !message.contains("Resources exhausted") {
+                return Error::Query(q);
+            }
+            let limit = townstat_query::session::run_memory_limit();
+            let pool = if limit >= 1 << 20 {
+                format!("{} MiB", limit >> 20)
+            } else {
+                format!("{} KiB", limit >> 10)
+            };
+            Error::Query(townstat_query::Error::Output(format!(
+                "{message} (the run's memory pool is {pool}: set TOWNSTAT_MEMORY_LIMIT \
+                 higher, e.g. 4GiB)"
+            )))
+        }
+        e => e,
+    });
     lock.release().await;
     report
 }
@@ -942,19 +967,7 @@ async fn build_marts(
         targets,
         scratch,
     };
-    let marts = marts::build(&ctx, &config).await.map_err(|e| match e {
-        // A hash join's table cannot spill: say what to change.
-        townstat_query::Error::Output(message)
-            if cluster.is_none() && message.contains("Resources exhausted") =>
-        {
-            townstat_query::Error::Output(format!(
-                "{message} (a run builds its marts in a memory pool of {} MiB: set \
-                 TOWNSTAT_MEMORY_LIMIT higher, e.g. 4GiB)",
-                townstat_query::session::run_memory_limit() >> 20
-            ))
-        }
-        e => e,
-    });
+    let marts = marts::build(&ctx, &config).await;
     for (name, _, _) in marts::STEPS {
         let _ = ctx.deregister_table(*name);
     }

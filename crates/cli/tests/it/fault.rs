@@ -617,6 +617,30 @@ fn outside_readers_see_only_committed_runs_after_failures() {
         );
         assert_outside_sees(&wh, &day_one, &format!("failed at {point}"));
     }
+    // Out of memory (a hash join's table cannot spill): the run fails, says which
+    // setting to change, and restores the source tables it had already merged, as
+    // for any other failure after them.
+    let out = crate::support::townstat_env(
+        &wh,
+        &[("TOWNSTAT_MEMORY_LIMIT", "16KiB")],
+        &["run", p, "--as-of", "2024-06-30"],
+    );
+    assert_eq!(out.code, 1, "out of memory: {}", out.stderr);
+    assert!(
+        out.stderr.contains("Resources exhausted")
+            && out.stderr.contains(
+                "the run's memory pool is 16 KiB: set TOWNSTAT_MEMORY_LIMIT higher, e.g. 4GiB"
+            ),
+        "the hint: {}",
+        out.stderr
+    );
+    assert!(!wh.join("_run.pending").exists(), "marker left (memory)");
+    assert_eq!(
+        committed_counts(&wh, &tables),
+        day_one,
+        "after out of memory"
+    );
+    assert_outside_sees(&wh, &day_one, "out of memory in the marts");
     // A configuration error: nothing written at all.
     let broken = tmp.path().join("broken");
     let broken_pipeline = dataset(&broken);
