@@ -185,6 +185,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             memory_ceiling,
             cluster,
             result_cache,
+            warm_tables,
         } => {
             let duration = |flag: &str, text: &str| {
                 townstat_server::config::parse_duration(text)
@@ -219,6 +220,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 text => townstat_query::session::parse_size(text)
                     .ok_or_else(|| usage("--result-cache: expected e.g. 256MiB, or 0 for none"))?,
             };
+            let warm_tables = match warm_tables.as_str() {
+                "0" => 0,
+                text => townstat_query::session::parse_size(text)
+                    .ok_or_else(|| usage("--warm-tables: expected e.g. 1GiB, or 0 for none"))?,
+            };
             let config = townstat_server::ServeConfig {
                 warehouse: cli.warehouse.clone(),
                 listen,
@@ -241,6 +247,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 memory_ceiling,
                 cluster,
                 result_cache,
+                warm_tables,
             };
             let on_listening: townstat_server::OnListening = Box::new(|address, auth| {
                 // Tests and scripts read the bound port from this line.
@@ -704,6 +711,12 @@ async fn sql(
         }
     };
     let Some(q) = query else {
+        // The shell answers many statements from one run: the columns they read stay
+        // decoded (townstat_query::warm).
+        let limit = townstat_query::session::warm_tables_limit();
+        if cluster.is_none() && limit > 0 {
+            session.warm(&townstat_query::warm::Budget::new(limit))?;
+        }
         let mut sink: Box<dyn Write + Send> = match output_path {
             Some(p) => Box::new(
                 std::fs::File::create(p)

@@ -218,6 +218,11 @@ pub enum Command {
         /// (e.g. 256MiB; 0 turns it off).
         #[arg(long, default_value = "256MiB")]
         result_cache: String,
+        /// Memory for the columns statements read, kept decoded until the next run
+        /// commits, so that ad-hoc statements do not decode the same Parquet again
+        /// (e.g. 1GiB; 0 turns it off).
+        #[arg(long, default_value = "1GiB")]
+        warm_tables: String,
     },
     /// The yearly report (专业镇年度评估与进展报告): an Excel workbook and a
     /// self-contained HTML page with charts, read only from one committed run's marts.

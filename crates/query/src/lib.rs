@@ -14,6 +14,7 @@ pub mod pgdate;
 mod scratch_ipc;
 pub mod session;
 pub mod udf;
+pub mod warm;
 pub mod xlsx;
 
 pub use error::{Error, Result};

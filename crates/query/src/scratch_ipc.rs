@@ -298,7 +298,7 @@ fn read_part(
 
 /// A copy of an array in buffers of its own: a decoded array points into the block
 /// its batch was read into, which holds every column of the file.
-fn owned(array: &ArrayRef) -> DfResult<ArrayRef> {
+pub(crate) fn owned(array: &ArrayRef) -> DfResult<ArrayRef> {
     let data = array.to_data();
     let mut copy = MutableArrayData::new(vec![&data], false, data.len());
     copy.try_extend(0, 0, data.len())?;

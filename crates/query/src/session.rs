@@ -133,6 +133,19 @@ pub fn memory_limit() -> usize {
         .unwrap_or(DEFAULT_MEMORY_LIMIT)
 }
 
+/// The warm tables' budget of an interactive shell (crate::warm):
+/// `TOWNSTAT_WARM_TABLES` (e.g. `2GiB`, 0 for none) or [`DEFAULT_WARM_TABLES`].
+pub fn warm_tables_limit() -> usize {
+    match std::env::var("TOWNSTAT_WARM_TABLES") {
+        Ok(v) if v.trim() == "0" => 0,
+        Ok(v) => parse_size(&v).unwrap_or(DEFAULT_WARM_TABLES),
+        Err(_) => DEFAULT_WARM_TABLES,
+    }
+}
+
+/// The default budget of warm tables: the columns statements read, kept decoded.
+pub const DEFAULT_WARM_TABLES: usize = 1 << 30;
+
 /// The statement timeout from `TOWNSTAT_STATEMENT_TIMEOUT` (seconds), if set.
 pub fn statement_timeout() -> Option<std::time::Duration> {
     std::env::var("TOWNSTAT_STATEMENT_TIMEOUT")
@@ -251,6 +264,21 @@ impl Session {
             (Some(one), None) => Some(one),
             _ => None,
         }
+    }
+
+    /// Keeps the columns this session's statements read decoded in memory, within
+    /// `budget` (crate::warm): every warehouse table is wrapped in a
+    /// [`crate::warm::WarmTable`]. For sessions that answer many statements (the
+    /// server, the interactive shell); a one-statement session gains nothing.
+    pub fn warm(&self, budget: &std::sync::Arc<crate::warm::Budget>) -> Result<()> {
+        for name in self.run.versions.keys() {
+            if let Some(provider) = self.ctx.deregister_table(name.as_str())? {
+                let warm = crate::warm::WarmTable::new(name, provider, budget.clone());
+                self.ctx
+                    .register_table(name.as_str(), std::sync::Arc::new(warm))?;
+            }
+        }
+        Ok(())
     }
 
     /// The table versions this session reads.

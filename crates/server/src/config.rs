@@ -160,6 +160,9 @@ pub struct ServeConfig {
     /// Bytes of answers kept for repeated statements on the current run (`cache`);
     /// 0 turns the result cache off.
     pub result_cache: usize,
+    /// Bytes of decoded columns kept for the current run's statements
+    /// (townstat_query::warm); 0 turns warm tables off.
+    pub warm_tables: usize,
 }
 
 impl ServeConfig {
@@ -245,6 +248,7 @@ mod tests {
             memory_ceiling: 0,
             cluster: None,
             result_cache: 0,
+            warm_tables: 0,
         };
         assert!(c.check().is_err());
         c.listen = "127.0.0.1:5433".parse().unwrap();

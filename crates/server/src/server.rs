@@ -173,7 +173,8 @@ pub async fn serve(config: ServeConfig, on_listening: OnListening) -> Result<()>
     config.check()?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let warehouse = Warehouse::open(&config.warehouse).map_err(|e| Error::Config(e.to_string()))?;
-    let source = Arc::new(Source::open(warehouse, config.cluster.clone()).await?);
+    let source =
+        Arc::new(Source::open(warehouse, config.cluster.clone(), config.warm_tables).await?);
     let limits = Limits {
         statement_timeout: config.statement_timeout,
         query_memory: config.query_memory,

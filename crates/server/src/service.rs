@@ -94,23 +94,34 @@ pub(crate) struct Source {
     cluster: Option<String>,
     current: RwLock<Arc<Pinned>>,
     reload: Mutex<()>,
+    /// Memory for the columns statements read, kept decoded (`--warm-tables`); none
+    /// when off or on a cluster.
+    warm: Option<Arc<townstat_query::warm::Budget>>,
 }
 
 impl Source {
     pub(crate) async fn open(
         warehouse: Warehouse,
         cluster: Option<String>,
+        warm_tables: usize,
     ) -> crate::Result<Source> {
-        let pinned = Self::load(&warehouse, cluster.as_deref()).await?;
+        let warm = (warm_tables > 0 && cluster.is_none())
+            .then(|| townstat_query::warm::Budget::new(warm_tables));
+        let pinned = Self::load(&warehouse, cluster.as_deref(), warm.as_ref()).await?;
         Ok(Source {
             warehouse,
             cluster,
             current: RwLock::new(Arc::new(pinned)),
             reload: Mutex::new(()),
+            warm,
         })
     }
 
-    async fn load(warehouse: &Warehouse, cluster: Option<&str>) -> crate::Result<Pinned> {
+    async fn load(
+        warehouse: &Warehouse,
+        cluster: Option<&str>,
+        warm: Option<&Arc<townstat_query::warm::Budget>>,
+    ) -> crate::Result<Pinned> {
         // The version is read before the session opens: if a run commits in between,
         // the next statement sees a newer version and reloads, never the reverse.
         let run_log_version = warehouse
@@ -118,6 +129,11 @@ impl Source {
             .await
             .map_err(townstat_query::Error::from)?;
         let session = townstat_query::open_session_at(warehouse, &RunSelector::Latest).await?;
+        if let Some(budget) = warm {
+            // One budget for the server: a replaced run's columns are given back
+            // when its last statement ends.
+            session.warm(budget)?;
+        }
         crate::catalog::install(&session.ctx).await?;
         let cluster = match cluster {
             Some(url) => {
@@ -167,7 +183,7 @@ impl Source {
             return Ok(current);
         }
         let fresh = Arc::new(
-            Self::load(&self.warehouse, self.cluster.as_deref())
+            Self::load(&self.warehouse, self.cluster.as_deref(), self.warm.as_ref())
                 .await
                 .map_err(|e| server_error("XX000", format!("cannot open the new run: {e}")))?,
         );
