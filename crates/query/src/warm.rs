@@ -282,18 +282,44 @@ impl TableProvider for WarmTable {
         };
         if !missing.is_empty() {
             let room = self.budget.limit.saturating_sub(self.budget.used());
-            let Some(read) = self.read(state, &missing, room).await? else {
+            // A column already held is read again beside the new ones (the smallest),
+            // and must come back identical: proof that the new columns line up with
+            // the held ones row for row, whatever the provider's order.
+            let witness = columns
+                .chunks
+                .iter()
+                .min_by_key(|(_, chunks)| bytes_of(chunks))
+                .map(|(c, _)| *c);
+            let mut to_read = missing.clone();
+            to_read.extend(witness);
+            let Some(mut read) = self.read(state, &to_read, room).await? else {
                 let used = self.budget.used();
                 columns.refused.extend(missing.iter().map(|c| (*c, used)));
                 tracing::info!(table = %self.name, "columns do not fit the warm tables' budget");
                 drop(columns);
                 return self.inner.scan(state, projection, filters, limit).await;
             };
+            let lined_up = match witness {
+                None => true,
+                Some(w) => {
+                    let again = read.pop().unwrap_or_default();
+                    let held = &columns.chunks[&w];
+                    again.len() == held.len()
+                        && again
+                            .iter()
+                            .zip(held)
+                            .all(|(a, b)| a.as_ref() == b.as_ref())
+                }
+            };
             let rows: usize = read[0].iter().map(|c| c.len()).sum();
-            if columns.rows.is_some_and(|r| r != rows) {
-                // Cannot happen for a pinned version; never join columns that do
-                // not line up.
-                tracing::warn!(table = %self.name, rows, "warm columns disagree on the row count; reading Parquet");
+            if !lined_up || columns.rows.is_some_and(|r| r != rows) {
+                // Not seen with a pinned Delta version; never join columns that do
+                // not line up: this statement, and later ones needing these
+                // columns, read the table itself.
+                tracing::warn!(table = %self.name, rows, "warm columns would not line up with the held ones; reading the table");
+                columns
+                    .refused
+                    .extend(missing.iter().map(|c| (*c, usize::MAX)));
                 drop(columns);
                 return self.inner.scan(state, projection, filters, limit).await;
             }
@@ -418,6 +444,69 @@ mod tests {
         // The columns are given back with the table.
         ctx.deregister_table("t").expect("deregister");
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A table whose partitions come in another order after its first scan.
+    #[derive(Debug)]
+    struct Unstable {
+        inner: Arc<dyn TableProvider>,
+        scans: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TableProvider for Unstable {
+        fn schema(&self) -> SchemaRef {
+            self.inner.schema()
+        }
+        fn table_type(&self) -> TableType {
+            TableType::Base
+        }
+        async fn scan(
+            &self,
+            state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            _filters: &[Expr],
+            _limit: Option<usize>,
+        ) -> DfResult<Arc<dyn ExecutionPlan>> {
+            let plan = self.inner.scan(state, projection, &[], None).await?;
+            let batches =
+                datafusion::physical_plan::collect_partitioned(plan, state.task_ctx()).await?;
+            let mut parts = batches;
+            let turn = usize::from(self.scans.fetch_add(1, Ordering::Relaxed) > 0);
+            parts.rotate_left(turn);
+            let schema = match projection {
+                Some(p) => Arc::new(self.inner.schema().project(p)?),
+                None => self.inner.schema(),
+            };
+            Ok(MemorySourceConfig::try_new_exec(&parts, schema, None)?)
+        }
+    }
+
+    #[tokio::test]
+    async fn columns_that_would_not_line_up_are_read_from_the_table() {
+        let budget = Budget::new(64 << 20);
+        let ctx = crate::session::context_with_limit(256 << 20);
+        let unstable = Arc::new(Unstable {
+            inner: source(),
+            scans: AtomicUsize::new(0),
+        });
+        ctx.register_table("t", Arc::new(WarmTable::new("t", unstable, budget.clone())))
+            .expect("register");
+        assert!(
+            one(&ctx, "SELECT sum(n) AS total FROM t")
+                .await
+                .contains("199990000")
+        );
+        let held = budget.used();
+        assert!(held > 0);
+        // `s` read by a scan whose rows come in another order: refused, and the
+        // answer is still the table's.
+        let misaligned =
+            "SELECT count(*) AS misaligned FROM t WHERE s <> concat('x', CAST(n AS VARCHAR))";
+        for _ in 0..2 {
+            assert!(one(&ctx, misaligned).await.contains("| 0 "));
+        }
+        assert_eq!(budget.used(), held, "nothing more kept");
     }
 
     #[tokio::test]
