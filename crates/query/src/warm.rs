@@ -90,6 +90,7 @@ struct Columns {
     bytes: usize,
     /// Columns found not to fit the budget, with the budget's use then: read again
     /// only once the budget holds less (a replaced run's tables gave theirs back).
+    /// Columns that did not line up are held at 0: never read again.
     refused: HashMap<usize, usize>,
 }
 
@@ -317,9 +318,7 @@ impl TableProvider for WarmTable {
                 // not line up: this statement, and later ones needing these
                 // columns, read the table itself.
                 tracing::warn!(table = %self.name, rows, "warm columns would not line up with the held ones; reading the table");
-                columns
-                    .refused
-                    .extend(missing.iter().map(|c| (*c, usize::MAX)));
+                columns.refused.extend(missing.iter().map(|c| (*c, 0)));
                 drop(columns);
                 return self.inner.scan(state, projection, filters, limit).await;
             }
