@@ -13,6 +13,7 @@ pub mod output;
 pub mod pgdate;
 mod scratch_ipc;
 pub mod session;
+pub mod shared;
 pub mod udf;
 pub mod warm;
 pub mod xlsx;

@@ -203,11 +203,18 @@ pub fn context_with_limit(limit: usize) -> SessionContext {
     // DataFusion's optimizer rules, and before its filter push-down one that carries
     // filters across join keys that cast a source table's INT year to a mart's BIGINT
     // one (crate::infer).
-    let rules = crate::infer::with_rule(&datafusion::optimizer::Optimizer::new().rules);
+    // First of all, a derived table read twice with an identical plan is computed
+    // once (crate::shared), planned by townstat's query planner.
+    let mut rules: Vec<std::sync::Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> =
+        vec![std::sync::Arc::new(crate::shared::ShareRepeatedSubplans)];
+    rules.extend(crate::infer::with_rule(
+        &datafusion::optimizer::Optimizer::new().rules,
+    ));
     let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_optimizer_rules(rules);
+        .with_optimizer_rules(rules)
+        .with_query_planner(std::sync::Arc::new(crate::shared::TownstatQueryPlanner));
     if let Ok(rt) = runtime {
         state = state.with_runtime_env(rt);
     }
