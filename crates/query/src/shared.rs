@@ -37,7 +37,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchemaRef, Result};
+use datafusion::common::{DFSchemaRef, Result, Statistics};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -47,6 +47,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -170,7 +171,8 @@ impl OptimizerRule for ShareRepeatedSubplans {
             alias.input = Arc::new(LogicalPlan::Extension(Extension {
                 node: Arc::new(shared),
             }));
-            // The occurrences of a plan nested in this one are shared with it.
+            // A repeated plan nested in this one is computed with it, not shared
+            // on its own.
             Ok(Transformed::new(
                 LogicalPlan::SubqueryAlias(alias),
                 true,
@@ -304,6 +306,26 @@ impl ExecutionPlan for SharedSubplanExec {
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![false]
+    }
+
+    /// The whole output's statistics are the input's (the same rows, however kept):
+    /// joins choose their build side by them. A partition's are unknown.
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        match partition {
+            None => vec![ChildStats::At(None)],
+            Some(_) => vec![ChildStats::Skip],
+        }
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        match (args.partition(), input_stats.first()) {
+            (None, Some(stats)) => Ok(stats.clone()),
+            _ => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
     }
 
     fn with_new_children(
