@@ -5,11 +5,13 @@ warehouse) and through DuckDB over the very Parquet files of the same committed 
 Answers must be equal, cell for cell (exit 1 otherwise).
 
 usage:
-  adhoc.py WAREHOUSE [--townstat BIN] [--repeat N] [--threads N]
+  adhoc.py WAREHOUSE [--townstat BIN] [--repeat N] [--threads N] [--pause S]
       Runs every query N times in one `townstat sql` shell process (its `\\timing`
       gives each statement's time) and N times in one DuckDB connection; prints JSON
       per query: first and median time of each engine, rows, and whether the answers
-      are equal.
+      are equal. --pause S types the shell's statements S seconds apart, as a person
+      would (the shell's warm tables are read in the background between statements);
+      without it they arrive all at once.
   adhoc.py WAREHOUSE --duckdb-only QUERY [--threads N]
       One query through DuckDB in a fresh process (for whole-process time and memory
       next to `townstat sql QUERY`; see run.sh).
@@ -136,12 +138,24 @@ def cell(v) -> str:
     return str(v)
 
 
-def townstat_shell(binary: str, wh: Path, repeat: int,
-                   queries: dict[str, str]) -> dict[str, tuple[list[float], list[list[str]]]]:
-    """Every query `repeat` times in one shell process; its times and its last answer."""
-    script = "\\timing\n" + "".join(one_line(q) + ";\n" for q in queries.values() for _ in range(repeat))
-    out = subprocess.run([binary, "--warehouse", str(wh), "sql", "--format", "csv"], input=script,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+def townstat_shell(binary: str, wh: Path, repeat: int, queries: dict[str, str],
+                   pause: float = 0.0) -> dict[str, tuple[list[float], list[list[str]]]]:
+    """Every query `repeat` times in one shell process; its times and its last answer.
+    With `pause` > 0 the statements are typed one at a time, `pause` seconds apart (a
+    person reading the answer before the next statement), else all at once."""
+    statements = [one_line(q) + ";\n" for q in queries.values() for _ in range(repeat)]
+    shell = subprocess.Popen([binary, "--warehouse", str(wh), "sql", "--format", "csv"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    shell.stdin.write("\\timing\n")
+    for statement in statements:
+        shell.stdin.write(statement)
+        shell.stdin.flush()
+        if pause > 0:
+            time.sleep(pause)
+    stdout, _ = shell.communicate()
+    if shell.returncode != 0:
+        raise subprocess.CalledProcessError(shell.returncode, binary)
+    out = stdout.splitlines()
     # Output: "Timing is on.", then per statement its CSV (header first) and "Time: X ms".
     results, current = [], []
     for line in out[1:]:
@@ -165,6 +179,7 @@ def main() -> int:
     ap.add_argument("--townstat", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parent.parent / "target")) / "release" / "townstat"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--duckdb-only")
     ap.add_argument("--sql")
     args = ap.parse_args()
@@ -181,7 +196,7 @@ def main() -> int:
         rows = con.execute(queries[args.duckdb_only]).fetchall()
         print(json.dumps({"query": args.duckdb_only, "rows": len(rows)}))
         return 0
-    theirs = townstat_shell(args.townstat, wh, args.repeat, queries)
+    theirs = townstat_shell(args.townstat, wh, args.repeat, queries, args.pause)
     report, same_all = {}, True
     for name, sql in queries.items():
         times = []
@@ -201,7 +216,8 @@ def main() -> int:
         if not same:
             report[name]["first_difference"] = next(
                 ([a, b] for a, b in zip(mine, ts_rows, strict=False) if a != b), [len(mine), len(ts_rows)])
-    print(json.dumps({"threads": args.threads, "repeat": args.repeat, "queries": report}, ensure_ascii=False))
+    print(json.dumps({"threads": args.threads, "repeat": args.repeat, "pause": args.pause, "queries": report},
+                     ensure_ascii=False))
     return 0 if same_all else 1
 
 
