@@ -201,17 +201,25 @@ impl Shared {
     /// Reads `missing` and keeps them, if they fit the budget and line up with the
     /// columns held. Runs in the background ([`warmer`]), one read per table at a
     /// time: statements meanwhile read the table itself.
-    async fn load(&self, state: &dyn Session, missing: Vec<usize>) {
+    async fn load(&self, state: &dyn Session, mut missing: Vec<usize>) {
         let room = self.budget.limit.saturating_sub(self.budget.used());
-        // A column already held is read again beside the new ones (the smallest),
-        // and must come back identical: proof that the new columns line up with the
-        // held ones row for row, whatever the provider's order.
-        let witness = self
-            .columns()
-            .chunks
-            .iter()
-            .min_by_key(|(_, chunks)| bytes_of(chunks))
-            .map(|(c, chunks)| (*c, chunks.clone()));
+        let witness = {
+            let columns = self.columns();
+            // A read that ended after the statement asked for this one may have
+            // kept some of these columns already.
+            missing.retain(|c| !columns.chunks.contains_key(c));
+            // A column already held is read again beside the new ones (the
+            // smallest), and must come back identical: proof that the new columns
+            // line up with the held ones row for row, whatever the provider's order.
+            columns
+                .chunks
+                .iter()
+                .min_by_key(|(_, chunks)| bytes_of(chunks))
+                .map(|(c, chunks)| (*c, chunks.clone()))
+        };
+        if missing.is_empty() {
+            return;
+        }
         let mut to_read = missing.clone();
         to_read.extend(witness.as_ref().map(|(c, _)| *c));
         let read = match self.read(state, &to_read, room).await {
@@ -416,8 +424,8 @@ impl TableProvider for WarmTable {
                 .collect();
             missing.sort_unstable();
             missing.dedup();
-            // A statement reading no column (a count) needs the row count: the
-            // narrowest column is read once.
+            // A statement reading no column (a count) needs the row count: the first
+            // column that can be kept is read once.
             if wanted.is_empty() && columns.rows.is_none() {
                 missing.extend(
                     (0..schema.fields().len()).find(|c| warmable(schema.field(*c).data_type())),
