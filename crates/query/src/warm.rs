@@ -9,8 +9,10 @@
 //! without warm tables, while a background reader at a lower CPU priority decodes the
 //! whole column (every row, in the order of the table's files) and keeps it in chunks
 //! of [`CHUNK_ROWS`] rows; the statements after it read those chunks, and the filters
-//! DataFusion keeps above the scan select their rows. A statement with a LIMIT (a
-//! preview) does not warm a column. A new run means a new session with new tables, so
+//! DataFusion keeps above the scan select their rows. A statement that comes while
+//! the background read is still queued or running, and scans the whole table, keeps
+//! what its own scan decodes instead ([`Tee`]). A statement with a LIMIT (a preview)
+//! does not warm a column. A new run means a new session with new tables, so
 //! a warm column never outlives the run it was read from.
 //!
 //! Memory: every warm table of a process draws on one [`Budget`] (`--warm-tables` on
@@ -21,17 +23,24 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Statistics;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
 
 /// Rows per warm chunk: DataFusion's batch size, so a chunk is one batch.
 pub const CHUNK_ROWS: usize = 8192;
@@ -86,6 +95,14 @@ struct Shared {
     columns: std::sync::Mutex<Columns>,
     /// Held by the one background read of this table's columns, queued or running.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the one statement's scan of this table whose batches are kept
+    /// ([`Tee`]).
+    teeing: Arc<tokio::sync::Mutex<()>>,
+    /// A statement's scan kept its batches and did not read the table to its end (a
+    /// LIMIT above a join, an error): the next cold scan reads in the background.
+    tee_missed: AtomicBool,
+    /// Held while a statement's batches are cut into chunks and kept ([`Tee::end`]).
+    keeping: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -112,6 +129,9 @@ impl WarmTable {
                 budget,
                 columns: std::sync::Mutex::new(Columns::default()),
                 loading: Arc::new(tokio::sync::Mutex::new(())),
+                teeing: Arc::new(tokio::sync::Mutex::new(())),
+                tee_missed: AtomicBool::new(false),
+                keeping: Arc::new(tokio::sync::Mutex::new(())),
             }),
         }
     }
@@ -119,6 +139,8 @@ impl WarmTable {
     /// Waits until no read of this table's columns is queued or running.
     pub async fn idle(&self) {
         drop(self.shared.loading.lock().await);
+        drop(self.shared.teeing.lock().await);
+        drop(self.shared.keeping.lock().await);
     }
 }
 
@@ -175,27 +197,7 @@ impl Shared {
                 None => return Ok(None),
             }
         }
-        // One column at a time: its arrays joined, then cut into chunks, and its
-        // decoded batches' share dropped before the next column.
-        let mut by_column: Vec<Vec<ArrayRef>> = vec![Vec::new(); columns.len()];
-        for batch in partitions.into_iter().flatten() {
-            for (i, array) in batch.columns().iter().enumerate() {
-                by_column[i].push(array.clone());
-            }
-        }
-        let mut out = Vec::with_capacity(columns.len());
-        for (i, arrays) in by_column.into_iter().enumerate() {
-            let parts: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
-            let whole = if parts.is_empty() {
-                arrow::array::new_empty_array(self.inner.schema().field(columns[i]).data_type())
-            } else {
-                arrow::compute::concat(&parts)?
-            };
-            drop(parts);
-            drop(arrays);
-            out.push(chunked(&whole)?);
-        }
-        Ok(Some(out))
+        Ok(Some(to_chunks(columns.len(), partitions)?))
     }
 
     /// Reads `missing` and keeps them, if they fit the budget and line up with the
@@ -215,61 +217,88 @@ impl Shared {
                 .chunks
                 .iter()
                 .min_by_key(|(_, chunks)| bytes_of(chunks))
-                .map(|(c, chunks)| (*c, chunks.clone()))
+                .map(|(c, _)| *c)
         };
         if missing.is_empty() {
             return;
         }
         let mut to_read = missing.clone();
-        to_read.extend(witness.as_ref().map(|(c, _)| *c));
-        let read = match self.read(state, &to_read, room).await {
-            Ok(read) => read,
+        to_read.extend(witness);
+        match self.read(state, &to_read, room).await {
+            Ok(Some(read)) => {
+                self.keep(&to_read, read, true);
+            }
+            Ok(None) => {
+                let used = self.budget.used();
+                self.columns()
+                    .refused
+                    .extend(missing.iter().map(|c| (*c, used)));
+                tracing::info!(table = %self.name, "columns do not fit the warm tables' budget");
+            }
             Err(e) => {
                 tracing::warn!(table = %self.name, error = %e, "reading columns to keep warm failed; statements read the table");
                 self.columns()
                     .refused
                     .extend(missing.iter().map(|c| (*c, 0)));
-                return;
             }
-        };
+        }
+    }
+
+    /// Keeps the columns of `read` (the chunks of every row of `columns`, from one
+    /// scan) that are not held yet, if they line up with the held ones and fit the
+    /// budget. Every column of the scan that is held already is the proof that they
+    /// line up: it must come back identical, chunk for chunk. A scan that read no
+    /// held column proves nothing, and is kept only when nothing is held yet.
+    /// Returns whether the new columns are held now.
+    fn keep(&self, columns_read: &[usize], read: Vec<Vec<ArrayRef>>, refuse: bool) -> bool {
         let mut columns = self.columns();
-        let Some(mut read) = read else {
-            let used = self.budget.used();
-            columns.refused.extend(missing.iter().map(|c| (*c, used)));
-            tracing::info!(table = %self.name, "columns do not fit the warm tables' budget");
-            return;
-        };
-        let lined_up = match &witness {
-            None => true,
-            Some((_, held)) => {
-                let again = read.pop().unwrap_or_default();
-                again.len() == held.len()
-                    && again
-                        .iter()
-                        .zip(held)
-                        .all(|(a, b)| a.as_ref() == b.as_ref())
+        let rows: usize = read
+            .first()
+            .map(|c| c.iter().map(|a| a.len()).sum())
+            .unwrap_or(0);
+        let mut witnessed = columns.chunks.is_empty();
+        let mut lined_up = columns.rows.is_none_or(|r| r == rows);
+        let mut new = Vec::new();
+        for (c, chunks) in columns_read.iter().zip(read) {
+            match columns.chunks.get(c) {
+                Some(held) => {
+                    witnessed = true;
+                    lined_up &= held.len() == chunks.len()
+                        && held
+                            .iter()
+                            .zip(&chunks)
+                            .all(|(a, b)| a.as_ref() == b.as_ref());
+                }
+                None if !new.iter().any(|(n, _)| n == c) => new.push((*c, chunks)),
+                None => {}
             }
-        };
-        let rows: usize = read[0].iter().map(|c| c.len()).sum();
-        if !lined_up || columns.rows.is_some_and(|r| r != rows) {
+        }
+        if !lined_up {
             // Not seen with a pinned Delta version; never join columns that do not
             // line up: statements needing these columns read the table itself.
             tracing::warn!(table = %self.name, rows, "warm columns would not line up with the held ones; reading the table");
-            columns.refused.extend(missing.iter().map(|c| (*c, 0)));
-            return;
+            if refuse {
+                columns.refused.extend(new.iter().map(|(c, _)| (*c, 0)));
+            }
+            return false;
         }
-        let bytes: usize = read.iter().map(|c| bytes_of(c)).sum();
+        if !witnessed {
+            return false;
+        }
+        if new.is_empty() {
+            return true;
+        }
+        let bytes: usize = new.iter().map(|(_, c)| bytes_of(c)).sum();
         if !self.budget.take(bytes) {
             let used = self.budget.used();
-            columns.refused.extend(missing.iter().map(|c| (*c, used)));
+            columns.refused.extend(new.iter().map(|(c, _)| (*c, used)));
             tracing::info!(table = %self.name, bytes, "columns do not fit the warm tables' budget");
-            return;
+            return false;
         }
         columns.rows = Some(rows);
         columns.bytes += bytes;
-        for (c, chunks) in missing.into_iter().zip(read) {
-            columns.chunks.insert(c, chunks);
-        }
+        columns.chunks.extend(new);
+        true
     }
 }
 
@@ -338,23 +367,65 @@ fn warmable(data_type: &DataType) -> bool {
     !(data_type.is_nested() || matches!(data_type, DataType::Dictionary(..)))
 }
 
-/// An array cut into chunks of [`CHUNK_ROWS`] rows, each in buffers of its own (a
-/// slice would keep, and be counted at, the size of the whole).
-fn chunked(whole: &ArrayRef) -> DfResult<Vec<ArrayRef>> {
-    let mut chunks = Vec::with_capacity(whole.len().div_ceil(CHUNK_ROWS));
-    let mut start = 0;
-    while start < whole.len() {
-        let len = CHUNK_ROWS.min(whole.len() - start);
-        let slice = whole.slice(start, len);
-        let copy: ArrayRef = match slice.data_type() {
-            DataType::Utf8View => Arc::new(slice.as_string_view().gc()),
-            DataType::BinaryView => Arc::new(slice.as_binary_view().gc()),
-            _ => crate::scratch_ipc::owned(&slice)?,
-        };
-        chunks.push(copy);
-        start += len;
+/// The batches of a scan of `width` columns, partition after partition, as each
+/// column's chunks; each column's decoded arrays are dropped once it is copied.
+fn to_chunks(width: usize, partitions: Vec<Vec<RecordBatch>>) -> DfResult<Vec<Vec<ArrayRef>>> {
+    let mut by_column: Vec<Vec<ArrayRef>> = vec![Vec::new(); width];
+    for batch in partitions.into_iter().flatten() {
+        for (i, array) in batch.columns().iter().enumerate() {
+            by_column[i].push(array.clone());
+        }
+    }
+    by_column
+        .into_iter()
+        .map(|arrays| chunked(&arrays))
+        .collect()
+}
+
+/// A column's arrays, one after the other, cut into chunks of [`CHUNK_ROWS`] rows,
+/// each copied once into buffers of its own (a slice would keep, and be counted at,
+/// the size of the array it was cut from).
+fn chunked(arrays: &[ArrayRef]) -> DfResult<Vec<ArrayRef>> {
+    let rows: usize = arrays.iter().map(|a| a.len()).sum();
+    let mut chunks = Vec::with_capacity(rows.div_ceil(CHUNK_ROWS));
+    let mut pending: Vec<ArrayRef> = Vec::new();
+    let mut pending_rows = 0;
+    for array in arrays {
+        let mut start = 0;
+        while start < array.len() {
+            let len = (CHUNK_ROWS - pending_rows).min(array.len() - start);
+            pending.push(array.slice(start, len));
+            pending_rows += len;
+            start += len;
+            if pending_rows == CHUNK_ROWS {
+                chunks.push(own(&pending)?);
+                pending.clear();
+                pending_rows = 0;
+            }
+        }
+    }
+    if pending_rows > 0 {
+        chunks.push(own(&pending)?);
     }
     Ok(chunks)
+}
+
+/// Slices of one column joined into one array with buffers of its own.
+fn own(parts: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let joined = match parts {
+        [one] => one.clone(),
+        _ => {
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            arrow::compute::concat(&refs)?
+        }
+    };
+    Ok(match joined.data_type() {
+        DataType::Utf8View => Arc::new(joined.as_string_view().gc()),
+        DataType::BinaryView => Arc::new(joined.as_binary_view().gc()),
+        // concat has copied several slices into new buffers already.
+        _ if parts.len() > 1 => joined,
+        _ => crate::scratch_ipc::owned(&joined)?,
+    })
 }
 
 fn bytes_of(chunks: &[ArrayRef]) -> usize {
@@ -410,12 +481,21 @@ impl TableProvider for WarmTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let shared = &self.shared;
+        // A statement's columns being kept are a few tens of milliseconds of copying,
+        // at the priority of statements: waiting for them is quicker than reading the
+        // table again.
+        drop(shared.keeping.lock().await);
         let schema = shared.inner.schema();
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..schema.fields().len()).collect(),
         };
-        let batches = {
+        enum Cold {
+            Read,
+            Tee(Arc<Tee>),
+            ReadLater(Vec<usize>),
+        }
+        let found = {
             let columns = shared.columns();
             let mut missing: Vec<usize> = wanted
                 .iter()
@@ -432,7 +512,7 @@ impl TableProvider for WarmTable {
                 );
             }
             if missing.is_empty() && (!wanted.is_empty() || columns.rows.is_some()) {
-                Some(warm_batches(&columns, &schema, &wanted)?)
+                Ok(warm_batches(&columns, &schema, &wanted)?)
             } else {
                 let used = shared.budget.used();
                 let refused = missing.iter().any(|c| {
@@ -442,14 +522,37 @@ impl TableProvider for WarmTable {
                 let worth_reading =
                     !missing.is_empty() && !refused && !shared.budget.full() && limit.is_none();
                 drop(columns);
-                if worth_reading {
-                    self.read_later(state, missing);
+                if !worth_reading {
+                    Err(Cold::Read)
+                } else if filters.is_empty()
+                    && !wanted.is_empty()
+                    && shared.loading.try_lock().is_err()
+                    && !shared.tee_missed.swap(false, Ordering::AcqRel)
+                    && let Some(tee) = Tee::start(shared, &wanted)
+                {
+                    // The table is still being read in the background (statements
+                    // come one after the other and the CPU is busy): a scan of the
+                    // whole table (no filter to prune files or row groups with)
+                    // keeps the batches it decodes for the statement.
+                    Err(Cold::Tee(tee))
+                } else {
+                    // The first statement to find the columns cold leaves them to a
+                    // read in the background, and is no slower for it.
+                    Err(Cold::ReadLater(missing))
                 }
-                None
             }
         };
-        let Some((batches, projected)) = batches else {
-            return shared.inner.scan(state, projection, filters, limit).await;
+        let (batches, projected) = match found {
+            Ok(warm) => warm,
+            Err(Cold::Read) => return shared.inner.scan(state, projection, filters, limit).await,
+            Err(Cold::Tee(tee)) => {
+                let plan = shared.inner.scan(state, projection, &[], None).await?;
+                return Ok(Arc::new(TeeExec::new(plan, tee)));
+            }
+            Err(Cold::ReadLater(missing)) => {
+                self.read_later(state, missing);
+                return shared.inner.scan(state, projection, filters, limit).await;
+            }
         };
         // Contiguous runs of chunks, one per target partition.
         let parts = state.config().target_partitions().max(1);
@@ -519,6 +622,343 @@ fn warm_batches(
         )?);
     }
     Ok((batches, projected))
+}
+
+/// A statement's scan of a whole table whose batches are kept as they pass, to become
+/// warm columns once every partition has been read to its end: the statement decodes
+/// the columns anyway, and the statements after it then find them warm with no second
+/// read. Only while the table's background read is queued or running (statements
+/// back to back, where the reader at its low priority gets little CPU): holding the
+/// batches makes the statement's own scan slower (fresh memory for every batch), which
+/// the first statement on a table should not pay. The scan is the provider's, with no filter and no limit, so a partition read
+/// to its end has given every row of its files; its partitions joined in order are the
+/// table's rows in the order a background read gives them, and [`Shared::keep`] still
+/// checks that against a held column. A scan that stops early (a LIMIT above a join,
+/// an error) keeps nothing, and the next cold scan of the table reads in the
+/// background as before.
+struct Tee {
+    shared: Arc<Shared>,
+    /// The table's columns, in the scan's order.
+    columns: Vec<usize>,
+    state: std::sync::Mutex<TeeState>,
+}
+
+#[derive(Default)]
+struct TeeState {
+    /// Each partition's batches so far (sized at the first partition's start).
+    partitions: Vec<Vec<RecordBatch>>,
+    started: Vec<bool>,
+    finished: usize,
+    /// Bytes of the batches held, taken from the budget.
+    reserved: usize,
+    /// The table's teeing lock: `None` once the tee is over (kept or missed).
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tee {
+    /// A tee of `columns`, unless another statement's scan of the table is one.
+    fn start(shared: &Arc<Shared>, columns: &[usize]) -> Option<Arc<Tee>> {
+        let guard = shared.teeing.clone().try_lock_owned().ok()?;
+        Some(Arc::new(Tee {
+            shared: shared.clone(),
+            columns: columns.to_vec(),
+            state: std::sync::Mutex::new(TeeState {
+                guard: Some(guard),
+                ..TeeState::default()
+            }),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TeeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Partition `partition` of a scan of `count` starts; whether its batches are to
+    /// be kept (not when the tee is over, or the partition ran already: a plan
+    /// executed again).
+    fn begin(&self, partition: usize, count: usize) -> bool {
+        let mut state = self.state();
+        if state.guard.is_none() {
+            return false;
+        }
+        if state.started.is_empty() {
+            state.started = vec![false; count];
+            state.partitions = vec![Vec::new(); count];
+        }
+        if state.started.len() != count || state.started.get(partition) != Some(&false) {
+            self.miss(&mut state);
+            return false;
+        }
+        state.started[partition] = true;
+        true
+    }
+
+    /// Keeps a batch of `partition`; false when the tee is over (the batches would
+    /// not fit the budget).
+    fn batch(&self, partition: usize, batch: &RecordBatch) -> bool {
+        let mut state = self.state();
+        if state.guard.is_none() {
+            return false;
+        }
+        let size = batch.get_array_memory_size();
+        if !self.shared.budget.take(size) {
+            self.miss(&mut state);
+            return false;
+        }
+        state.reserved += size;
+        state.partitions[partition].push(batch.clone());
+        true
+    }
+
+    /// A partition was read to its end; after the last, its columns are cut into
+    /// chunks and kept, on a thread of their own (the statement does not wait).
+    fn end(&self) {
+        let mut state = self.state();
+        if state.guard.is_none() {
+            return;
+        }
+        state.finished += 1;
+        if state.finished < state.started.len() {
+            return;
+        }
+        let partitions = std::mem::take(&mut state.partitions);
+        let guard = state.guard.take();
+        let keeping = self.shared.keeping.clone().try_lock_owned().ok();
+        // The batches are counted again, as chunks, when they are kept.
+        self.shared
+            .budget
+            .give_back(std::mem::take(&mut state.reserved));
+        drop(state);
+        let (shared, columns) = (self.shared.clone(), self.columns.clone());
+        let keep = move || {
+            let kept = match to_chunks(columns.len(), partitions) {
+                Ok(chunks) => shared.keep(&columns, chunks, false),
+                Err(e) => {
+                    tracing::warn!(table = %shared.name, error = %e, "keeping a statement's columns warm failed");
+                    false
+                }
+            };
+            if !kept {
+                shared.tee_missed.store(true, Ordering::Release);
+            }
+            drop(keeping);
+            drop(guard);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("townstat-warm-keep".into())
+            .spawn(keep)
+        {
+            tracing::warn!(table = %self.shared.name, error = %e, "keeping a statement's columns warm failed");
+            self.shared.tee_missed.store(true, Ordering::Release);
+        }
+    }
+
+    /// The tee is over without keeping anything.
+    fn abandon(&self) {
+        let mut state = self.state();
+        self.miss(&mut state);
+    }
+
+    fn miss(&self, state: &mut TeeState) {
+        if state.guard.take().is_some() {
+            state.partitions.clear();
+            self.shared
+                .budget
+                .give_back(std::mem::take(&mut state.reserved));
+            self.shared.tee_missed.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        // A plan dropped with partitions not executed (EXPLAIN, a statement that
+        // failed elsewhere): give the budget back.
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.shared
+            .budget
+            .give_back(std::mem::take(&mut state.reserved));
+    }
+}
+
+/// The nodes a tee'd scan may be made of after physical optimization: they give a
+/// partition's rows in the order of its files. A repartition (added when a table's
+/// one file could not be split) would interleave them.
+fn scan_in_file_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let name = plan.name();
+    [
+        "DataSourceExec",
+        "DeltaScan",
+        "ProjectionExec",
+        "CoalesceBatchesExec",
+        "CooperativeExec",
+    ]
+    .iter()
+    .any(|n| name.starts_with(n))
+        && plan.children().into_iter().all(scan_in_file_order)
+}
+
+/// The scan of a [`Tee`]: its input's batches, unchanged, kept as they pass.
+struct TeeExec {
+    input: Arc<dyn ExecutionPlan>,
+    tee: Arc<Tee>,
+}
+
+impl TeeExec {
+    fn new(input: Arc<dyn ExecutionPlan>, tee: Arc<Tee>) -> TeeExec {
+        TeeExec { input, tee }
+    }
+}
+
+impl fmt::Debug for TeeExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WarmTeeExec")
+            .field("table", &self.tee.shared.name)
+            .finish()
+    }
+}
+
+impl DisplayAs for TeeExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WarmTeeExec: table={}", self.tee.shared.name)
+    }
+}
+
+impl ExecutionPlan for TeeExec {
+    fn name(&self) -> &str {
+        "WarmTeeExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    /// No repartition between the scan and the tee (see [`scan_in_file_order`]); one
+    /// above it is as good.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    /// The scan's statistics, whole and per partition: joins choose their build side
+    /// by them.
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        match input_stats.first() {
+            Some(stats) => Ok(stats.clone()),
+            None => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children).map_err(|_| {
+            datafusion::error::DataFusionError::Internal("a warm tee has one input".into())
+        })?;
+        // Copies share the tee: a partition executed twice (by two copies) ends it.
+        Ok(Arc::new(TeeExec::new(input, self.tee.clone())))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let inner = self.input.execute(partition, ctx)?;
+        let count = self.input.output_partitioning().partition_count();
+        let live = if scan_in_file_order(&self.input) {
+            self.tee.begin(partition, count)
+        } else {
+            self.tee.abandon();
+            false
+        };
+        Ok(Box::pin(TeeStream {
+            inner,
+            tee: self.tee.clone(),
+            partition,
+            live,
+        }))
+    }
+}
+
+struct TeeStream {
+    inner: SendableRecordBatchStream,
+    tee: Arc<Tee>,
+    partition: usize,
+    /// Its batches are being kept, and it has not ended.
+    live: bool,
+}
+
+impl futures::Stream for TeeStream {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use futures::StreamExt;
+        use std::task::Poll;
+        let this = self.get_mut();
+        let next = this.inner.poll_next_unpin(cx);
+        if this.live {
+            match &next {
+                Poll::Ready(Some(Ok(batch))) => this.live = this.tee.batch(this.partition, batch),
+                Poll::Ready(Some(Err(_))) => {
+                    this.live = false;
+                    this.tee.abandon();
+                }
+                Poll::Ready(None) => {
+                    this.live = false;
+                    this.tee.end();
+                }
+                Poll::Pending => {}
+            }
+        }
+        next
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for TeeStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for TeeStream {
+    fn drop(&mut self) {
+        // Dropped before its end: the statement stopped reading.
+        if self.live {
+            self.tee.abandon();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -615,14 +1055,25 @@ mod tests {
         assert_eq!(budget.used(), 0);
     }
 
-    /// A table whose partitions come in another order when `s` is read.
+    /// A table that counts its scans; an unstable one gives its partitions in another
+    /// order when `s` is read.
     #[derive(Debug)]
-    struct Unstable {
+    struct Probe {
         inner: Arc<dyn TableProvider>,
+        scans: AtomicUsize,
+        unstable: bool,
+    }
+
+    fn probe(unstable: bool) -> Arc<Probe> {
+        Arc::new(Probe {
+            inner: source(),
+            scans: AtomicUsize::new(0),
+            unstable,
+        })
     }
 
     #[async_trait]
-    impl TableProvider for Unstable {
+    impl TableProvider for Probe {
         fn schema(&self) -> SchemaRef {
             self.inner.schema()
         }
@@ -633,9 +1084,13 @@ mod tests {
             &self,
             state: &dyn Session,
             projection: Option<&Vec<usize>>,
-            _filters: &[Expr],
-            _limit: Option<usize>,
+            filters: &[Expr],
+            limit: Option<usize>,
         ) -> DfResult<Arc<dyn ExecutionPlan>> {
+            self.scans.fetch_add(1, Ordering::SeqCst);
+            if !self.unstable {
+                return self.inner.scan(state, projection, filters, limit).await;
+            }
             let plan = self.inner.scan(state, projection, &[], None).await?;
             let mut parts =
                 datafusion::physical_plan::collect_partitioned(plan, state.task_ctx()).await?;
@@ -654,7 +1109,7 @@ mod tests {
     async fn columns_that_would_not_line_up_are_read_from_the_table() {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
-        let unstable = Arc::new(Unstable { inner: source() });
+        let unstable = probe(true);
         let t = Arc::new(WarmTable::new("t", unstable, budget.clone()));
         ctx.register_table("t", t.clone()).expect("register");
         sum_twice(&ctx, &t).await;
@@ -670,6 +1125,79 @@ mod tests {
         }
         assert_eq!(budget.used(), held, "nothing more kept");
         assert!(t.shared.columns().refused.contains_key(&1), "s refused");
+    }
+
+    #[tokio::test]
+    async fn a_statement_reading_the_whole_table_while_it_is_read_in_the_background_keeps_its_columns()
+     {
+        let budget = Budget::new(64 << 20);
+        let ctx = crate::session::context_with_limit(256 << 20);
+        let source = probe(false);
+        let t = Arc::new(WarmTable::new("t", source.clone(), budget.clone()));
+        ctx.register_table("t", t.clone()).expect("register");
+        ctx.register_table("cold", super::tests::source())
+            .expect("register");
+        let sum = "SELECT sum(n) AS total, min(s) AS first FROM {}";
+        // As if a background read of the table were queued: the statement keeps
+        // what its scan decodes.
+        let queued = t.shared.loading.clone().lock_owned().await;
+        assert_eq!(
+            one(&ctx, &sum.replace("{}", "t")).await,
+            one(&ctx, &sum.replace("{}", "cold")).await
+        );
+        drop(queued);
+        t.idle().await;
+        // Kept from the statement's own scan: no second read of the table.
+        assert_eq!(source.scans.load(Ordering::SeqCst), 1);
+        assert!(
+            budget.used() >= 20_000 * 8 + 20_000 * 5,
+            "{}",
+            budget.used()
+        );
+        for q in [
+            sum,
+            "SELECT n, s FROM {} WHERE s IN ('x0', 'x8191', 'x8192', 'x19999') ORDER BY n",
+            "SELECT count(*) AS misaligned FROM {} WHERE s <> concat('x', CAST(n AS VARCHAR))",
+        ] {
+            assert_eq!(
+                one(&ctx, &q.replace("{}", "t")).await,
+                one(&ctx, &q.replace("{}", "cold")).await,
+                "{q}"
+            );
+        }
+        assert_eq!(source.scans.load(Ordering::SeqCst), 1, "answered warm");
+    }
+
+    #[tokio::test]
+    async fn a_statement_that_stops_early_keeps_nothing_and_the_next_reads_in_the_background() {
+        let budget = Budget::new(64 << 20);
+        let ctx = crate::session::context_with_limit(256 << 20);
+        let source = probe(false);
+        let t = Arc::new(WarmTable::new("t", source.clone(), budget.clone()));
+        ctx.register_table("t", t.clone()).expect("register");
+        ctx.sql("CREATE TABLE few AS VALUES (3), (5)")
+            .await
+            .expect("few")
+            .collect()
+            .await
+            .expect("few");
+        // The LIMIT stays above the join: the scan of `t` stops after a batch or two.
+        let queued = t.shared.loading.clone().lock_owned().await;
+        let first = one(
+            &ctx,
+            "SELECT t.n FROM t JOIN few ON t.n % 7 = few.column1 LIMIT 1",
+        )
+        .await;
+        assert_eq!(first.lines().count(), 5, "{first}");
+        drop(queued);
+        t.idle().await;
+        assert_eq!(budget.used(), 0, "a scan that stopped early keeps nothing");
+        assert_eq!(source.scans.load(Ordering::SeqCst), 1);
+        // The next cold statement is answered from the table and its column read
+        // in the background (a second scan), then answered warm.
+        sum_twice(&ctx, &t).await;
+        assert_eq!(source.scans.load(Ordering::SeqCst), 3);
+        assert!(budget.used() >= 20_000 * 8, "{}", budget.used());
     }
 
     #[tokio::test]
