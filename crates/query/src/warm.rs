@@ -629,12 +629,14 @@ fn warm_batches(
 /// the columns anyway, and the statements after it then find them warm with no second
 /// read. Only while the table's background read is queued or running (statements
 /// back to back, where the reader at its low priority gets little CPU): holding the
-/// batches makes the statement's own scan slower (fresh memory for every batch), which
-/// the first statement on a table should not pay. The scan is the provider's, with no filter and no limit, so a partition read
-/// to its end has given every row of its files; its partitions joined in order are the
-/// table's rows in the order a background read gives them, and [`Shared::keep`] still
-/// checks that against a held column. A scan that stops early (a LIMIT above a join,
-/// an error) keeps nothing, and the next cold scan of the table reads in the
+/// batches makes the statement's own scan slower (fresh memory for every batch),
+/// which the first statement on a table should not pay.
+///
+/// The scan is the provider's, with no filter and no limit, so a partition read to
+/// its end has given every row of its files; its partitions joined in order are the
+/// table's rows in the order a background read gives them, and [`Shared::keep`]
+/// still checks that against a held column. A scan that stops early (a LIMIT above a
+/// join, an error) keeps nothing, and the next cold scan of the table reads in the
 /// background as before.
 struct Tee {
     shared: Arc<Shared>,
@@ -1128,8 +1130,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_statement_reading_the_whole_table_while_it_is_read_in_the_background_keeps_its_columns()
-     {
+    async fn a_statement_during_a_background_read_keeps_what_its_scan_decodes() {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
         let source = probe(false);
