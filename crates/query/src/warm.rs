@@ -996,6 +996,18 @@ mod tests {
         Arc::new(MemTable::try_new(schema, partitions).expect("table"))
     }
 
+    /// `inner` as a warm table on `budget`, registered in `ctx` as `name`.
+    fn warm(
+        ctx: &datafusion::prelude::SessionContext,
+        name: &str,
+        inner: Arc<dyn TableProvider>,
+        budget: &Arc<Budget>,
+    ) -> Arc<WarmTable> {
+        let t = Arc::new(WarmTable::new(name, inner, budget.clone()));
+        ctx.register_table(name, t.clone()).expect("register");
+        t
+    }
+
     async fn one(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
         let batches = ctx.sql(sql).await.expect(sql).collect().await.expect(sql);
         arrow::util::pretty::pretty_format_batches(&batches)
@@ -1020,8 +1032,7 @@ mod tests {
     async fn warm_columns_answer_as_the_table_does_line_up_and_give_their_memory_back() {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
-        let t = Arc::new(WarmTable::new("t", source(), budget.clone()));
-        ctx.register_table("t", t.clone()).expect("register");
+        let t = warm(&ctx, "t", source(), &budget);
         ctx.register_table("cold", source()).expect("register");
         let queries = [
             "SELECT sum(n) AS total, count(*) AS rows FROM {} WHERE n % 3 = 0",
@@ -1112,8 +1123,7 @@ mod tests {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
         let unstable = probe(true);
-        let t = Arc::new(WarmTable::new("t", unstable, budget.clone()));
-        ctx.register_table("t", t.clone()).expect("register");
+        let t = warm(&ctx, "t", unstable, &budget);
         sum_twice(&ctx, &t).await;
         let held = budget.used();
         assert!(held > 0);
@@ -1134,8 +1144,7 @@ mod tests {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
         let source = probe(false);
-        let t = Arc::new(WarmTable::new("t", source.clone(), budget.clone()));
-        ctx.register_table("t", t.clone()).expect("register");
+        let t = warm(&ctx, "t", source.clone(), &budget);
         ctx.register_table("cold", super::tests::source())
             .expect("register");
         let sum = "SELECT sum(n) AS total, min(s) AS first FROM {}";
@@ -1174,8 +1183,7 @@ mod tests {
         let budget = Budget::new(64 << 20);
         let ctx = crate::session::context_with_limit(256 << 20);
         let source = probe(false);
-        let t = Arc::new(WarmTable::new("t", source.clone(), budget.clone()));
-        ctx.register_table("t", t.clone()).expect("register");
+        let t = warm(&ctx, "t", source.clone(), &budget);
         ctx.sql("CREATE TABLE few AS VALUES (3), (5)")
             .await
             .expect("few")
@@ -1205,13 +1213,11 @@ mod tests {
     async fn a_column_that_does_not_fit_and_a_preview_are_read_from_the_table() {
         let budget = Budget::new(1024);
         let ctx = crate::session::context_with_limit(256 << 20);
-        let t = Arc::new(WarmTable::new("t", source(), budget.clone()));
-        ctx.register_table("t", t.clone()).expect("register");
+        let t = warm(&ctx, "t", source(), &budget);
         sum_twice(&ctx, &t).await;
         assert_eq!(budget.used(), 0, "nothing kept past the budget");
         let roomy = Budget::new(64 << 20);
-        let p = Arc::new(WarmTable::new("p", source(), roomy.clone()));
-        ctx.register_table("p", p.clone()).expect("register");
+        let p = warm(&ctx, "p", source(), &roomy);
         let preview = one(&ctx, "SELECT n FROM p LIMIT 3").await;
         p.idle().await;
         assert_eq!(preview.lines().count(), 7, "{preview}");
