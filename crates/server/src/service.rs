@@ -240,6 +240,7 @@ impl Service {
                 ],
                 hooks: hooks.clone(),
                 plans: crate::cache::PlanCache::default(),
+                parsed: crate::cache::ParseCache::default(),
             }),
             source,
             limits,
@@ -293,6 +294,49 @@ impl Service {
         Ok(ctx)
     }
 
+    /// The statement as it is planned ([`with_session_relations`]) and, with the
+    /// result cache on, the key of its answer: the statement as printed from its parse
+    /// tree, and the parameters.
+    fn keyed<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        statement: &Statement,
+        params: Option<&ParamValues>,
+    ) -> Keyed {
+        let statement = with_session_relations(client, statement);
+        let key = self.cache.clone().map(|cache| {
+            let key = crate::cache::Key::new(statement.to_string(), format!("{params:?}"));
+            (cache, key)
+        });
+        Keyed { statement, key }
+    }
+
+    /// A repeated statement's answer on this run, from the result cache: no context,
+    /// no planning and no thread hand-off, but the same deadline, cancel and hang-up
+    /// as an executed statement's rows ([`bounded`]). An answer is only ever stored
+    /// for a statement that was planned, found read-only and found to depend on
+    /// nothing but the run (`cache::cacheable`), so a repeat is answered before
+    /// planning: the same text on the same run plans the same. datafusion-postgres's
+    /// hooks, which run before planning, answer only statements that are not
+    /// queries (`SET`, `SHOW`, transactions, cursors), which are never stored.
+    fn cached<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        run_id: &str,
+        keyed: &Keyed,
+        format: &Format,
+        deadline: (Instant, Duration),
+    ) -> Option<PgWireResult<Response>> {
+        let (cache, key) = keyed.key.as_ref()?;
+        let (schema, batches) = cache.get(run_id, key)?;
+        tracing::debug!(run_id = %run_id, "result cache hit");
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let rows = futures::stream::iter(batches.into_iter().map(Ok));
+        Some(encode_rows(&schema, rows, format, options).map(|response| {
+            Response::Query(bounded(response, deadline, Stops::of(client), busy(client)))
+        }))
+    }
+
     /// Runs a query: planning, optimizing, physical planning and the start of the
     /// execution off the runtime's workers and within the deadline ([`off_thread`]),
     /// then the rows bounded by [`bounded`].
@@ -300,7 +344,7 @@ impl Service {
         &self,
         client: &C,
         (run_id, ctx): (&str, &SessionContext),
-        statement: &Statement,
+        keyed: Keyed,
         params: Option<ParamValues>,
         format: &Format,
         deadline: (Instant, Duration),
@@ -310,31 +354,9 @@ impl Service {
         let (registration, evicted) = self.ceiling.register(ctx.runtime_env().memory_pool.clone());
         stops.evicted = Some((evicted, self.ceiling.limit(), registration));
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let (ctx, statement, format) = (
-            ctx.clone(),
-            with_session_relations(client, statement),
-            format.clone(),
-        );
-        let (cache, run_id) = (self.cache.clone(), run_id.to_string());
+        let (ctx, Keyed { statement, key }, format) = (ctx.clone(), keyed, format.clone());
+        let run_id = run_id.to_string();
         let start = async move {
-            // The statement as printed from its parse tree, and the parameters: the
-            // key of its answer on this run. An answer is only ever stored for a
-            // statement that was planned, found read-only and found to depend on
-            // nothing but the run (`cache::cacheable`), so a repeat is answered
-            // before planning: the same text on the same run plans the same.
-            let key = cache.map(|c| {
-                (
-                    c,
-                    crate::cache::Key::new(statement.to_string(), format!("{params:?}")),
-                )
-            });
-            if let Some((cache, key)) = &key
-                && let Some((schema, batches)) = cache.get(&run_id, key)
-            {
-                tracing::debug!(run_id = %run_id, "result cache hit");
-                let rows = futures::stream::iter(batches.into_iter().map(Ok));
-                return encode_rows(&schema, rows, &format, options);
-            }
             let plan = plan_read_only(&ctx, &statement).await?;
             let key = key.filter(|_| crate::cache::cacheable(&plan));
             // A cacheable statement another connection is executing on this run is
@@ -488,6 +510,13 @@ fn session_functions<C: ClientInfo + ?Sized>(client: &C, ctx: &SessionContext) {
             }),
         ));
     }
+}
+
+/// A statement ready to plan, and the key of its answer in the result cache (none
+/// when the cache is off): [`Service::keyed`].
+struct Keyed {
+    statement: Statement,
+    key: Option<(Arc<crate::cache::ResultCache>, crate::cache::Key)>,
 }
 
 /// The statement with the relations that depend on the connection in place:
@@ -879,6 +908,12 @@ impl Service {
                 continue;
             }
             let deadline = self.deadline(client);
+            let keyed = self.keyed(client, statement, None);
+            let format = Format::UnifiedText;
+            if let Some(response) = self.cached(client, &pinned.run_id, &keyed, &format, deadline) {
+                responses.push(response?);
+                continue;
+            }
             let ctx = self.statement_context(client, &pinned, statement)?;
             for hook in &self.hooks {
                 if let Some(result) = hook.handle_simple_query(statement, &ctx, client).await {
@@ -890,9 +925,9 @@ impl Service {
                 self.execute(
                     client,
                     (&pinned.run_id, &ctx),
-                    statement,
+                    keyed,
                     None,
-                    &Format::UnifiedText,
+                    &format,
                     deadline,
                 )
                 .await?,
@@ -913,6 +948,8 @@ pub(crate) struct Parser {
     hooks: Vec<Arc<dyn QueryHook>>,
     /// Plans of prepared statements on the current run (`cache::PlanCache`).
     plans: crate::cache::PlanCache,
+    /// What each text sent parsed into (`cache::ParseCache`).
+    parsed: crate::cache::ParseCache,
 }
 
 /// Whether a statement reads only the catalog (`pg_catalog.*`, `information_schema.*`,
@@ -983,7 +1020,6 @@ impl Parser {
         }
     }
 
-    /// Parses SQL text; a write the parser cannot read is refused as a write.
     /// Parses SQL text ([`Parser::faithful_parse`]); a write the parser cannot read is
     /// refused as a write. A statement the catalog compatibility rewrites (`compat`)
     /// changed is parsed again from its new text, so that datafusion-pg-catalog's rules
@@ -991,8 +1027,12 @@ impl Parser {
     ///
     /// The text's size and nesting are checked first ([`complexity::check`]): what
     /// comes after recurses over the tree. Every statement comes out with its
-    /// `SET`/`RESET`/`SHOW` names normalized ([`policy::normalize`]).
+    /// `SET`/`RESET`/`SHOW` names normalized ([`policy::normalize`]). A text parsed
+    /// before is not parsed again (`cache::ParseCache`).
     fn parse<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Vec<Statement>> {
+        if let Some(statements) = self.parsed.get(sql) {
+            return Ok(statements);
+        }
         if let Err(complexity::TooComplex(message)) = complexity::check(sql) {
             let refusal = policy::Refusal {
                 code: complexity::TOO_COMPLEX,
@@ -1024,6 +1064,7 @@ impl Parser {
         for statement in &mut out {
             policy::normalize(statement);
         }
+        self.parsed.put(sql, &out);
         Ok(out)
     }
 }
@@ -1211,8 +1252,13 @@ impl Service {
         }
         let deadline = self.deadline(client);
         let pinned = self.source.current().await?;
-        let ctx = self.statement_context(client, &pinned, statement)?;
         let params = parameter_values(portal, parsed_plan)?;
+        let keyed = self.keyed(client, statement, Some(&params));
+        let format = &portal.result_column_format;
+        if let Some(response) = self.cached(client, &pinned.run_id, &keyed, format, deadline) {
+            return response;
+        }
+        let ctx = self.statement_context(client, &pinned, statement)?;
         for hook in &self.hooks {
             if let Some(result) = hook
                 .handle_extended_query(statement, parsed_plan, &params, &ctx, client)
@@ -1226,9 +1272,9 @@ impl Service {
         self.execute(
             client,
             (&pinned.run_id, &ctx),
-            statement,
+            keyed,
             Some(params),
-            &portal.result_column_format,
+            format,
             deadline,
         )
         .await
