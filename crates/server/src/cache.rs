@@ -319,11 +319,20 @@ impl PlanCache {
 /// a statement the result cache answers: a third of the server's CPU time (perf,
 /// pgbench with 50 clients). Only texts that parsed and passed the complexity check
 /// are kept, so a refused or malformed text is refused and logged every time. At
-/// most [`ParseCache::LIMIT`] texts of at most [`ParseCache::TEXT_LIMIT`] bytes are
-/// kept; when full, the cache starts again empty.
+/// most [`ParseCache::LIMIT`] texts, of at most [`ParseCache::TEXT_LIMIT`] bytes each
+/// and [`ParseCache::BYTES_LIMIT`] together, are kept (a parse tree is some tens of
+/// times its text, so a few tens of MB at worst); when full, the cache starts again
+/// empty.
 #[derive(Default)]
 pub(crate) struct ParseCache {
-    inner: Mutex<HashMap<String, Vec<sqlparser::ast::Statement>>>,
+    inner: Mutex<Parsed>,
+}
+
+#[derive(Default)]
+struct Parsed {
+    texts: HashMap<String, Vec<sqlparser::ast::Statement>>,
+    /// The bytes of the texts kept.
+    bytes: usize,
 }
 
 impl ParseCache {
@@ -332,14 +341,16 @@ impl ParseCache {
     /// The longest text kept: longer ones are rare, and their planning and execution
     /// dwarf their parsing.
     pub(crate) const TEXT_LIMIT: usize = 16 << 10;
+    /// The bytes of all texts kept (a dashboard's chart query is a few hundred).
+    pub(crate) const BYTES_LIMIT: usize = 512 << 10;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<sqlparser::ast::Statement>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The statements `sql` parsed into, if they are kept.
     pub(crate) fn get(&self, sql: &str) -> Option<Vec<sqlparser::ast::Statement>> {
-        self.lock().get(sql).cloned()
+        self.lock().texts.get(sql).cloned()
     }
 
     /// Keeps what `sql` parsed into.
@@ -348,10 +359,17 @@ impl ParseCache {
             return;
         }
         let mut inner = self.lock();
-        if inner.len() >= Self::LIMIT {
-            inner.clear();
+        if inner.texts.len() >= Self::LIMIT || inner.bytes + sql.len() > Self::BYTES_LIMIT {
+            inner.texts.clear();
+            inner.bytes = 0;
         }
-        inner.insert(sql.to_string(), statements.to_vec());
+        if inner
+            .texts
+            .insert(sql.to_string(), statements.to_vec())
+            .is_none()
+        {
+            inner.bytes += sql.len();
+        }
     }
 }
 
@@ -660,11 +678,23 @@ mod tests {
             let text = format!("SELECT {i}");
             parsed.put(&text, &parse(&text));
         }
-        assert!(parsed.lock().len() <= ParseCache::LIMIT);
+        assert!(parsed.lock().texts.len() <= ParseCache::LIMIT);
         assert!(
             parsed
                 .get(&format!("SELECT {}", ParseCache::LIMIT))
                 .is_some()
+        );
+        // And in bytes: texts of 16 KiB fill it after 32.
+        let big = |i: usize| format!("SELECT {i} AS n{}", " ".repeat(ParseCache::TEXT_LIMIT - 40));
+        let fit = ParseCache::BYTES_LIMIT / ParseCache::TEXT_LIMIT;
+        for i in 0..=fit {
+            parsed.put(&big(i), &parse(&big(i)));
+            assert!(parsed.lock().bytes <= ParseCache::BYTES_LIMIT);
+        }
+        assert!(parsed.get(&big(fit)).is_some());
+        assert!(
+            parsed.get(&big(0)).is_none(),
+            "cleared when the bytes ran out"
         );
     }
 }
