@@ -100,23 +100,29 @@ def summary(latencies, wall):
             "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(max(ms), 2)}
 
 
+def viewer(i, cur, queries):
+    """Client `i`'s rounds: every chart ROUNDS times, each round starting at another
+    chart; the latency of each statement, from send to the last row decoded."""
+    names = list(queries)
+    out = []
+    for r in range(ROUNDS):
+        for k in range(len(names)):
+            sql = queries[names[(i + r + k) % len(names)]]
+            t = time.perf_counter()
+            cur.execute(sql)
+            cur.fetchall()
+            out.append(time.perf_counter() - t)
+    return out
+
+
 def load(make_cursor, queries):
     """Every client runs every chart ROUNDS times, all clients at once."""
     barrier = threading.Barrier(CLIENTS)
-    names = list(queries)
 
     def client(i):
         cur = make_cursor()
-        out = []
         barrier.wait()
-        for r in range(ROUNDS):
-            for k in range(len(names)):
-                sql = queries[names[(i + r + k) % len(names)]]
-                t = time.perf_counter()
-                cur.execute(sql)
-                cur.fetchall()
-                out.append(time.perf_counter() - t)
-        return out
+        return viewer(i, cur, queries)
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
@@ -128,21 +134,13 @@ def load(make_cursor, queries):
 def client_process(dsn, queries, first, count, ready, go, out):
     """`count` viewers of `load_processes`, clients `first` … `first + count - 1`, in
     this process: connected, then waiting for the start together with the others."""
-    names = list(queries)
     conns = [psycopg.connect(dsn, autocommit=True) for _ in range(count)]
     ready.release()
     go.wait()
     results = [[] for _ in range(count)]
 
     def client(t):
-        i, cur = first + t, conns[t].cursor()
-        for r in range(ROUNDS):
-            for k in range(len(names)):
-                sql = queries[names[(i + r + k) % len(names)]]
-                start = time.perf_counter()
-                cur.execute(sql)
-                cur.fetchall()
-                results[t].append(time.perf_counter() - start)
+        results[t] = viewer(first + t, conns[t].cursor(), queries)
 
     threads = [threading.Thread(target=client, args=(t,)) for t in range(count)]
     for t in threads:
