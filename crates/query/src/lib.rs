@@ -5,6 +5,7 @@
 //! never mixes two runs, and `--run ID` reproduces exactly what a past run published.
 
 pub mod bounded;
+pub mod distinct;
 pub mod error;
 pub mod infer;
 pub mod mart_tests;

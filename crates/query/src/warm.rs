@@ -111,6 +111,9 @@ struct Columns {
     rows: Option<usize>,
     /// Column index → its chunks (chunk i holds rows i·CHUNK_ROWS ..).
     chunks: HashMap<usize, Vec<ArrayRef>>,
+    /// Column index → an estimate of its distinct values, once counted
+    /// ([`Shared::count_distinct`]).
+    distinct: HashMap<usize, usize>,
     /// Bytes taken from the budget.
     bytes: usize,
     /// Columns found not to fit the budget, with the budget's use then: read again
@@ -226,7 +229,9 @@ impl Shared {
         to_read.extend(witness);
         match self.read(state, &to_read, room).await {
             Ok(Some(read)) => {
-                self.keep(&to_read, read, true);
+                if self.keep(&to_read, read, true) {
+                    self.count_distinct();
+                }
             }
             Ok(None) => {
                 let used = self.budget.used();
@@ -299,6 +304,27 @@ impl Shared {
         columns.bytes += bytes;
         columns.chunks.extend(new);
         true
+    }
+
+    /// Counts the distinct values of the held columns not counted yet, for the
+    /// planner ([`crate::distinct`]). Called once columns are kept, by the thread
+    /// that kept them at the warmer's priority, with no lock held while it counts: no
+    /// statement waits for it, and a scan before it ends reports no count.
+    fn count_distinct(&self) {
+        let uncounted: Vec<(usize, Vec<ArrayRef>)> = {
+            let columns = self.columns();
+            columns
+                .chunks
+                .iter()
+                .filter(|(c, _)| !columns.distinct.contains_key(c))
+                .map(|(c, chunks)| (*c, chunks.clone()))
+                .collect()
+        };
+        for (c, chunks) in uncounted {
+            if let Some(n) = crate::distinct::distinct_count(&chunks) {
+                self.columns().distinct.insert(c, n);
+            }
+        }
     }
 }
 
@@ -542,7 +568,7 @@ impl TableProvider for WarmTable {
                 }
             }
         };
-        let (batches, projected) = match found {
+        let (batches, projected, distinct) = match found {
             Ok(warm) => warm,
             Err(Cold::Read) => return shared.inner.scan(state, projection, filters, limit).await,
             Err(Cold::Tee(tee)) => {
@@ -566,7 +592,8 @@ impl TableProvider for WarmTable {
             partitions.push(vec![]);
         }
         let exec = MemorySourceConfig::try_new(&partitions, projected, None)?.with_limit(limit);
-        Ok(datafusion::datasource::source::DataSourceExec::from_data_source(exec))
+        let counted = crate::distinct::Counted::new(Arc::new(exec), distinct);
+        Ok(datafusion::datasource::source::DataSourceExec::from_data_source(counted))
     }
 }
 
@@ -598,12 +625,13 @@ impl WarmTable {
     }
 }
 
-/// The held chunks of `wanted`, as batches of the projected schema.
+/// The held chunks of `wanted`, as batches of the projected schema, and the distinct
+/// count of each column of it, where counted.
 fn warm_batches(
     columns: &Columns,
     schema: &SchemaRef,
     wanted: &[usize],
-) -> DfResult<(Vec<RecordBatch>, SchemaRef)> {
+) -> DfResult<(Vec<RecordBatch>, SchemaRef, Vec<Option<usize>>)> {
     let rows = columns.rows.unwrap_or(0);
     let projected = Arc::new(schema.project(wanted)?);
     let n_chunks = rows.div_ceil(CHUNK_ROWS);
@@ -621,7 +649,11 @@ fn warm_batches(
             &options,
         )?);
     }
-    Ok((batches, projected))
+    let distinct = wanted
+        .iter()
+        .map(|c| columns.distinct.get(c).copied())
+        .collect();
+    Ok((batches, projected, distinct))
 }
 
 /// A statement's scan of a whole table whose batches are kept as they pass, to become
@@ -746,6 +778,10 @@ impl Tee {
                 shared.tee_missed.store(true, Ordering::Release);
             }
             drop(keeping);
+            if kept {
+                lower_priority();
+                shared.count_distinct();
+            }
             drop(guard);
         };
         if let Err(e) = std::thread::Builder::new()
@@ -1062,6 +1098,25 @@ mod tests {
         let held = budget.used();
         assert!(held >= 20_000 * 8 + 20_000 * 5, "{held}");
         assert!(held < 2 << 20, "{held}");
+        // Both are counted (exactly, at this size), and a scan of them, its columns in
+        // another order, tells the planner (crate::distinct).
+        let plan = ctx
+            .sql("SELECT s, n FROM t")
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        let stats = datafusion::physical_plan::statistics::StatisticsContext::new()
+            .compute(plan.as_ref(), &StatisticsArgs::new())
+            .expect("statistics");
+        let distinct: Vec<_> = stats
+            .column_statistics
+            .iter()
+            .map(|c| c.distinct_count)
+            .collect();
+        use datafusion::common::stats::Precision;
+        assert_eq!(distinct, [Precision::Inexact(20_000); 2]);
         // The columns are given back with the table.
         ctx.deregister_table("t").expect("deregister");
         drop(t);
