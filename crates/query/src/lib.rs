@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod distinct;
 pub mod error;
 pub mod infer;
+pub mod join_mode;
 pub mod mart_tests;
 pub mod marts;
 pub mod output;

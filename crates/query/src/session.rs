@@ -177,11 +177,16 @@ pub const RUN_MEMORY_LIMIT: usize = 1 << 30;
 /// memory pool shared fairly among spilling operators, with spill files in the OS
 /// temporary folder.
 pub fn context() -> SessionContext {
-    context_with_limit(memory_limit())
+    build_context(memory_limit(), true)
 }
 
-/// [`context`] with a memory pool of `limit` bytes.
+/// [`context`] with a memory pool of `limit` bytes, and DataFusion's own choice of
+/// hash join mode: a run's marts use it (see [`crate::join_mode`] for why).
 pub fn context_with_limit(limit: usize) -> SessionContext {
+    build_context(limit, false)
+}
+
+fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
     // DataFusion's own settings can be tuned from the environment
     // (`DATAFUSION_EXECUTION_BATCH_SIZE=…`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS=…`);
     // a value it cannot parse is reported and the defaults are kept.
@@ -215,6 +220,13 @@ pub fn context_with_limit(limit: usize) -> SessionContext {
         .with_default_features()
         .with_optimizer_rules(rules)
         .with_query_planner(std::sync::Arc::new(crate::shared::TownstatQueryPlanner));
+    if collect_small_builds {
+        // After DataFusion's join selection, a small build side beside a large probe
+        // side is built once for every partition (crate::join_mode).
+        state = state.with_physical_optimizer_rules(crate::join_mode::with_rule(
+            datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+        ));
+    }
     if let Ok(rt) = runtime {
         state = state.with_runtime_env(rt);
     }
