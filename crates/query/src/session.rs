@@ -200,6 +200,22 @@ fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
     // A sort reserves this much for merging its spill files; keep it a fraction of
     // the pool so that small limits spill instead of failing.
     config.options_mut().execution.sort_spill_reservation_bytes = (limit / 8).min(10 << 20);
+    // A partial aggregation that barely groups (as many groups as rows, the first
+    // phase of a count(DISTINCT) or a mart's group by enterprise) passes its rows on
+    // to the final one. DataFusion decides after 100,000 rows per partition, which at
+    // these sizes is most of them; townstat decides after one batch. Measured at
+    // scale 100 (bench/RESULTS.md): the patents query's first partial aggregation
+    // 21 → 1.4 ms of CPU, the query 0.94–0.99× DuckDB against 1.16–1.18×; the marts
+    // level (19 steps 10.54 and 10.85 s against 10.47 and 10.82, alternating).
+    // DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_ROWS_THRESHOLD still sets it.
+    if std::env::var_os("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_ROWS_THRESHOLD")
+        .is_none()
+    {
+        config
+            .options_mut()
+            .execution
+            .skip_partial_aggregation_probe_rows_threshold = 8192;
+    }
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(std::sync::Arc::new(
             datafusion::execution::memory_pool::FairSpillPool::new(limit),
