@@ -13,7 +13,8 @@
 //! scale 100 on two cores, twenty warm statements each (bench/RESULTS.md): the town's
 //! revenue by year (166 K against 1.07 M rows, estimated 280 K) took a median 25.6–28.2
 //! ms against 27.5–38.5; a year's returns (156 K) against the registry (300 K), about
-//! 2×, got slower as one table (43–47 ms against 36–39), so it stays split.
+//! 2×, got slower as one table (43–48 ms against 36–45 in the same minutes), so it
+//! stays split.
 //!
 //! The rule runs right after DataFusion's join selection (which puts the smaller
 //! input on the build side), before distribution is enforced, and changes only inner
