@@ -9,14 +9,24 @@
 //! Here each partition reads its own run of batches one at a time, decodes only the
 //! columns the query projects, and copies them out of the batch's block, so a batch
 //! holds exactly its projected columns.
+//!
+//! A batch's block is mapped into memory, not read: Arrow's own reader reads the
+//! whole block (every column) into a buffer, and the steps after `int_entity_year`
+//! read two or three of its 35 columns, each time through all of its 980 MB at
+//! scale 100. Mapped, only the pages of the projected columns are touched, and they
+//! are copied once, from the page cache. The mapping ends when the copy is made, so
+//! the process's resident memory does not count the file.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, MutableArrayData, make_array};
+use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::ipc::reader::FileReader;
+use arrow::ipc::Block;
+use arrow::ipc::convert::fb_to_schema;
+use arrow::ipc::reader::{FileDecoder, FileReader, read_footer_length};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Statistics;
@@ -124,9 +134,10 @@ impl TableProvider for ScratchTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&columns)?);
-        let batches = open(&self.path, Some(vec![]))
+        let batches = Mapped::open(&self.path, vec![])
             .map_err(|e| io_error(&self.path, e))?
-            .num_batches();
+            .blocks
+            .len();
         let file_bytes = std::fs::metadata(&self.path)
             .map_err(|e| io_error(&self.path, e))?
             .len() as usize;
@@ -269,19 +280,20 @@ fn read_part(
     } else {
         columns.to_vec()
     };
-    let mut reader = match open(path, Some(read)) {
-        Ok(r) => r,
+    let file = match Mapped::open(path, read) {
+        Ok(f) => f,
         Err(e) => return Box::new(std::iter::once(Err(io_error(path, e)))),
     };
-    if batches.is_empty() {
-        return Box::new(std::iter::empty());
+    if batches.end > file.blocks.len() {
+        let e = std::io::Error::other(format!(
+            "batches {batches:?} asked of a file of {}",
+            file.blocks.len()
+        ));
+        return Box::new(std::iter::once(Err(io_error(path, e))));
     }
-    if let Err(e) = reader.set_index(batches.start) {
-        return Box::new(std::iter::once(Err(e.into())));
-    }
-    let (schema, keep) = (schema.clone(), !columns.is_empty());
-    Box::new(reader.take(batches.len()).map(move |batch| {
-        let batch = batch?;
+    let (schema, keep, path) = (schema.clone(), !columns.is_empty(), path.to_path_buf());
+    Box::new(batches.map(move |i| {
+        let batch = file.batch(i).map_err(|e| io_error(&path, e))?;
         let arrays: Vec<ArrayRef> = if keep {
             batch.columns().iter().map(owned).collect::<DfResult<_>>()?
         } else {
@@ -294,6 +306,88 @@ fn read_part(
             &options,
         )?)
     }))
+}
+
+/// A scratch file opened for decoding some of its columns, batch by batch: its
+/// footer's list of record batches, and a decoder that reads only the projected
+/// columns of a batch.
+struct Mapped {
+    file: std::fs::File,
+    blocks: Vec<Block>,
+    decoder: FileDecoder,
+}
+
+impl Mapped {
+    /// Reads the footer of the file at `path` (as Arrow's `FileReader` does).
+    fn open(path: &Path, projection: Vec<usize>) -> std::io::Result<Mapped> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)?;
+        let mut tail = [0u8; 10];
+        file.seek(SeekFrom::End(-10))?;
+        file.read_exact(&mut tail)?;
+        let length = read_footer_length(tail).map_err(std::io::Error::other)?;
+        let mut footer = vec![0u8; length];
+        file.seek(SeekFrom::End(-10 - length as i64))?;
+        file.read_exact(&mut footer)?;
+        let footer = arrow::ipc::root_as_footer(&footer)
+            .map_err(|e| std::io::Error::other(format!("footer: {e}")))?;
+        let schema = footer
+            .schema()
+            .ok_or_else(|| std::io::Error::other("footer without a schema"))?;
+        let blocks: Vec<Block> = footer
+            .recordBatches()
+            .map(|b| b.iter().copied().collect())
+            .unwrap_or_default();
+        let mut decoder = FileDecoder::new(Arc::new(fb_to_schema(schema)), footer.version())
+            .with_projection(projection);
+        for block in footer.dictionaries().iter().flatten() {
+            let buffer = map(&file, block)?;
+            decoder
+                .read_dictionary(block, &buffer)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(Mapped {
+            file,
+            blocks,
+            decoder,
+        })
+    }
+
+    /// Record batch `i`, its projected columns pointing into the mapped block (which
+    /// stays mapped as long as they do).
+    fn batch(&self, i: usize) -> std::io::Result<RecordBatch> {
+        let block = &self.blocks[i];
+        let buffer = map(&self.file, block)?;
+        self.decoder
+            .read_record_batch(block, &buffer)
+            .map_err(std::io::Error::other)?
+            .ok_or_else(|| std::io::Error::other(format!("block {i} holds no record batch")))
+    }
+}
+
+/// A block of a file (its message and body) mapped into memory, as a buffer that owns
+/// the mapping.
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File, block: &Block) -> std::io::Result<Buffer> {
+    let (offset, length) = (
+        u64::try_from(block.offset()).map_err(std::io::Error::other)?,
+        usize::try_from(block.metaDataLength()).map_err(std::io::Error::other)?
+            + usize::try_from(block.bodyLength()).map_err(std::io::Error::other)?,
+    );
+    // SAFETY: a mapping is undefined behaviour if the file changes under it. A scratch
+    // file is written whole by the step that made it, in the run's own scratch
+    // directory, before any step reads it, and removed only after its last reader.
+    let mapping = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(length)
+            .map(file)?
+    };
+    let start = std::ptr::NonNull::new(mapping.as_ptr().cast_mut())
+        .ok_or_else(|| std::io::Error::other("an empty mapping"))?;
+    // SAFETY: `start` points to `length` readable bytes that live as long as
+    // `mapping`, which the buffer owns.
+    Ok(unsafe { Buffer::from_custom_allocation(start, length, Arc::new(mapping)) })
 }
 
 /// A copy of an array in buffers of its own: a decoded array points into the block
@@ -313,7 +407,7 @@ fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
 mod tests {
     use super::*;
     use arrow::array::{Array, AsArray, Decimal128Array, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema};
 
     fn write(path: &Path, batches: usize, rows: usize) -> SchemaRef {
         let schema = Arc::new(Schema::new(vec![
@@ -439,12 +533,40 @@ mod tests {
                 b.column(0).get_array_memory_size()
             );
         }
+        // The decimal column alone, mapped block by block: every value, in order.
+        let decimals: Vec<i128> = read_part(
+            &path,
+            &Arc::new(schema.project(&[2]).expect("project")),
+            &[2],
+            0..batches,
+        )
+        .flat_map(|b| {
+            b.expect("batch")
+                .column(0)
+                .as_primitive::<Decimal128Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+        assert_eq!(
+            decimals,
+            (0..total).map(|v| v as i128 * 100 + 1).collect::<Vec<_>>()
+        );
         // No column (a count): the row counts alone.
         let empty = Arc::new(schema.project(&[]).expect("project"));
         let counted: usize = read_part(&path, &empty, &[], 0..batches)
             .map(|b| b.expect("batch").num_rows())
             .sum();
         assert_eq!(counted, total as usize);
+        // A file cut short (no footer) is an error that names it.
+        let cut = dir.path().join("cut.arrow");
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let err = read_part(&cut, &empty, &[], 0..1)
+            .next()
+            .expect("an item")
+            .expect_err("cut short");
+        assert!(err.to_string().contains("cut.arrow"), "{err}");
         // A missing file is an error that names it.
         let err = read_part(&dir.path().join("gone.arrow"), &empty, &[], 0..1)
             .next()
