@@ -313,6 +313,8 @@ fn read_part(
 /// columns of a batch.
 struct Mapped {
     file: std::fs::File,
+    /// The file's length when opened.
+    size: u64,
     blocks: Vec<Block>,
     decoder: FileDecoder,
 }
@@ -322,6 +324,7 @@ impl Mapped {
     fn open(path: &Path, projection: Vec<usize>) -> std::io::Result<Mapped> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
         let mut tail = [0u8; 10];
         file.seek(SeekFrom::End(-10))?;
         file.read_exact(&mut tail)?;
@@ -341,13 +344,14 @@ impl Mapped {
         let mut decoder = FileDecoder::new(Arc::new(fb_to_schema(schema)), footer.version())
             .with_projection(projection);
         for block in footer.dictionaries().iter().flatten() {
-            let buffer = map(&file, block)?;
+            let buffer = map(&file, size, block)?;
             decoder
                 .read_dictionary(block, &buffer)
                 .map_err(std::io::Error::other)?;
         }
         Ok(Mapped {
             file,
+            size,
             blocks,
             decoder,
         })
@@ -357,7 +361,7 @@ impl Mapped {
     /// stays mapped as long as they do).
     fn batch(&self, i: usize) -> std::io::Result<RecordBatch> {
         let block = &self.blocks[i];
-        let buffer = map(&self.file, block)?;
+        let buffer = map(&self.file, self.size, block)?;
         self.decoder
             .read_record_batch(block, &buffer)
             .map_err(std::io::Error::other)?
@@ -365,15 +369,21 @@ impl Mapped {
     }
 }
 
-/// A block of a file (its message and body) mapped into memory, as a buffer that owns
-/// the mapping.
+/// A block of a file of `size` bytes (its message and body) mapped into memory, as a
+/// buffer that owns the mapping. A block that reaches past the end of the file is an
+/// error: reading a mapped page beyond it would kill the process (`SIGBUS`).
 #[allow(unsafe_code)]
-fn map(file: &std::fs::File, block: &Block) -> std::io::Result<Buffer> {
+fn map(file: &std::fs::File, size: u64, block: &Block) -> std::io::Result<Buffer> {
     let (offset, length) = (
         u64::try_from(block.offset()).map_err(std::io::Error::other)?,
         usize::try_from(block.metaDataLength()).map_err(std::io::Error::other)?
             + usize::try_from(block.bodyLength()).map_err(std::io::Error::other)?,
     );
+    if offset.saturating_add(length as u64) > size || length == 0 {
+        return Err(std::io::Error::other(format!(
+            "a block of {length} bytes at {offset} in a file of {size}"
+        )));
+    }
     // SAFETY: a mapping is undefined behaviour if the file changes under it. A scratch
     // file is written whole by the step that made it, in the run's own scratch
     // directory, before any step reads it, and removed only after its last reader.
@@ -567,6 +577,27 @@ mod tests {
             .expect("an item")
             .expect_err("cut short");
         assert!(err.to_string().contains("cut.arrow"), "{err}");
+        // A footer that names a block past the end of the file is an error, not a
+        // mapped page beyond it: the last batch's block, the file cut after it and a
+        // footer copied back on.
+        let (footer_at, last) = {
+            let m = Mapped::open(&path, vec![0]).expect("open");
+            let b = m.blocks[batches - 1];
+            (
+                (b.offset() + i64::from(b.metaDataLength()) + b.bodyLength()) as usize,
+                b,
+            )
+        };
+        let short = dir.path().join("short.arrow");
+        let mut cut_bytes = bytes[..last.offset() as usize + 8].to_vec();
+        cut_bytes.extend_from_slice(&bytes[footer_at..]);
+        std::fs::write(&short, &cut_bytes).expect("write");
+        let err = read_part(&short, &empty, &[], batches - 1..batches)
+            .next()
+            .expect("an item")
+            .expect_err("past the end");
+        assert!(err.to_string().contains("short.arrow"), "{err}");
+        assert!(err.to_string().contains("in a file of"), "{err}");
         // A missing file is an error that names it.
         let err = read_part(&dir.path().join("gone.arrow"), &empty, &[], 0..1)
             .next()
