@@ -22,9 +22,11 @@
 //!
 //! Only in sessions that answer queries ([`crate::session::context`]: the shell, the
 //! server, reports), whose tables' row counts are known. A run's marts keep
-//! DataFusion's choice: their build sides are intermediate results whose estimates
-//! can be far off, and a hash table cannot spill. With the rule, a scale-100 run ran
-//! out of its 1 GiB pool in `int_group_year`.
+//! DataFusion's rule, which looks at the build side alone, with thresholds in
+//! proportion to the pool ([`crate::session::collect_threshold`]): their build sides
+//! are intermediate results whose estimates can be far off, and a hash table cannot
+//! spill. With this rule, a scale-100 run ran out of its 1 GiB pool in
+//! `int_group_year`.
 
 use std::sync::Arc;
 
@@ -149,8 +151,8 @@ mod tests {
         ctx.register_table(name, Arc::new(t)).expect("register");
     }
 
-    async fn modes(ctx: &SessionContext, probe: &str) -> Vec<String> {
-        let sql = format!("EXPLAIN SELECT count(*) FROM small s JOIN {probe} b ON b.k = s.k");
+    async fn modes(ctx: &SessionContext, build: &str, probe: &str) -> Vec<String> {
+        let sql = format!("EXPLAIN SELECT count(*) FROM {build} s JOIN {probe} b ON b.k = s.k");
         let batches = ctx
             .sql(&sql)
             .await
@@ -167,7 +169,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_build_side_small_beside_its_probe_side_is_built_once_in_query_sessions_only() {
+    async fn small_build_sides_are_built_once_by_probe_ratio_and_in_a_run_by_pool_share() {
         let partitions = 2;
         let query = crate::session::context();
         let run = crate::session::context_with_limit(256 << 20);
@@ -183,8 +185,14 @@ mod tests {
             table(ctx, "thrice", 450_000);
             table(ctx, "twice", 300_000);
         }
-        assert_eq!(modes(&query, "thrice").await, ["CollectLeft"]);
-        assert_eq!(modes(&query, "twice").await, ["Partitioned"]);
-        assert_eq!(modes(&run, "thrice").await, ["Partitioned"]);
+        assert_eq!(modes(&query, "small", "thrice").await, ["CollectLeft"]);
+        assert_eq!(modes(&query, "small", "twice").await, ["Partitioned"]);
+        // A run's session goes by the build side alone: 1.2 MB is under a sixteenth
+        // of its 256 MiB pool, whatever the probe side; 2.2 M rows (17.6 MB) are not.
+        assert_eq!(modes(&run, "small", "thrice").await, ["CollectLeft"]);
+        assert_eq!(modes(&run, "small", "twice").await, ["CollectLeft"]);
+        table(&run, "large", 2_200_000);
+        table(&run, "larger", 2_300_000);
+        assert_eq!(modes(&run, "large", "larger").await, ["Partitioned"]);
     }
 }

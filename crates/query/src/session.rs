@@ -181,10 +181,41 @@ pub fn context() -> SessionContext {
 }
 
 /// [`context`] with a memory pool of `limit` bytes, and DataFusion's own choice of
-/// hash join mode: a run's marts use it (see [`crate::join_mode`] for why).
+/// hash join mode with a build-side threshold in proportion to the pool
+/// ([`collect_threshold`]): a run's marts use it (see [`crate::join_mode`] for why
+/// not townstat's rule).
 pub fn context_with_limit(limit: usize) -> SessionContext {
     build_context(limit, false)
 }
+
+/// The estimated bytes under which a hash join of a session with a `limit`-byte pool
+/// builds one table that every partition probes, instead of splitting both sides by
+/// key: a sixteenth of the pool (64 MiB of a run's 1 GiB). DataFusion's own threshold,
+/// 1 MB, split nearly every join of the marts, and a split repartitions both sides:
+/// in `town_member_year` the 1.4 M joined rows of 40 columns, twice, to add a size
+/// class (45 MB) and a name (24 MB). One table costs a build on one thread while the
+/// other partitions wait. At scale 100 nineteen joins of the marts now build one table
+/// (the largest of 1.4 M rows); five stay split. Measured at scale 100, three rounds
+/// alternating with the build before (bench/RESULTS.md, "Small build sides built once
+/// in the marts"): the steps' wall time 12.98, 11.87, 11.02 s against 13.64, 12.37,
+/// 12.34, their CPU time 22.1, 20.1, 19.0 s against 24.4, 22.3, 22.4. A join holds the
+/// same rows either way, in one table or in one per partition; a table is gathered into
+/// one batch before it is hashed, so one table of twice the rows raised the marts'
+/// peak memory (1,319 and 1,441 MiB against 1,116–1,263; 32 MiB was no lower).
+/// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD` still sets it.
+pub fn collect_threshold(limit: usize) -> usize {
+    limit / 16
+}
+
+/// The rows under which a build side whose size in bytes is not estimated (an
+/// aggregate's output, a join's) is built once, in a run's sessions, with
+/// [`collect_threshold`]. With DataFusion's own 128 K rows and the bytes threshold
+/// alone, `int_group_year` took 2.5–3.2 s of CPU at scale 100 (five runs); with a
+/// million rows, 2.2–2.3 (three): its joins to the patents' applicants (343 K rows,
+/// a join's output) build one table. A million rows of the marts' intermediate
+/// results are tens of MB.
+/// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD_ROWS` still sets it.
+pub const COLLECT_THRESHOLD_ROWS: usize = 1 << 20;
 
 fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
     // DataFusion's own settings can be tuned from the environment
@@ -215,6 +246,17 @@ fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
             .options_mut()
             .execution
             .skip_partial_aggregation_probe_rows_threshold = 8192;
+    }
+    if !collect_small_builds {
+        let optimizer = &mut config.options_mut().optimizer;
+        if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
+            optimizer.hash_join_single_partition_threshold = collect_threshold(limit);
+        }
+        if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD_ROWS")
+            .is_none()
+        {
+            optimizer.hash_join_single_partition_threshold_rows = COLLECT_THRESHOLD_ROWS;
+        }
     }
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(std::sync::Arc::new(
