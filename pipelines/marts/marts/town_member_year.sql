@@ -27,7 +27,7 @@
 -- Patents are not here: a patent counts once per town however many of the town's
 -- members applied for it, so per-member counts would not add up; patent_applicant
 -- names who applied. `name` is the current registered name (enterprise).
-SELECT m.town_id, m.year, m.uscc, e.name, m.county_code, m.industry_code, m.entity_kind,
+SELECT m.town_id, m.year, m.uscc, m.name, m.county_code, m.industry_code, m.entity_kind,
        m.basis,
        CAST(f.in_stock AS BIGINT) AS entities_end,
        CAST(f.enterprise_in_stock AS BIGINT) AS enterprises_end,
@@ -42,8 +42,8 @@ SELECT m.town_id, m.year, m.uscc, e.name, m.county_code, m.industry_code, m.enti
        CAST(COALESCE(f.employees, 0) AS BIGINT) AS reported_employees,
        CAST(f.above AS BIGINT) AS above_size_count,
        CAST(f.above_new AS BIGINT) AS above_size_new,
-       sc.size_class,
-       CAST(CASE WHEN sc.four_above THEN 1 ELSE 0 END AS BIGINT) AS four_above_count,
+       m.size_class,
+       CAST(CASE WHEN m.four_above THEN 1 ELSE 0 END AS BIGINT) AS four_above_count,
        CAST(f.srdi AS BIGINT) AS srdi_count,
        CAST(f.little_giant AS BIGINT) AS little_giant_count,
        CAST(f.single_champion AS BIGINT) AS single_champion_count,
@@ -63,8 +63,16 @@ SELECT m.town_id, m.year, m.uscc, e.name, m.county_code, m.industry_code, m.enti
        CAST(f.financed AS BIGINT) AS financed_enterprises,
        CAST(f.listed AS BIGINT) AS listed_enterprises,
        '${run_id}' AS run_id
-FROM int_town_member m
+FROM (
+    -- The members' narrow columns first (a size class, a name), then the wide year
+    -- figures once: a hash join copies every column of the rows it outputs, and
+    -- joined the other way round the 40 columns of each member-year were copied by
+    -- every join after the first.
+    SELECT m.town_id, m.year, m.uscc, m.county_code, m.industry_code, m.entity_kind,
+           m.basis, sc.size_class, sc.four_above, e.name
+    FROM int_town_member m
+    LEFT JOIN int_size_class sc ON sc.uscc = m.uscc AND sc.year = m.year
+    LEFT JOIN enterprise e ON e.uscc = m.uscc
+) m
 JOIN int_entity_year f ON f.uscc = m.uscc AND f.year = m.year
-LEFT JOIN int_size_class sc ON sc.uscc = m.uscc AND sc.year = m.year
-LEFT JOIN enterprise e ON e.uscc = m.uscc
 ORDER BY m.town_id, m.year, m.uscc
