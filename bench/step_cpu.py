@@ -13,10 +13,11 @@ e.g., alternating two builds:
   for i in 1 2 3; do python3 bench/step_cpu.py /tmp/old W P; python3 bench/step_cpu.py /tmp/new W P; done
 """
 import json
-import os
 import subprocess
 import sys
 import time
+
+from townstat_phases import cpu_times
 
 PHASES = ("source tables committed", "marts built", "marts tested", "run committed")
 
@@ -30,14 +31,7 @@ def main():
         [binary, "--log-format", "json", "--warehouse", warehouse, "run", pipeline, "--as-of", as_of],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu():
-        # Fields 14 and 15 of /proc/PID/stat (utime, stime), after the command name.
-        fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-    last_cpu, last_time = cpu(), time.time()
+    last_cpu, last_time = cpu_times(proc.pid), time.time()
     steps_wall = steps_cpu = 0.0
     for line in proc.stderr:
         try:
@@ -48,7 +42,7 @@ def main():
         step = message == "mart step" and fields.get("elapsed_ms", 0) > 50
         if not step and message not in PHASES:
             continue
-        now_cpu, now = cpu(), time.time()
+        now_cpu, now = cpu_times(proc.pid), time.time()
         user, system = now_cpu[0] - last_cpu[0], now_cpu[1] - last_cpu[1]
         wall = now - last_time
         print(f"{fields.get('step', message):28s} wall {wall:6.2f}  cpu {user + system:6.2f}"

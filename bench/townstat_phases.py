@@ -36,13 +36,19 @@ def child_of(pid: int, timeout: float = 5.0) -> int | None:
     return None
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU time so far, in seconds (fields 14 and 15 of
+    /proc/PID/stat, utime and stime, counted after the command name)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
 def sample(pid: int | None) -> dict:
     if pid is None:
         return {}
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        cpu = sum(cpu_times(pid))
         hwm = None
         with open(f"/proc/{pid}/status") as f:
             for line in f:
