@@ -10,6 +10,8 @@
 //! under their relative paths, and are swapped in with the marts.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -171,7 +173,96 @@ pub(crate) async fn delete_prefix(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Writes the marts of a run and publishes them. Only for local warehouses.
+/// Writes each mart's file into a run's export folder, one after the other, until
+/// `stop` is set (then the files written so far stay, and the caller removes them).
+fn write_files(dir: &Path, marts: &[(String, MartRows)], stop: &AtomicBool) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    for (name, batch) in marts {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
+        let path = folder.join(format!("{name}.parquet"));
+        let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+        let file = write_parquet(file, name, batch).map_err(|e| io(&path, e))?;
+        file.sync_all().map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// The marts' export files of a local run, written on a thread of their own while the
+/// run writes the same marts to their Delta tables and commits.
+///
+/// A Delta write encodes its Parquet on one thread, and so does an export file: one
+/// after the other they kept one of the two cores idle for the length of both. The
+/// files go to `exports/<run_id>/`, which nothing reads before [`publish`] swaps the
+/// `export` link to it after the commit, so readers still see only committed runs'
+/// exports. Dropped without [`Self::finish`] (the run failed), it stops after the file
+/// being written, waits for the thread and removes the folder.
+pub struct Staged {
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+    stop: Arc<AtomicBool>,
+    dir: std::path::PathBuf,
+}
+
+impl Staged {
+    /// Starts writing the marts' files of run `run_id` under the local warehouse `root`.
+    pub fn start(root: &Path, run_id: &str, marts: Vec<(String, MartRows)>) -> Result<Staged> {
+        let dir = root.join("exports").join(run_id);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (folder, stop) = (dir.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("export".to_string())
+                .spawn(move || write_files(&folder, &marts, &stop))
+                .map_err(|e| io(&dir, e))?
+        };
+        Ok(Staged {
+            thread: Some(thread),
+            stop,
+            dir,
+        })
+    }
+
+    /// Waits for the files. On an error (theirs or the thread's) the folder is removed
+    /// and the run's export fails, as when the files were written after the commit.
+    pub fn finish(mut self) -> Result<()> {
+        let outcome = self.join();
+        if outcome.is_ok() {
+            // Written whole: the folder stays for `publish`.
+            self.dir = std::path::PathBuf::new();
+        }
+        outcome
+    }
+
+    fn join(&mut self) -> Result<()> {
+        match self.thread.take().map(|t| t.join()) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(Error::Internal(format!(
+                "export {}: the thread writing the files panicked",
+                self.dir.display()
+            ))),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.join();
+        if !self.dir.as_os_str().is_empty()
+            && self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            tracing::warn!(folder = %self.dir.display(), error = %e, "could not remove a failed run's export folder");
+        }
+    }
+}
+
+/// Writes the marts of a run and publishes them. Only for local warehouses. The
+/// marts already written by a [`Staged`] that finished are not passed again.
 pub fn publish(
     root: &Path,
     run_id: &str,
@@ -181,15 +272,7 @@ pub fn publish(
 ) -> Result<()> {
     let runs = root.join("exports");
     let dir = runs.join(run_id);
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    for (name, batch) in marts {
-        let folder = dir.join(name);
-        std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
-        let path = folder.join(format!("{name}.parquet"));
-        let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-        let file = write_parquet(file, name, batch).map_err(|e| io(&path, e))?;
-        file.sync_all().map_err(|e| io(&path, e))?;
-    }
+    write_files(&dir, marts, &AtomicBool::new(false))?;
     for (relative, bytes) in extras {
         let path = dir.join(relative);
         if let Some(parent) = path.parent() {
@@ -225,4 +308,89 @@ pub fn publish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn mart(values: &[i64]) -> MartRows {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("town_id", DataType::Utf8, false),
+            Field::new("revenue", DataType::Int64, false),
+        ]));
+        let towns: Vec<String> = values.iter().map(|v| format!("t{v}")).collect();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(towns)),
+                Arc::new(Int64Array::from(values.to_vec())),
+            ],
+        )
+        .expect("batch");
+        MartRows::Memory(vec![batch.slice(0, 1), batch.slice(1, values.len() - 1)])
+    }
+
+    fn read_back(path: &Path) -> Vec<i64> {
+        let file = std::fs::File::open(path).expect("export file");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024)
+            .expect("parquet");
+        reader
+            .flat_map(|b| {
+                let b = b.expect("batch");
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("revenue")
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn staged_files_are_kept_when_finished_and_removed_when_the_run_fails() {
+        let root = tempfile::tempdir().expect("tmp");
+        let marts = vec![
+            ("town_year".to_string(), mart(&[3, 1, 2])),
+            ("county_year".to_string(), mart(&[7, 8])),
+        ];
+        let staged = Staged::start(root.path(), "r1", marts.clone()).expect("start");
+        staged.finish().expect("finish");
+        let dir = root.path().join("exports/r1");
+        assert_eq!(
+            read_back(&dir.join("town_year/town_year.parquet")),
+            [3, 1, 2]
+        );
+        assert_eq!(
+            read_back(&dir.join("county_year/county_year.parquet")),
+            [7, 8]
+        );
+
+        // A run that fails after starting its files (dropped without `finish`).
+        let staged = Staged::start(root.path(), "r2", marts).expect("start");
+        drop(staged);
+        assert!(!root.path().join("exports/r2").exists());
+        assert!(dir.join("town_year/town_year.parquet").exists());
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_fails_the_export_and_leaves_no_folder() {
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = root.path().join("exports/r1");
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A plain file where the mart's folder goes.
+        std::fs::write(dir.join("town_year"), b"not a folder").expect("file");
+        let staged = Staged::start(
+            root.path(),
+            "r1",
+            vec![("town_year".to_string(), mart(&[1, 2]))],
+        )
+        .expect("start");
+        let err = staged.finish().expect_err("the folder is a file");
+        assert!(err.to_string().contains("town_year"), "{err}");
+        assert!(!dir.exists());
+    }
 }

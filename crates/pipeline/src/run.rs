@@ -730,6 +730,12 @@ async fn run_holding_lock(
             recorded: false,
         })));
     }
+    // A local run writes the marts' export files beside their Delta writes, on a
+    // thread of its own (export::Staged); they are published after the commit point.
+    let staged = match &root {
+        Some(root) => Some(crate::export::Staged::start(root, &run_id, marts.clone())?),
+        None => None,
+    };
     for (name, rows) in &marts {
         versions.insert(
             name.clone(),
@@ -792,15 +798,20 @@ async fn run_holding_lock(
         Some(config) => report_files(warehouse, &run_id, config).await?,
         None => (vec![], None),
     };
-    // Exports follow the commit: they are copies of committed marts (and of the
+    // Exports are published after the commit: copies of committed marts (and of the
     // reference tables that name their ids), swapped in whole.
-    let mut exported = marts;
-    exported.extend(exported_reference);
-    match &root {
-        Some(root) => crate::export::publish(root, &run_id, &exported, &extras, || {
-            crate::lock::pause_point(Some(root.as_path()), "during_export")
-        })?,
-        None => crate::export::publish_to_store(warehouse, &run_id, &exported, &extras).await?,
+    match (&root, staged) {
+        (Some(root), Some(staged)) => {
+            staged.finish()?;
+            crate::export::publish(root, &run_id, &exported_reference, &extras, || {
+                crate::lock::pause_point(Some(root.as_path()), "during_export")
+            })?
+        }
+        _ => {
+            let mut exported = marts;
+            exported.extend(exported_reference);
+            crate::export::publish_to_store(warehouse, &run_id, &exported, &extras).await?
+        }
     }
 
     let mut reasons = BTreeMap::new();
