@@ -9,11 +9,11 @@ usage: bench/run_tail.py BIN WAREHOUSE PIPELINE [AS_OF]   (AS_OF default 2026-06
 e.g., alternating two builds:
   for i in 1 2 3; do python3 bench/run_tail.py /tmp/old W P; python3 bench/run_tail.py /tmp/new W P; done
 """
-import json
 import resource
-import subprocess
 import sys
 import time
+
+from townstat_phases import run_log
 
 PHASES = ("marts built", "marts tested", "run committed")
 
@@ -24,16 +24,9 @@ def main():
     binary, warehouse, pipeline = sys.argv[1:4]
     as_of = sys.argv[4] if len(sys.argv) == 5 else "2026-06-30"
     start = time.time()
-    proc = subprocess.Popen(
-        [binary, "--log-format", "json", "--warehouse", warehouse, "run", pipeline, "--as-of", as_of],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )
+    proc, log = run_log(binary, warehouse, pipeline, as_of)
     at, steps = {}, 0.0
-    for line in proc.stderr:
-        try:
-            fields = json.loads(line).get("fields", {})
-        except ValueError:
-            continue
+    for fields in log:
         message = fields.get("message")
         if message == "mart step":
             steps += fields.get("elapsed_ms", 0) / 1000

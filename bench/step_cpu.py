@@ -12,12 +12,10 @@ usage: bench/step_cpu.py BIN WAREHOUSE PIPELINE [AS_OF]   (AS_OF default 2026-06
 e.g., alternating two builds:
   for i in 1 2 3; do python3 bench/step_cpu.py /tmp/old W P; python3 bench/step_cpu.py /tmp/new W P; done
 """
-import json
-import subprocess
 import sys
 import time
 
-from townstat_phases import cpu_times
+from townstat_phases import cpu_times, run_log
 
 PHASES = ("source tables committed", "marts built", "marts tested", "run committed")
 
@@ -27,17 +25,10 @@ def main():
         sys.exit(__doc__)
     binary, warehouse, pipeline = sys.argv[1:4]
     as_of = sys.argv[4] if len(sys.argv) == 5 else "2026-06-30"
-    proc = subprocess.Popen(
-        [binary, "--log-format", "json", "--warehouse", warehouse, "run", pipeline, "--as-of", as_of],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )
+    proc, log = run_log(binary, warehouse, pipeline, as_of)
     last_cpu, last_time = cpu_times(proc.pid), time.time()
     steps_wall = steps_cpu = 0.0
-    for line in proc.stderr:
-        try:
-            fields = json.loads(line).get("fields", {})
-        except ValueError:
-            continue
+    for fields in log:
         message = fields.get("message")
         step = message == "mart step" and fields.get("elapsed_ms", 0) > 50
         if not step and message not in PHASES:

@@ -36,6 +36,23 @@ def child_of(pid: int, timeout: float = 5.0) -> int | None:
     return None
 
 
+def run_log(binary: str, warehouse: str, pipeline: str, as_of: str):
+    """Starts `townstat run` with a JSON log; the process and its log lines' fields."""
+    proc = subprocess.Popen(
+        [binary, "--log-format", "json", "--warehouse", warehouse, "run", pipeline, "--as-of", as_of],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+
+    def fields():
+        for line in proc.stderr:
+            try:
+                yield json.loads(line).get("fields", {})
+            except ValueError:
+                continue
+
+    return proc, fields()
+
+
 def cpu_times(pid: int) -> tuple[float, float]:
     """A process's user and system CPU time so far, in seconds (fields 14 and 15 of
     /proc/PID/stat, utime and stime, counted after the command name)."""
