@@ -9,7 +9,7 @@
 //! Other files of the run (the yearly report of `[report]`) go into the same folder,
 //! under their relative paths, and are swapped in with the marts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -196,21 +196,25 @@ fn write_files(dir: &Path, marts: &[(String, MartRows)], stop: &AtomicBool) -> R
 ///
 /// A Delta write encodes its Parquet on one thread, and so does an export file: one
 /// after the other they kept one of the two cores idle for the length of both. The
-/// files go to `exports/<run_id>/`, which nothing reads before [`publish`] swaps the
-/// `export` link to it after the commit, so readers still see only committed runs'
-/// exports. Dropped without [`Self::finish`] (the run failed), it stops after the file
-/// being written, waits for the thread and removes the folder.
+/// files go to `exports/<run_id>/`, which nothing reads before [`Staged::publish`]
+/// swaps the `export` link to it after the commit, so readers still see only committed
+/// runs' exports. Dropped without a successful `publish` (the run failed, or its
+/// export did), it stops after the file being written, waits for the thread and
+/// removes the folder.
 pub struct Staged {
     thread: Option<std::thread::JoinHandle<Result<()>>>,
     stop: Arc<AtomicBool>,
-    dir: std::path::PathBuf,
+    root: PathBuf,
+    run_id: String,
+    /// Set once the link points at the folder: from then on it is the export readers see.
+    published: bool,
 }
 
 impl Staged {
     /// Starts writing the marts' files of run `run_id` under the local warehouse `root`.
     pub fn start(root: &Path, run_id: &str, marts: Vec<(String, MartRows)>) -> Result<Staged> {
-        let dir = root.join("exports").join(run_id);
         let stop = Arc::new(AtomicBool::new(false));
+        let dir = run_dir(root, run_id);
         let thread = {
             let (folder, stop) = (dir.clone(), stop.clone());
             std::thread::Builder::new()
@@ -221,19 +225,45 @@ impl Staged {
         Ok(Staged {
             thread: Some(thread),
             stop,
-            dir,
+            root: root.to_path_buf(),
+            run_id: run_id.to_string(),
+            published: false,
         })
     }
 
-    /// Waits for the files. On an error (theirs or the thread's) the folder is removed
-    /// and the run's export fails, as when the files were written after the commit.
-    pub fn finish(mut self) -> Result<()> {
-        let outcome = self.join();
-        if outcome.is_ok() {
-            // Written whole: the folder stays for `publish`.
-            self.dir = std::path::PathBuf::new();
+    /// Waits for the files, writes `more` marts (the reference tables, which were not
+    /// staged) and `extras` (files under their relative paths) beside them, calls
+    /// `before_swap` and swaps the `export` link to the run's folder, keeping the
+    /// previous run's folder and removing older ones. On an error (the thread's, a
+    /// file's or the swap's) the folder is removed and the link still points at the
+    /// previous run's export, as when the files were written after the commit.
+    pub fn publish(
+        mut self,
+        more: &[(String, MartRows)],
+        extras: &[(String, Vec<u8>)],
+        before_swap: impl FnOnce(),
+    ) -> Result<()> {
+        self.join()?;
+        let dir = run_dir(&self.root, &self.run_id);
+        write_files(&dir, more, &AtomicBool::new(false))?;
+        for (relative, bytes) in extras {
+            let path = dir.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&path)?;
+                f.write_all(bytes)?;
+                f.sync_all()
+            };
+            write().map_err(|e| io(&path, e))?;
         }
-        outcome
+        before_swap();
+        let previous = swap_link(&self.root, &self.run_id)?;
+        self.published = true;
+        remove_older(&self.root, &self.run_id, previous);
+        Ok(())
     }
 
     fn join(&mut self) -> Result<()> {
@@ -242,7 +272,7 @@ impl Staged {
             Some(Ok(written)) => written,
             Some(Err(_)) => Err(Error::Internal(format!(
                 "export {}: the thread writing the files panicked",
-                self.dir.display()
+                run_dir(&self.root, &self.run_id).display()
             ))),
         }
     }
@@ -252,62 +282,50 @@ impl Drop for Staged {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.join();
-        if !self.dir.as_os_str().is_empty()
-            && self.dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        let dir = run_dir(&self.root, &self.run_id);
+        if !self.published
+            && dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
         {
-            tracing::warn!(folder = %self.dir.display(), error = %e, "could not remove a failed run's export folder");
+            tracing::warn!(folder = %dir.display(), error = %e, "could not remove a failed run's export folder");
         }
     }
 }
 
-/// Writes the marts of a run and publishes them. Only for local warehouses. The
-/// marts already written by a [`Staged`] that finished are not passed again.
-pub fn publish(
-    root: &Path,
-    run_id: &str,
-    marts: &[(String, MartRows)],
-    extras: &[(String, Vec<u8>)],
-    before_swap: impl FnOnce(),
-) -> Result<()> {
-    let runs = root.join("exports");
-    let dir = runs.join(run_id);
-    write_files(&dir, marts, &AtomicBool::new(false))?;
-    for (relative, bytes) in extras {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&path)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        };
-        write().map_err(|e| io(&path, e))?;
-    }
-    before_swap();
-    // Swap the link: create it under a temporary name, then rename over `export`.
+/// The folder of run `run_id`'s export files.
+fn run_dir(root: &Path, run_id: &str) -> PathBuf {
+    root.join("exports").join(run_id)
+}
+
+/// Points `export` at run `run_id`'s folder: the link is created under a temporary
+/// name, then renamed over `export`, so a reader opens one run's files or the other's.
+/// Returns where the link pointed before.
+fn swap_link(root: &Path, run_id: &str) -> Result<Option<PathBuf>> {
     let link = root.join("export");
     let tmp = root.join(format!(".export-{run_id}"));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(Path::new("exports").join(run_id), &tmp).map_err(|e| io(&tmp, e))?;
     let previous = std::fs::read_link(&link).ok();
     std::fs::rename(&tmp, &link).map_err(|e| io(&link, e))?;
-    // Keep this run's folder and the previous one; remove the rest.
-    let keep: Vec<std::ffi::OsString> = [Some(std::path::PathBuf::from(run_id)), previous]
+    Ok(previous)
+}
+
+/// Removes the run folders under `exports/` but run `run_id`'s and `previous` (where
+/// the link pointed before: a reader may still be in it). Not fatal: a folder left
+/// goes at the next run's export.
+fn remove_older(root: &Path, run_id: &str, previous: Option<PathBuf>) {
+    let keep: Vec<std::ffi::OsString> = [Some(PathBuf::from(run_id)), previous]
         .into_iter()
         .flatten()
         .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
         .collect();
-    if let Ok(entries) = std::fs::read_dir(&runs) {
+    if let Ok(entries) = std::fs::read_dir(root.join("exports")) {
         for entry in entries.flatten() {
             if !keep.contains(&entry.file_name()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -351,29 +369,47 @@ mod tests {
     }
 
     #[test]
-    fn staged_files_are_kept_when_finished_and_removed_when_the_run_fails() {
+    fn staged_files_are_published_and_removed_when_the_run_fails() {
         let root = tempfile::tempdir().expect("tmp");
         let marts = vec![
             ("town_year".to_string(), mart(&[3, 1, 2])),
             ("county_year".to_string(), mart(&[7, 8])),
         ];
         let staged = Staged::start(root.path(), "r1", marts.clone()).expect("start");
-        staged.finish().expect("finish");
-        let dir = root.path().join("exports/r1");
+        let more = [("town".to_string(), mart(&[5]))];
+        let extras = [("report/index.html".to_string(), b"<p>r1</p>".to_vec())];
+        let mut swapped = false;
+        staged
+            .publish(&more, &extras, || swapped = true)
+            .expect("publish");
+        assert!(swapped);
+        let export = root.path().join("export");
         assert_eq!(
-            read_back(&dir.join("town_year/town_year.parquet")),
+            std::fs::read_link(&export).expect("link"),
+            Path::new("exports/r1")
+        );
+        assert_eq!(
+            read_back(&export.join("town_year/town_year.parquet")),
             [3, 1, 2]
         );
         assert_eq!(
-            read_back(&dir.join("county_year/county_year.parquet")),
+            read_back(&export.join("county_year/county_year.parquet")),
             [7, 8]
         );
+        assert_eq!(read_back(&export.join("town/town.parquet")), [5]);
+        assert_eq!(
+            std::fs::read(export.join("report/index.html")).expect("extra"),
+            b"<p>r1</p>"
+        );
 
-        // A run that fails after starting its files (dropped without `finish`).
+        // A run that fails after starting its files (dropped without `publish`).
         let staged = Staged::start(root.path(), "r2", marts).expect("start");
         drop(staged);
         assert!(!root.path().join("exports/r2").exists());
-        assert!(dir.join("town_year/town_year.parquet").exists());
+        assert_eq!(
+            read_back(&export.join("town_year/town_year.parquet")),
+            [3, 1, 2]
+        );
     }
 
     #[test]
@@ -389,8 +425,33 @@ mod tests {
             vec![("town_year".to_string(), mart(&[1, 2]))],
         )
         .expect("start");
-        let err = staged.finish().expect_err("the folder is a file");
+        let err = staged
+            .publish(&[], &[], || panic!("no swap after a failed file"))
+            .expect_err("the folder is a file");
         assert!(err.to_string().contains("town_year"), "{err}");
         assert!(!dir.exists());
+        assert!(std::fs::symlink_metadata(root.path().join("export")).is_err());
+    }
+
+    #[test]
+    fn an_extra_that_cannot_be_written_keeps_the_previous_export() {
+        let root = tempfile::tempdir().expect("tmp");
+        let marts = vec![("town_year".to_string(), mart(&[1, 2]))];
+        Staged::start(root.path(), "r1", marts.clone())
+            .expect("start")
+            .publish(&[], &[], || ())
+            .expect("publish r1");
+        // The extra's parent folder is a mart's file: it cannot be created.
+        let extras = [("town_year/town_year.parquet/x".to_string(), vec![1])];
+        let err = Staged::start(root.path(), "r2", marts)
+            .expect("start")
+            .publish(&[], &extras, || panic!("no swap after a failed extra"))
+            .expect_err("the extra's folder is a file");
+        assert!(err.to_string().contains("town_year.parquet"), "{err}");
+        assert!(!root.path().join("exports/r2").exists());
+        assert_eq!(
+            std::fs::read_link(root.path().join("export")).expect("link"),
+            Path::new("exports/r1")
+        );
     }
 }

@@ -732,10 +732,10 @@ async fn run_holding_lock(
     }
     // A local run writes the marts' export files beside their Delta writes, on a
     // thread of its own (export::Staged); they are published after the commit point.
-    let staged = match &root {
-        Some(root) => Some(crate::export::Staged::start(root, &run_id, marts.clone())?),
-        None => None,
-    };
+    let staged = root
+        .as_deref()
+        .map(|root| crate::export::Staged::start(root, &run_id, marts.clone()))
+        .transpose()?;
     for (name, rows) in &marts {
         versions.insert(
             name.clone(),
@@ -800,14 +800,11 @@ async fn run_holding_lock(
     };
     // Exports are published after the commit: copies of committed marts (and of the
     // reference tables that name their ids), swapped in whole.
-    match (&root, staged) {
-        (Some(root), Some(staged)) => {
-            staged.finish()?;
-            crate::export::publish(root, &run_id, &exported_reference, &extras, || {
-                crate::lock::pause_point(Some(root.as_path()), "during_export")
-            })?
-        }
-        _ => {
+    match staged {
+        Some(staged) => staged.publish(&exported_reference, &extras, || {
+            crate::lock::pause_point(root.as_deref(), "during_export")
+        })?,
+        None => {
             let mut exported = marts;
             exported.extend(exported_reference);
             crate::export::publish_to_store(warehouse, &run_id, &exported, &extras).await?
