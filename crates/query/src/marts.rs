@@ -54,13 +54,13 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
     (
         "intermediate",
-        "int_above_size",
-        include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
+        "int_size_class",
+        include_str!("../../../pipelines/marts/intermediate/int_size_class.sql"),
     ),
     (
         "intermediate",
-        "int_size_class",
-        include_str!("../../../pipelines/marts/intermediate/int_size_class.sql"),
+        "int_above_size",
+        include_str!("../../../pipelines/marts/intermediate/int_above_size.sql"),
     ),
     (
         "intermediate",

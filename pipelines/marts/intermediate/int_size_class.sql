@@ -9,6 +9,13 @@
 -- development) and industries outside the 四上 statistics are false without a flag;
 -- a null revenue is not above. above_category names the 四上 category of the industry
 -- (null outside them), whatever the revenue.
+-- above (规上, the contract's above_size, as town_year counts it): the return's own
+-- above_size flag when it has one; when it is null, true when the industry falls under
+-- a rule of scope `industry` (规模以上工业) and the revenue reaches that rule's
+-- revenue_min. With the compiled-in rules: section B, C or D and revenue ≥ 20,000,000
+-- 元 (2000万元); a null revenue is not above. int_above_size keeps these three columns
+-- for int_entity_year: the two flags come from the same join of each return with its
+-- industry's rules, which was made twice when int_above_size made its own.
 -- size_class (《统计上大中小微型企业划分办法（2017）》): the sector of the industry's
 -- longest matching prefix in size_class_rule gives one band per indicator and class.
 -- A class is met when every indicator of the sector reaches the class's lower bound;
@@ -34,7 +41,7 @@
 -- M rows and 1.07 M groups at scale 100.)
 WITH returns AS (
     SELECT a.uscc, a.year, a.revenue, a.employees, a.above_size,
-           ey.industry_code, r.above_category, r.revenue_min,
+           ey.industry_code, r.above_category, r.above_scope, r.revenue_min,
            r.size_sector, r.size_prefix
     FROM enterprise_annual a
     LEFT JOIN stg_enterprise_year ey ON ey.uscc = a.uscc AND ey.year = a.year
@@ -65,6 +72,9 @@ checked AS (
            CASE WHEN x.above_size IS NOT NULL THEN x.above_size
                 ELSE COALESCE(x.revenue >= x.revenue_min, false)
            END AS four_above,
+           CASE WHEN x.above_size IS NOT NULL THEN x.above_size
+                ELSE COALESCE(x.above_scope = 'industry' AND x.revenue >= x.revenue_min, false)
+           END AS above,
            COALESCE(b.bands, 0) AS bands,
            CAST(b.employees_large AS DECIMAL(38, 2)) AS employees_large,
            CAST(b.revenue_large AS DECIMAL(38, 2)) * 10000 AS revenue_large,
@@ -82,7 +92,7 @@ per_return AS (
     -- below_<class>: indicators below the class's lower bound (the return has the value
     -- and it is smaller); unknown_<class>: indicators that cannot be compared (the
     -- return has no value, or townstat collects no such indicator).
-    SELECT uscc, year, industry_code, above_category, size_sector, four_above, bands,
+    SELECT uscc, year, industry_code, above_category, size_sector, four_above, above, bands,
            CASE WHEN employees < employees_large THEN 1 ELSE 0 END
              + CASE WHEN revenue < revenue_large THEN 1 ELSE 0 END AS below_large,
            CASE WHEN employees_large IS NOT NULL AND employees IS NULL THEN 1 ELSE 0 END
@@ -102,7 +112,7 @@ per_return AS (
 )
 -- The largest class with no indicator below its lower bound decides: met when none of
 -- its indicators is unknown, else null; 微型 when every larger class has one below.
-SELECT uscc, year, industry_code, above_category, size_sector, four_above,
+SELECT uscc, year, industry_code, above_category, size_sector, four_above, above,
        CASE WHEN bands = 0 THEN CAST(NULL AS VARCHAR)
             WHEN below_large = 0 THEN CASE WHEN unknown_large = 0 THEN '大型' END
             WHEN below_medium = 0 THEN CASE WHEN unknown_medium = 0 THEN '中型' END
