@@ -57,13 +57,25 @@ pub(crate) fn create(path: &Path, schema: &SchemaRef) -> std::io::Result<Writer>
 
 /// Opens a scratch file for reading its batches in order: the columns of
 /// `projection`, or all of them.
+#[allow(unsafe_code)]
 pub(crate) fn open(
     path: &Path,
     projection: Option<Vec<usize>>,
 ) -> std::io::Result<FileReader<std::io::BufReader<std::fs::File>>> {
     let file = std::fs::File::open(path)?;
-    FileReader::try_new(std::io::BufReader::new(file), projection).map_err(std::io::Error::other)
+    let reader = FileReader::try_new(std::io::BufReader::new(file), projection)
+        .map_err(std::io::Error::other)?;
+    // SAFETY: see `TRUSTED`.
+    Ok(unsafe { reader.with_skip_validation(TRUSTED) })
 }
+
+/// Whether a scratch file's arrays are taken as written, not validated again (every
+/// string checked for UTF-8, every offset against its buffer) each time a step reads
+/// them. Arrow allows it for "IPC files written by the same process": a scratch file
+/// is written by this process, whole, from arrays that were valid, in the run's own
+/// scratch directory, before any step reads it, and removed after its last reader —
+/// the same assumption its mapping (`map`) already makes.
+const TRUSTED: bool = true;
 
 /// A scratch file as a table: the next steps and the marts' tests read it.
 #[derive(Debug)]
@@ -341,8 +353,11 @@ impl Mapped {
             .recordBatches()
             .map(|b| b.iter().copied().collect())
             .unwrap_or_default();
-        let mut decoder = FileDecoder::new(Arc::new(fb_to_schema(schema)), footer.version())
+        let decoder = FileDecoder::new(Arc::new(fb_to_schema(schema)), footer.version())
             .with_projection(projection);
+        // SAFETY: see `TRUSTED`.
+        #[allow(unsafe_code)]
+        let mut decoder = unsafe { decoder.with_skip_validation(TRUSTED) };
         for block in footer.dictionaries().iter().flatten() {
             let buffer = map(&file, size, block)?;
             decoder
