@@ -1067,6 +1067,22 @@ fn local_scratch_dir(warehouse: &Warehouse, run_id: &str) -> std::path::PathBuf 
     }
 }
 
+/// Creates a run's scratch folder readable by its owner alone (mode 0700 on Unix),
+/// and fails when the folder is already there. The run reads its scratch files back
+/// without validating them (`scratch_ipc` in townstat-query), so nobody else may have
+/// made the folder or put a file in it: in the shared temporary folder another local
+/// user could otherwise create `townstat-scratch-<run id>` first and keep it writable.
+/// The parent (`<root>/_scratch`, or the temporary folder) may already exist.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// A local build's scratch: large step results as Arrow IPC files on local disk, and
 /// the guard that removes the folder.
 fn local_scratch(
@@ -1078,7 +1094,7 @@ fn local_scratch(
     let fail = |e: &dyn std::fmt::Display| {
         Error::Internal(format!("scratch folder {}: {e}", dir.display()))
     };
-    std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+    create_private_dir(&dir).map_err(|e| fail(&e))?;
     let guard = LocalScratch { dir: dir.clone() };
     let url = url::Url::from_directory_path(&dir).map_err(|()| fail(&"not an absolute path"))?;
     let prefix = object_store::path::Path::from_filesystem_path(&dir).map_err(|e| fail(&e))?;
@@ -1108,5 +1124,74 @@ impl Drop for LocalScratch {
         if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("_scratch")) {
             let _ = std::fs::remove_dir(parent);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run id nobody else uses: the test's name, the process and the time.
+    fn unique_run_id(name: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("test-{name}-{}-{nanos}", std::process::id())
+    }
+
+    #[test]
+    fn an_object_store_run_makes_its_own_private_scratch_folder_and_removes_it() {
+        let warehouse = Warehouse::open("s3://bucket/warehouse").unwrap();
+        let run_id = unique_run_id("private");
+        let (_scratch, guard) = local_scratch(&warehouse, &run_id, None).unwrap();
+        let dir = guard.dir.clone();
+        assert_eq!(
+            dir,
+            std::env::temp_dir().join(format!("townstat-scratch-{run_id}"))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+        }
+        drop(guard);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_scratch_folder_someone_made_first_fails_the_run_and_is_left_alone() {
+        let warehouse = Warehouse::open("s3://bucket/warehouse").unwrap();
+        let run_id = unique_run_id("planted");
+        let dir = std::env::temp_dir().join(format!("townstat-scratch-{run_id}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("planted.arrow"), b"not ours").unwrap();
+        let err = match local_scratch(&warehouse, &run_id, None) {
+            Ok(_) => panic!("a folder made before the run was used"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(err.to_lowercase().contains("exists"), "{err}");
+        // The run did not take the folder over, so it did not remove it either.
+        assert_eq!(
+            std::fs::read(dir.join("planted.arrow")).unwrap(),
+            b"not ours"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_local_warehouse_keeps_its_scratch_under_its_root() {
+        let root = std::env::temp_dir().join(unique_run_id("root"));
+        let warehouse = Warehouse::open(root.to_str().unwrap()).unwrap();
+        let (_scratch, guard) = local_scratch(&warehouse, "run-1", None).unwrap();
+        let root = warehouse.local_root().unwrap();
+        assert_eq!(guard.dir, root.join("_scratch").join("run-1"));
+        assert!(guard.dir.is_dir());
+        drop(guard);
+        // The emptied `_scratch` goes with the run's folder.
+        assert!(!root.join("_scratch").exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

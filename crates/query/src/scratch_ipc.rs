@@ -74,7 +74,9 @@ pub(crate) fn open(
 /// them. Arrow allows it for "IPC files written by the same process": a scratch file
 /// is written by this process, whole, from arrays that were valid, in the run's own
 /// scratch directory, before any step reads it, and removed after its last reader —
-/// the same assumption its mapping (`map`) already makes.
+/// the same assumption its mapping (`map`) already makes. The pipeline creates that
+/// directory itself, owner-only, and fails a run whose directory already exists, so
+/// no other user can have made it or written into it.
 const TRUSTED: bool = true;
 
 /// A scratch file as a table: the next steps and the marts' tests read it.
