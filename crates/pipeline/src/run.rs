@@ -1015,7 +1015,9 @@ impl Staging {
             }
             None => std::env::temp_dir().join(format!("townstat-staging-{run_id}")),
         };
-        std::fs::create_dir_all(&path)
+        // Owner-only and never one that exists: the rows staged here are what the
+        // run commits.
+        create_private_dir(&path)
             .map_err(|e| Error::Internal(format!("creating {}: {e}", path.display())))?;
         Ok(Staging { path })
     }
@@ -1067,12 +1069,14 @@ fn local_scratch_dir(warehouse: &Warehouse, run_id: &str) -> std::path::PathBuf 
     }
 }
 
-/// Creates a run's scratch folder readable by its owner alone (mode 0700 on Unix),
-/// and fails when the folder is already there. The run reads its scratch files back
-/// without validating them (`scratch_ipc` in townstat-query), so nobody else may have
-/// made the folder or put a file in it: in the shared temporary folder another local
-/// user could otherwise create `townstat-scratch-<run id>` first and keep it writable.
-/// The parent (`<root>/_scratch`, or the temporary folder) may already exist.
+/// Creates a run's staging or scratch folder readable by its owner alone (mode 0700
+/// on Unix), and fails when the folder is already there. The run commits the rows it
+/// staged and reads its scratch files back without validating them (`scratch_ipc` in
+/// townstat-query), so nobody else may have made the folder or put a file in it: in
+/// the shared temporary folder another local user could otherwise create
+/// `townstat-staging-<run id>` or `townstat-scratch-<run id>` first and keep it
+/// writable. The parent (`<root>/_staging`, `<root>/_scratch` or the temporary
+/// folder) may already exist.
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)?;
@@ -1140,6 +1144,17 @@ mod tests {
         format!("test-{name}-{}-{nanos}", std::process::id())
     }
 
+    /// The folder is readable, writable and listable by its owner alone.
+    fn assert_owner_only(dir: &std::path::Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+        }
+        assert!(dir.is_dir());
+    }
+
     #[test]
     fn an_object_store_run_makes_its_own_private_scratch_folder_and_removes_it() {
         let warehouse = Warehouse::open("s3://bucket/warehouse").unwrap();
@@ -1150,12 +1165,7 @@ mod tests {
             dir,
             std::env::temp_dir().join(format!("townstat-scratch-{run_id}"))
         );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
-        }
+        assert_owner_only(&dir);
         drop(guard);
         assert!(!dir.exists());
     }
@@ -1179,6 +1189,51 @@ mod tests {
             b"not ours"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn staging_in_the_temporary_folder_is_private_and_never_one_made_first() {
+        let run_id = unique_run_id("staging");
+        let stage = Staging::create(None, &run_id).unwrap();
+        let dir = stage.path.clone();
+        assert_eq!(
+            dir,
+            std::env::temp_dir().join(format!("townstat-staging-{run_id}"))
+        );
+        assert_owner_only(&dir);
+        drop(stage);
+        assert!(!dir.exists());
+
+        let run_id = unique_run_id("staging-planted");
+        let dir = std::env::temp_dir().join(format!("townstat-staging-{run_id}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("enterprise.arrow"), b"not ours").unwrap();
+        let err = match Staging::create(None, &run_id) {
+            Ok(_) => panic!("a staging folder made before the run was used"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert_eq!(
+            std::fs::read(dir.join("enterprise.arrow")).unwrap(),
+            b"not ours"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_local_warehouse_stages_under_its_root_after_removing_a_killed_runs_folders() {
+        let root = std::env::temp_dir().join(unique_run_id("staging-root"));
+        for left in ["_staging/old-run", "_scratch/old-run"] {
+            std::fs::create_dir_all(root.join(left)).unwrap();
+            std::fs::write(root.join(left).join("part.arrow"), b"killed").unwrap();
+        }
+        let stage = Staging::create(Some(&root), "run-2").unwrap();
+        assert_eq!(stage.path, root.join("_staging").join("run-2"));
+        assert!(!root.join("_staging/old-run").exists());
+        assert!(!root.join("_scratch").exists());
+        drop(stage);
+        assert!(!root.join("_staging").exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
