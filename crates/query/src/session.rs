@@ -247,6 +247,23 @@ fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
             .execution
             .skip_partial_aggregation_probe_rows_threshold = 8192;
     }
+    // A query session keeps the columns its statements read (crate::warm), joining
+    // columns read by different scans row for row, so each partition of a scan must
+    // read its own files and file ranges, in order. DataFusion lets a partition that
+    // is done take files from the others instead (work stealing, on by default); then
+    // two reads of a table came back in different orders, the columns were refused
+    // ("would not line up") and every later statement on that table read it from
+    // disk: in 5 of 11 runs of bench/adhoc.py at scale 100, none of 12 without
+    // stealing (bench/RESULTS.md). A run's marts keep it.
+    // DATAFUSION_EXECUTION_ENABLE_FILE_STREAM_WORK_STEALING still sets it.
+    if collect_small_builds
+        && std::env::var_os("DATAFUSION_EXECUTION_ENABLE_FILE_STREAM_WORK_STEALING").is_none()
+    {
+        config
+            .options_mut()
+            .execution
+            .enable_file_stream_work_stealing = false;
+    }
     if !collect_small_builds {
         let optimizer = &mut config.options_mut().optimizer;
         if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
@@ -367,6 +384,19 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn query_sessions_read_each_partitions_own_files_and_runs_keep_work_stealing() {
+        let stealing = |ctx: datafusion::prelude::SessionContext| {
+            ctx.state()
+                .config()
+                .options()
+                .execution
+                .enable_file_stream_work_stealing
+        };
+        assert!(!stealing(super::context()));
+        assert!(stealing(super::context_with_limit(1 << 30)));
+    }
 
     #[test]
     fn sizes() {

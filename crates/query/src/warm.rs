@@ -160,7 +160,9 @@ impl Shared {
     /// partitions of the provider's scan are read concurrently and their rows joined
     /// in partition order (a partition reads its files, and their row groups, in
     /// order, and which files a partition reads does not depend on the columns asked
-    /// for), so columns read by two statements line up row for row. Returns each
+    /// for: query sessions turn DataFusion's work stealing off, which would let a
+    /// partition read another's files, [`crate::session::context`]), so columns read
+    /// by two statements line up row for row. Returns each
     /// column's chunks, or `None` as soon as the decoded columns hold more than `cap`
     /// bytes (the reading stops there: a table too large for the budget is not
     /// decoded whole only to be dropped).
