@@ -7,6 +7,7 @@
 pub mod bounded;
 pub mod distinct;
 pub mod error;
+pub mod fill_null;
 pub mod infer;
 pub mod join_mode;
 pub mod mart_tests;

@@ -295,13 +295,16 @@ fn build_context(limit: usize, collect_small_builds: bool) -> SessionContext {
         .with_default_features()
         .with_optimizer_rules(rules)
         .with_query_planner(std::sync::Arc::new(crate::shared::TownstatQueryPlanner));
+    let mut physical = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     if collect_small_builds {
         // After DataFusion's join selection, a small build side beside a large probe
         // side is built once for every partition (crate::join_mode).
-        state = state.with_physical_optimizer_rules(crate::join_mode::with_rule(
-            datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
-        ));
+        physical = crate::join_mode::with_rule(physical);
     }
+    // Last, `COALESCE(column, literal)` in projections computed in one pass
+    // (crate::fill_null).
+    physical.push(std::sync::Arc::new(crate::fill_null::FillNulls));
+    state = state.with_physical_optimizer_rules(physical);
     if let Ok(rt) = runtime {
         state = state.with_runtime_env(rt);
     }

@@ -11,7 +11,10 @@
 --   enterprises_end the same for entity_kind `enterprise`; entities_new 1 when
 --   established in Y, entities_exited 1 when deregistered in Y.
 -- * revenue … export_value, reported_employees: the member's annual return for Y, 0
---   without one (a town's sum counts a missing return as nothing).
+--   without one (a town's sum counts a missing return as nothing). The money columns
+--   are DECIMAL(20, 2) in the returns already; a zero of that type keeps COALESCE
+--   from widening them to (22, 2), so the outer cast (which fixes the column's type)
+--   has nothing to check: with a plain 0 it checked every value back down to (20, 2).
 -- * above_size_count 1 when above designated size in Y, above_size_new 1 when also not
 --   in Y-1.
 -- * size_class: the member's 2017 size class in Y from its annual return (null without
@@ -33,12 +36,12 @@ SELECT m.town_id, m.year, m.uscc, m.name, m.county_code, m.industry_code, m.enti
        CAST(f.enterprise_in_stock AS BIGINT) AS enterprises_end,
        CAST(f.is_new AS BIGINT) AS entities_new,
        CAST(f.exited AS BIGINT) AS entities_exited,
-       CAST(COALESCE(f.revenue, 0) AS DECIMAL(20, 2)) AS revenue,
-       CAST(COALESCE(f.gross_output, 0) AS DECIMAL(20, 2)) AS gross_output,
-       CAST(COALESCE(f.profit, 0) AS DECIMAL(20, 2)) AS profit,
-       CAST(COALESCE(f.tax, 0) AS DECIMAL(20, 2)) AS tax,
-       CAST(COALESCE(f.rd_expense, 0) AS DECIMAL(20, 2)) AS rd_expense,
-       CAST(COALESCE(f.export_value, 0) AS DECIMAL(20, 2)) AS export_value,
+       CAST(COALESCE(f.revenue, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS revenue,
+       CAST(COALESCE(f.gross_output, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS gross_output,
+       CAST(COALESCE(f.profit, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS profit,
+       CAST(COALESCE(f.tax, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS tax,
+       CAST(COALESCE(f.rd_expense, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS rd_expense,
+       CAST(COALESCE(f.export_value, CAST(0 AS DECIMAL(20, 2))) AS DECIMAL(20, 2)) AS export_value,
        CAST(COALESCE(f.employees, 0) AS BIGINT) AS reported_employees,
        CAST(f.above AS BIGINT) AS above_size_count,
        CAST(f.above_new AS BIGINT) AS above_size_new,
