@@ -7,9 +7,10 @@
 //! this way. At scale 100 `town_member_year`'s 17 such columns of 1.4 M rows took
 //! 0.45 s of its projection's 0.47 s, and `int_entity_year`'s six designation flags of
 //! 2.53 M rows took 0.15 s (`TOWNSTAT_EXPLAIN_STEPS=1`, the `expr_N_eval_time` of each
-//! projection). With this rule the projection took 0.28 s; with the return
-//! columns' zero written in their own type as well (`town_member_year.sql`), 0.16 s.
-//! `int_entity_year`'s projection went from 0.23 s to 0.14 s (bench/RESULTS.md).
+//! projection). With this rule the step's projections took 0.28 s, and 0.16 s with
+//! the return columns' zero written in their own type as well
+//! (`town_member_year.sql`); `int_entity_year`'s went from 0.23 s to 0.14–0.15 s
+//! (bench/RESULTS.md).
 //! [`FillNulls`] replaces that CASE in projections with [`FillNull`]. It
 //! returns a column without nulls as it is. A column of fixed-width values with nulls
 //! is copied once, with the literal where the column is null. Other columns go through
