@@ -33,9 +33,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray, downcast_primitive_array,
 };
-use datafusion::arrow::buffer::ScalarBuffer;
-use datafusion::arrow::compute::is_not_null;
-use datafusion::arrow::compute::kernels::zip::zip;
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
@@ -121,25 +119,28 @@ impl PhysicalExpr for FillNull {
     }
 }
 
-/// `array` with `fill` where it is null. The rule makes a [`FillNull`] of fixed-width
-/// columns only; any other array goes through Arrow's `zip`.
+/// `array` with `fill` where it is null; a column without nulls as it is.
 fn fill_nulls(array: &ArrayRef, fill: &ScalarValue) -> DfResult<ArrayRef> {
-    if array.null_count() == 0 {
+    let Some(nulls) = array.nulls().filter(|n| n.null_count() > 0) else {
         return Ok(Arc::clone(array));
-    }
+    };
     downcast_primitive_array!(
         array => {
-            fill_primitive(array, fill)
+            fill_primitive(array, nulls, fill)
         }
-        _ => {
-            Ok(zip(&is_not_null(array)?, array, &fill.to_scalar()?)?)
+        t => {
+            // The rule makes a FillNull of fixed-width columns only.
+            Err(DataFusionError::Internal(format!(
+                "fill_null of a {t} column: only fixed-width columns are filled"
+            )))
         }
     )
 }
 
-/// A fixed-width column copied once, `fill` written where it is null.
+/// A fixed-width column with nulls copied once, `fill` written where it is null.
 fn fill_primitive<T: ArrowPrimitiveType>(
     array: &PrimitiveArray<T>,
+    nulls: &NullBuffer,
     fill: &ScalarValue,
 ) -> DfResult<ArrayRef> {
     let fill_array = fill.to_array_of_size(1)?;
@@ -153,15 +154,12 @@ fn fill_primitive<T: ArrowPrimitiveType>(
             ))
         })?
         .value(0);
-    let values: ScalarBuffer<T::Native> = match array.nulls() {
-        Some(nulls) => array
-            .values()
-            .iter()
-            .zip(nulls.iter())
-            .map(|(value, set)| if set { *value } else { fill })
-            .collect(),
-        None => array.values().clone(),
-    };
+    let values: ScalarBuffer<T::Native> = array
+        .values()
+        .iter()
+        .zip(nulls.iter())
+        .map(|(value, set)| if set { *value } else { fill })
+        .collect();
     Ok(Arc::new(
         PrimitiveArray::<T>::new(values, None).with_data_type(array.data_type().clone()),
     ))
