@@ -1155,6 +1155,32 @@ mod tests {
         assert!(dir.is_dir());
     }
 
+    /// A folder `townstat-<kind>-<run id>` that someone else made in the temporary
+    /// folder before the run, with a file in it: the run id and the folder.
+    fn planted(kind: &str) -> (String, std::path::PathBuf) {
+        let run_id = unique_run_id(&format!("{kind}-planted"));
+        let dir = std::env::temp_dir().join(format!("townstat-{kind}-{run_id}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("planted.arrow"), b"not ours").unwrap();
+        (run_id, dir)
+    }
+
+    /// The run refused a [`planted`] folder with an error that names it, and did not
+    /// take it over, so it did not remove it either; the test removes it.
+    fn assert_refused_and_left_alone<T>(made: Result<T>, dir: &std::path::Path) {
+        let err = match made {
+            Ok(_) => panic!("{} was made before the run and used", dir.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(err.to_lowercase().contains("exists"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.join("planted.arrow")).unwrap(),
+            b"not ours"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn an_object_store_run_makes_its_own_private_scratch_folder_and_removes_it() {
         let warehouse = Warehouse::open("s3://bucket/warehouse").unwrap();
@@ -1173,22 +1199,8 @@ mod tests {
     #[test]
     fn a_scratch_folder_someone_made_first_fails_the_run_and_is_left_alone() {
         let warehouse = Warehouse::open("s3://bucket/warehouse").unwrap();
-        let run_id = unique_run_id("planted");
-        let dir = std::env::temp_dir().join(format!("townstat-scratch-{run_id}"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("planted.arrow"), b"not ours").unwrap();
-        let err = match local_scratch(&warehouse, &run_id, None) {
-            Ok(_) => panic!("a folder made before the run was used"),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.contains(&dir.display().to_string()), "{err}");
-        assert!(err.to_lowercase().contains("exists"), "{err}");
-        // The run did not take the folder over, so it did not remove it either.
-        assert_eq!(
-            std::fs::read(dir.join("planted.arrow")).unwrap(),
-            b"not ours"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let (run_id, dir) = planted("scratch");
+        assert_refused_and_left_alone(local_scratch(&warehouse, &run_id, None), &dir);
     }
 
     #[test]
@@ -1204,20 +1216,8 @@ mod tests {
         drop(stage);
         assert!(!dir.exists());
 
-        let run_id = unique_run_id("staging-planted");
-        let dir = std::env::temp_dir().join(format!("townstat-staging-{run_id}"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("enterprise.arrow"), b"not ours").unwrap();
-        let err = match Staging::create(None, &run_id) {
-            Ok(_) => panic!("a staging folder made before the run was used"),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.contains(&dir.display().to_string()), "{err}");
-        assert_eq!(
-            std::fs::read(dir.join("enterprise.arrow")).unwrap(),
-            b"not ours"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let (run_id, dir) = planted("staging");
+        assert_refused_and_left_alone(Staging::create(None, &run_id), &dir);
     }
 
     #[test]
